@@ -1,0 +1,81 @@
+"""Webhook Lambda: HTTP routing only. Verification, parsing and storage live in the messenger layer."""
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from messenger import webhook
+from messenger.config import get_settings
+from messenger.errors import MessengerError, UnsignedCallbackError
+from messenger.http import raw_body, status_for
+from messenger.ingest import IngestResult
+from messenger.observability import logger, metrics, tracer
+
+app = APIGatewayHttpResolver()
+
+
+@app.get("/meta/webhook")
+def meta_verify() -> Response:
+    query = app.current_event.query_string_parameters or {}
+    challenge = webhook.meta_verify(
+        get_settings(), query.get("hub.mode"), query.get("hub.verify_token"), query.get("hub.challenge")
+    )
+    return Response(200, content_types.TEXT_PLAIN, challenge)
+
+
+@app.post("/meta/webhook")
+def meta_receive() -> Response:
+    settings = get_settings()
+    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    result = webhook.meta_receive(settings, body, app.current_event.headers.get("x-hub-signature-256"))
+    return _accepted("meta", result)
+
+
+@app.post("/vonage/inbound")
+def vonage_inbound() -> Response:
+    settings = get_settings()
+    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    result = webhook.vonage_inbound(settings, body, app.current_event.headers.get("authorization"))
+    return _accepted("vonage", result)
+
+
+@app.post("/vonage/status")
+def vonage_status() -> Response:
+    settings = get_settings()
+    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    result = webhook.vonage_status(settings, body, app.current_event.headers.get("authorization"))
+    return _accepted("vonage", result)
+
+
+def _accepted(provider: str, result: IngestResult) -> Response:
+    metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=result.stored)
+    metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result.duplicates)
+    logger.info("events accepted", extra={"provider": provider, "stored": result.stored,
+                                          "duplicates": result.duplicates, "statuses": result.statuses_applied})
+    return Response(200, content_types.APPLICATION_JSON, {"stored": result.stored, "duplicates": result.duplicates})
+
+
+@app.exception_handler(MessengerError)
+def handle_messenger_error(error: MessengerError) -> Response:
+    status = status_for(error)
+    if isinstance(error, UnsignedCallbackError):
+        metrics.add_metric(name="UnsignedCallbacks", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=f"Rejected{status}", unit=MetricUnit.Count, value=1)
+    log = logger.error if status >= 500 else logger.warning
+    log("request rejected", extra={"status": status, "error": error.code, "reason": str(error),
+                                   "path": app.current_event.path})
+    return Response(status, content_types.APPLICATION_JSON, {"error": error.code})
+
+
+@app.exception_handler(Exception)
+def handle_unexpected(error: Exception) -> Response:
+    logger.exception("unexpected failure", extra={"path": app.current_event.path})
+    return Response(500, content_types.APPLICATION_JSON, {"error": "internal_error"})
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

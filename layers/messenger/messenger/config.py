@@ -1,0 +1,80 @@
+"""Typed settings read once from the environment; logic receives values, never reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+
+from messenger.errors import ConfigError
+
+DEFAULT_GRAPH_API_BASE = "https://graph.facebook.com"
+DEFAULT_GRAPH_API_VERSION = "v25.0"
+DEFAULT_VONAGE_API_BASE = "https://api.nexmo.com"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    events_table: str
+    meta_secret_id: str | None = None
+    vonage_secret_id: str | None = None
+    graph_api_base: str = DEFAULT_GRAPH_API_BASE
+    graph_api_version: str = DEFAULT_GRAPH_API_VERSION
+    vonage_api_base: str = DEFAULT_VONAGE_API_BASE
+    retention_days: int = 90
+    secret_max_age_seconds: int = 300
+    max_body_bytes: int = 1_048_576
+    vonage_max_token_age_seconds: int = 300
+    vonage_max_clock_skew_seconds: int = 60
+    responder_rules_file: str | None = None
+    human_agent_tag_enabled: bool = False
+    handover_pause_seconds: int = 3600
+
+    def require_meta_secret_id(self) -> str:
+        if not self.meta_secret_id:
+            raise ConfigError("META_SECRET_ID is not set")
+        return self.meta_secret_id
+
+    def require_vonage_secret_id(self) -> str:
+        if not self.vonage_secret_id:
+            raise ConfigError("VONAGE_SECRET_ID is not set")
+        return self.vonage_secret_id
+
+
+def _int(env: dict[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def settings_from_env(env: dict[str, str]) -> Settings:
+    table = env.get("EVENTS_TABLE", "").strip()
+    if not table:
+        raise ConfigError("EVENTS_TABLE is required (the DynamoDB events table name)")
+    return Settings(
+        events_table=table,
+        meta_secret_id=env.get("META_SECRET_ID") or None,
+        vonage_secret_id=env.get("VONAGE_SECRET_ID") or None,
+        graph_api_base=(env.get("GRAPH_API_BASE") or DEFAULT_GRAPH_API_BASE).rstrip("/"),
+        graph_api_version=env.get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION,
+        vonage_api_base=(env.get("VONAGE_API_BASE") or DEFAULT_VONAGE_API_BASE).rstrip("/"),
+        retention_days=_int(env, "RETENTION_DAYS", 90, minimum=1),
+        secret_max_age_seconds=_int(env, "SECRET_MAX_AGE_SECONDS", 300),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+        responder_rules_file=env.get("RESPONDER_RULES_FILE") or None,
+        human_agent_tag_enabled=env.get("HUMAN_AGENT_TAG_ENABLED", "").lower() in ("1", "true", "yes"),
+        handover_pause_seconds=_int(env, "HANDOVER_PAUSE_SECONDS", 3600),
+    )
+
+
+@cache
+def get_settings() -> Settings:
+    """Settings of this process. Tests call `get_settings.cache_clear()` after changing the env."""
+    return settings_from_env(dict(os.environ))

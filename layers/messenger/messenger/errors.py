@@ -1,0 +1,51 @@
+"""Exceptions of the domain package. Each maps to one HTTP status or batch outcome, once."""
+
+
+class MessengerError(Exception):
+    """Base class. `code` is a short, secret-free identifier safe to return to a caller."""
+
+    code = "internal_error"
+
+
+class ConfigError(MessengerError):
+    code = "configuration_error"
+
+
+class SecretUnavailableError(MessengerError):
+    """Secrets Manager could not be read, or the secret has the wrong shape."""
+
+    code = "secret_unavailable"
+
+
+class SignatureMissingError(MessengerError):
+    code = "signature_missing"
+
+
+class SignatureInvalidError(MessengerError):
+    code = "signature_invalid"
+
+
+class UnsignedCallbackError(MessengerError):
+    """A Vonage callback without any Authorization header: answered 5xx so Vonage re-sends it signed."""
+
+    code = "unsigned_callback"
+
+
+class HandshakeRejectedError(MessengerError):
+    code = "verification_failed"
+
+
+class BadRequestError(MessengerError):
+    """A correctly signed body that is not JSON or not a shape we know."""
+
+    code = "bad_request"
+
+
+class PayloadTooLargeError(MessengerError):
+    code = "payload_too_large"
+
+
+class StorageError(MessengerError):
+    """DynamoDB failed (throttled, unavailable): the provider should redeliver."""
+
+    code = "storage_unavailable"

@@ -1,0 +1,59 @@
+"""Store what a verified webhook delivered: every event once, statuses applied before the event is kept.
+
+A batch is written event by event with conditional puts. If one write fails, the exception reaches the
+handler, which answers 5xx: the provider redelivers the whole body, the events already stored are
+recognised as duplicates, and the rest are written then. Nothing is lost and nothing is doubled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from messenger.errors import StorageError
+from messenger.models import Event, Kind
+from messenger.observability import logger
+from messenger.storage import EventStore
+
+
+@dataclass(slots=True)
+class IngestResult:
+    stored: int = 0
+    duplicates: int = 0
+    statuses_applied: int = 0
+
+
+def ingest(store: EventStore, events: list[Event]) -> IngestResult:
+    result = IngestResult()
+    for index, event in enumerate(events):
+        try:
+            # Status effects are idempotent, so they run first: if the put then fails, the redelivery
+            # applies them again instead of finding a stored duplicate and skipping them.
+            result.statuses_applied += _apply_statuses(store, event)
+            if store.put_event(event):
+                result.stored += 1
+            else:
+                result.duplicates += 1
+        except StorageError:
+            logger.error(
+                "storing a batch failed part-way; the provider will redeliver it",
+                extra={"failed_index": index, "batch_size": len(events), "stored_before_failure": result.stored,
+                       "provider": event.provider.value, "event_id": event.event_id},
+            )
+            raise
+    return result
+
+
+def _apply_statuses(store: EventStore, event: Event) -> int:
+    if event.kind is Kind.STATUS and event.status:
+        applied = store.apply_status(
+            event.provider, event.mids[0], event.status, at_ms=event.timestamp_ms, error=event.error
+        )
+        return int(applied)
+    if event.kind not in (Kind.DELIVERY, Kind.READ):
+        return 0
+    status = "delivered" if event.kind is Kind.DELIVERY else "read"
+    ids = event.mids
+    if not ids and event.watermark_ms is not None:
+        # Meta may send only a watermark: everything sent up to then has reached that status.
+        ids = store.outbound_before(event.provider, event.page_id, event.user_id, event.watermark_ms, below=status)
+    return sum(store.apply_status(event.provider, mid, status, at_ms=event.timestamp_ms) for mid in ids)

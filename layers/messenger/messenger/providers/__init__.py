@@ -1,0 +1,1 @@
+"""One sub-package per provider; a provider module knows nothing of the other provider."""

@@ -1,0 +1,1 @@
+"""Meta Messenger Platform: webhook signature, event parsing and the Send API."""

@@ -1,0 +1,1 @@
+"""Vonage Messages API (messenger channel): signed callbacks, parsing and sending."""
