@@ -1,0 +1,284 @@
+"""template.yaml is the one source of routes, stream settings, schema and environment: check its contract.
+
+No network and no AWS: the template is parsed with cfn-lint's CloudFormation-aware YAML loader (it
+understands the short tags !Ref, !GetAtt, !Sub, !If ...) and linted in-process.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.api import lint_file
+from cfnlint.decode import cfn_yaml
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+
+CONTRACT_ENV = {
+    "EVENTS_TABLE",
+    "META_SECRET_ID",
+    "VONAGE_SECRET_ID",
+    "GRAPH_API_BASE",
+    "GRAPH_API_VERSION",
+    "VONAGE_API_BASE",
+    "RETENTION_DAYS",
+    "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE",
+    "POWERTOOLS_LOG_LEVEL",
+}
+ROUTES = {
+    ("GET", "/meta/webhook"),
+    ("POST", "/meta/webhook"),
+    ("POST", "/vonage/inbound"),
+    ("POST", "/vonage/status"),
+    ("POST", "/meta/data-deletion"),
+    ("GET", "/meta/data-deletion/{code}"),
+}
+DATA_SERVICES = ("dynamodb:", "sqs:", "secretsmanager:")
+
+
+@cache
+def template() -> dict[str, Any]:
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+def resources() -> dict[str, Any]:
+    return template()["Resources"]
+
+
+def props(logical_id: str) -> dict[str, Any]:
+    return resources()[logical_id]["Properties"]
+
+
+def stream_event() -> dict[str, Any]:
+    return props("ReplyFunction")["Events"]["Stream"]["Properties"]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def iam_statements() -> list[tuple[str, dict[str, Any]]]:
+    """Every inline statement: SAM function `Policies` and IAM role `Policies` documents."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for name, resource in resources().items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] == "AWS::Serverless::Function":
+            for policy in as_list(properties.get("Policies", [])):
+                if isinstance(policy, dict) and "Statement" in policy:
+                    found += [(name, statement) for statement in policy["Statement"]]
+        elif resource["Type"] == "AWS::IAM::Role":
+            for policy in properties.get("Policies", []):
+                found += [(name, statement) for statement in policy["PolicyDocument"]["Statement"]]
+    return found
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """EventBridge-style matching for the subset used by Lambda filter criteria here: exact values."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(key in value and matches(pattern[key], value[key]) for key in pattern)
+    assert all(isinstance(option, str | int | float | bool) for option in pattern), "only literal lists expected"
+    return value in pattern
+
+
+def stream_record(event_name: str, record_type: str | None) -> dict[str, Any]:
+    image = {"pk": {"S": "EVT#meta#m1"}}
+    if record_type is not None:
+        image["record_type"] = {"S": record_type}
+    record: dict[str, Any] = {"eventName": event_name, "eventSource": "aws:dynamodb", "dynamodb": {"Keys": {}}}
+    if event_name != "REMOVE":
+        record["dynamodb"]["NewImage"] = image
+    return record
+
+
+def test_cfn_lint_reports_nothing():
+    # Given the template / When cfn-lint runs in-process / Then it finds no error, warning or info
+    assert [str(match) for match in lint_file(TEMPLATE)] == []
+
+
+def test_globals_set_runtime_architecture_tracing_and_layer():
+    function_globals = template()["Globals"]["Function"]
+    assert function_globals["Runtime"] == "python3.13"
+    assert function_globals["Architectures"] == ["arm64"]
+    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Layers"] == [{"Ref": "MessengerLayer"}]
+
+
+def test_globals_environment_has_exactly_the_contract_names():
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert set(variables) == CONTRACT_ENV
+    assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "messenger-webhook"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "MessengerWebhook"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+@pytest.mark.parametrize(
+    ("variable", "secret", "parameter", "condition"),
+    [
+        ("META_SECRET_ID", "MetaSecret", "ExistingMetaSecretArn", "CreateMetaSecret"),
+        ("VONAGE_SECRET_ID", "VonageSecret", "ExistingVonageSecretArn", "CreateVonageSecret"),
+    ],
+)
+def test_secret_id_is_the_created_or_the_existing_secret(variable, secret, parameter, condition):
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables[variable] == {"Fn::If": [condition, {"Ref": secret}, {"Ref": parameter}]}
+    assert template()["Parameters"][parameter]["Default"] == ""
+    assert template()["Conditions"][condition] == {"Fn::Equals": [{"Ref": parameter}, ""]}
+    assert resources()[secret]["Condition"] == condition
+
+
+@pytest.mark.parametrize(
+    ("secret", "keys"),
+    [
+        ("MetaSecret", {"app_secret", "verify_token", "page_tokens"}),
+        ("VonageSecret", {"application_id", "private_key", "signature_secret", "api_key"}),
+    ],
+)
+def test_placeholder_secrets_have_the_contract_shape(secret, keys):
+    placeholder = json.loads(props(secret)["SecretString"])
+    assert set(placeholder) == keys
+    if "page_tokens" in placeholder:
+        assert placeholder["page_tokens"] == {}
+
+
+def test_webhook_serves_all_six_routes_with_payload_format_2():
+    function = props("WebhookFunction")
+    assert (function["CodeUri"], function["Handler"]) == ("functions/webhook/", "app.lambda_handler")
+    events = function["Events"].values()
+    assert all(event["Type"] == "HttpApi" for event in events)
+    assert all(event["Properties"]["ApiId"] == {"Ref": "HttpApi"} for event in events)
+    assert all(event["Properties"]["PayloadFormatVersion"] == "2.0" for event in events)
+    assert {(event["Properties"]["Method"], event["Properties"]["Path"]) for event in events} == ROUTES
+
+
+def test_http_api_fails_on_warnings_logs_access_and_throttles():
+    api = props("HttpApi")
+    assert api["FailOnWarnings"] is True
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["HttpApiAccessLogs", "Arn"]}
+    assert {"ThrottlingBurstLimit", "ThrottlingRateLimit"} <= set(api["DefaultRouteSettings"])
+
+
+def test_reply_stream_event_reports_partial_failures_and_gives_up_to_the_queue():
+    function = props("ReplyFunction")
+    assert (function["CodeUri"], function["Handler"]) == ("functions/reply/", "app.lambda_handler")
+    stream = stream_event()
+    assert stream["Stream"] == {"Fn::GetAtt": ["EventsTable", "StreamArn"]}
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert 0 <= stream["MaximumRetryAttempts"] <= 10
+    assert 60 <= stream["MaximumRecordAgeInSeconds"] <= 3600
+    assert stream["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": ["ReplyFailureQueue", "Arn"]},
+    }
+    assert stream["BatchSize"] == 25
+    assert stream["StartingPosition"] in ("LATEST", "TRIM_HORIZON")
+
+
+@pytest.mark.parametrize(
+    ("event_name", "record_type", "passes"),
+    [
+        ("INSERT", "inbound", True),
+        ("MODIFY", "inbound", False),
+        ("REMOVE", "inbound", False),
+        ("INSERT", "echo", False),
+        ("INSERT", "event", False),
+        ("INSERT", "outbound", False),
+        ("INSERT", "reply", False),
+        ("INSERT", None, False),
+    ],
+)
+def test_stream_filter_passes_only_new_inbound_messages(event_name, record_type, passes):
+    filters = stream_event()["FilterCriteria"]["Filters"]
+    assert len(filters) == 1
+    pattern = json.loads(filters[0]["Pattern"])
+    assert matches(pattern, stream_record(event_name, record_type)) is passes
+
+
+def test_reply_function_adds_its_settings_to_the_contract_environment():
+    variables = props("ReplyFunction")["Environment"]["Variables"]
+    assert variables == {
+        "RESPONDER_RULES_FILE": "",
+        "HUMAN_AGENT_TAG_ENABLED": "false",
+        "HANDOVER_PAUSE_SECONDS": "3600",
+    }
+
+
+def test_layer_is_built_by_sam_for_python313_arm64():
+    layer = resources()["MessengerLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Properties"]["ContentUri"] == "layers/messenger/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
+    assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_events_table_keeps_its_schema_stream_ttl_pitr_and_encryption():
+    table = props("EventsTable")
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    (index,) = table["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by_conversation"
+    assert [key["AttributeName"] for key in index["KeySchema"]] == ["conversation_id", "conversation_sort"]
+    assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+
+
+def test_no_wildcard_action_or_resource_for_data_services():
+    statements = iam_statements()
+    assert statements, "expected inline IAM statements"
+    for owner, statement in statements:
+        actions = as_list(statement["Action"])
+        if not any(action == "*" or action.startswith(DATA_SERVICES) for action in actions):
+            continue
+        assert not any(action == "*" or action.endswith(":*") for action in actions), (owner, statement)
+        assert "*" not in as_list(statement["Resource"]), (owner, statement)
+
+
+def test_reply_function_role_is_explicit_so_sam_attaches_no_account_wide_stream_policy():
+    # SAM adds AWSLambdaDynamoDBExecutionRole (every stream, Resource "*") only to roles it makes.
+    assert props("ReplyFunction")["Role"] == {"Fn::GetAtt": ["ReplyFunctionRole", "Arn"]}
+    managed = json.dumps(props("ReplyFunctionRole")["ManagedPolicyArns"])
+    assert "DynamoDB" not in managed
+
+
+def test_every_function_has_a_log_group_with_retention():
+    for function in ("WebhookFunction", "ReplyFunction"):
+        group = props(f"{function}LogGroup")
+        assert group["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{function}}}"}
+        assert "RetentionInDays" in group
+
+
+def test_alarms_cover_errors_throttles_iterator_age_and_the_failure_queue():
+    alarms = [r["Properties"] for r in resources().values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    watched = {(alarm["Namespace"], alarm["MetricName"]) for alarm in alarms}
+    assert {
+        ("AWS/Lambda", "Errors"),
+        ("AWS/Lambda", "Throttles"),
+        ("AWS/Lambda", "IteratorAge"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    } <= watched
+    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms)
+
+
+def test_outputs_give_every_url_and_id_a_deployer_needs():
+    outputs = template()["Outputs"]
+    assert {
+        "MetaWebhookUrl",
+        "VonageInboundUrl",
+        "VonageStatusUrl",
+        "MetaDataDeletionUrl",
+        "HttpApiUrl",
+        "EventsTableName",
+        "ReplyFailureQueueUrl",
+        "MetaSecretArn",
+        "VonageSecretArn",
+    } <= set(outputs)
+    assert outputs["MetaWebhookUrl"]["Value"] == {
+        "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/meta/webhook"
+    }
+    assert all(output.get("Description") for output in outputs.values())
