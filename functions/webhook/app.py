@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from messenger import webhook
 from messenger.config import get_settings
 from messenger.errors import MessengerError, UnsignedCallbackError
-from messenger.http import raw_body, status_for
+from messenger.http import form_fields, public_base_url, raw_body, status_for
 from messenger.ingest import IngestResult
 from messenger.observability import logger, metrics, tracer
 
@@ -46,6 +46,21 @@ def vonage_status() -> Response:
     body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
     result = webhook.vonage_status(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
+
+
+@app.post("/meta/data-deletion")
+def meta_data_deletion() -> Response:
+    settings = get_settings()
+    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    base = public_base_url(app.current_event.raw_event) + "/meta/data-deletion"
+    answer = webhook.meta_data_deletion(settings, form_fields(body), base)
+    logger.info("data deletion completed", extra={"confirmation_code": answer["confirmation_code"]})
+    return Response(200, content_types.APPLICATION_JSON, answer)
+
+
+@app.get("/meta/data-deletion/<code>")
+def meta_data_deletion_status(code: str) -> Response:
+    return Response(200, content_types.APPLICATION_JSON, webhook.meta_data_deletion_status(get_settings(), code))
 
 
 def _accepted(provider: str, result: IngestResult) -> Response:

@@ -41,6 +41,10 @@ class BadRequestError(MessengerError):
     code = "bad_request"
 
 
+class NotFoundError(MessengerError):
+    code = "not_found"
+
+
 class PayloadTooLargeError(MessengerError):
     code = "payload_too_large"
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Any
+from urllib.parse import parse_qs
 
 from messenger.errors import (
     BadRequestError,
     ConfigError,
     HandshakeRejectedError,
     MessengerError,
+    NotFoundError,
     PayloadTooLargeError,
     SecretUnavailableError,
     SignatureInvalidError,
@@ -24,6 +26,7 @@ STATUS_BY_ERROR: dict[type[MessengerError], int] = {
     SignatureMissingError: 401,
     SignatureInvalidError: 401,
     HandshakeRejectedError: 403,
+    NotFoundError: 404,
     PayloadTooLargeError: 413,
     ConfigError: 500,
     SecretUnavailableError: 503,
@@ -54,3 +57,23 @@ def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
     if len(data) > max_bytes:
         raise PayloadTooLargeError("body too large")
     return data
+
+
+def form_fields(body: bytes) -> dict[str, list[str]]:
+    """An application/x-www-form-urlencoded body (Meta's data-deletion callback) as lists of values."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRequestError("form body is not UTF-8") from None
+    try:
+        return parse_qs(text, keep_blank_values=False, max_num_fields=20)
+    except ValueError:
+        raise BadRequestError("form body has too many fields") from None
+
+
+def public_base_url(event: dict[str, Any]) -> str:
+    """The URL callers used to reach this API (for links we hand back, like the deletion status page)."""
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    host = headers.get("host") or event.get("requestContext", {}).get("domainName", "localhost")
+    scheme = headers.get("x-forwarded-proto", "https").split(",")[0].strip()
+    return f"{scheme}://{host}"

@@ -205,6 +205,34 @@ class EventStore:
         item = response.get("Item")
         return from_item(item) if item else None
 
+    # -- data deletion ---------------------------------------------------------------------------
+
+    def delete_conversation(self, conversation: str) -> int:
+        """Delete every item of one conversation (the GSI finds them); returns how many were deleted."""
+        deleted = 0
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": CONVERSATION_INDEX,
+            "KeyConditionExpression": "conversation_id = :c",
+            "ExpressionAttributeValues": {":c": {"S": conversation}},
+            "ProjectionExpression": "pk, record_type, provider, event_id",
+        }
+        try:
+            while True:
+                page = self.client.query(**kwargs)
+                for item in page.get("Items", []):
+                    keys = [item["pk"]["S"]]
+                    if item.get("record_type", {}).get("S") == RecordType.INBOUND:
+                        keys.append(reply_key(item["provider"]["S"], item["event_id"]["S"]))
+                    for key in keys:
+                        self.client.delete_item(TableName=self.table_name, Key={"pk": {"S": key}})
+                    deleted += 1
+                if "LastEvaluatedKey" not in page:
+                    return deleted
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        except (ClientError, BotoCoreError) as exc:
+            raise StorageError(f"deleting a conversation failed: {type(exc).__name__}") from exc
+
     # -- helpers --------------------------------------------------------------------------------
 
     def update(

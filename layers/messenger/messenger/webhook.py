@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import cache
 
+from messenger import deletion
 from messenger.config import Settings
+from messenger.errors import BadRequestError, NotFoundError
 from messenger.ingest import IngestResult, ingest
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta import signature as meta_signature
+from messenger.providers.meta.signed_request import parse_signed_request
 from messenger.providers.vonage import events as vonage_events
 from messenger.providers.vonage import signature as vonage_signature
 from messenger.secrets import get_meta_secret, get_vonage_secret
@@ -55,3 +58,24 @@ def vonage_inbound(settings: Settings, body: bytes, authorization: str | None) -
 def vonage_status(settings: Settings, body: bytes, authorization: str | None) -> IngestResult:
     _verify_vonage(settings, body, authorization)
     return ingest(store_for(settings), [vonage_events.parse_status(body)])
+
+
+def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_url_base: str) -> dict[str, str]:
+    """Verify Meta's signed_request, delete that user's data, answer {url, confirmation_code}."""
+    secret = get_meta_secret(settings.require_meta_secret_id(), settings.secret_max_age_seconds)
+    values = form.get("signed_request") or []
+    if len(values) > 1:
+        raise BadRequestError("more than one signed_request")
+    payload = parse_signed_request(secret.app_secret, values[0] if values else None)
+    code = deletion.new_confirmation_code()
+    deletion.delete_user_data(store_for(settings), payload["user_id"], sorted(secret.page_tokens), code)
+    return {"url": f"{status_url_base}/{code}", "confirmation_code": code}
+
+
+def meta_data_deletion_status(settings: Settings, code: str) -> dict:
+    if not code.isalnum() or len(code) > 64:
+        raise NotFoundError("unknown confirmation code")
+    status = deletion.deletion_status(store_for(settings), code)
+    if status is None:
+        raise NotFoundError("unknown confirmation code")
+    return status
