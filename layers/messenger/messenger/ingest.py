@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from messenger import handover
 from messenger.errors import StorageError
 from messenger.models import Event, Kind
 from messenger.observability import logger
@@ -22,13 +23,14 @@ class IngestResult:
     statuses_applied: int = 0
 
 
-def ingest(store: EventStore, events: list[Event]) -> IngestResult:
+def ingest(store: EventStore, events: list[Event], pause_seconds: int = 3600) -> IngestResult:
     result = IngestResult()
     for index, event in enumerate(events):
         try:
-            # Status effects are idempotent, so they run first: if the put then fails, the redelivery
+            # Status and handover effects are idempotent, so they run first: if the put then fails, the redelivery
             # applies them again instead of finding a stored duplicate and skipping them.
             result.statuses_applied += _apply_statuses(store, event)
+            handover.record(store, event, pause_seconds)
             if store.put_event(event):
                 result.stored += 1
             else:

@@ -35,7 +35,7 @@ def meta_verify(settings: Settings, mode: str | None, token: str | None, challen
 def meta_receive(settings: Settings, body: bytes, signature_header: str | None) -> IngestResult:
     secret = get_meta_secret(settings.require_meta_secret_id(), settings.secret_max_age_seconds)
     meta_signature.verify_signature(secret.app_secret, body, signature_header)
-    return ingest(store_for(settings), meta_events.parse_body(body))
+    return ingest(store_for(settings), meta_events.parse_body(body), settings.handover_pause_seconds)
 
 
 def _verify_vonage(settings: Settings, body: bytes, authorization: str | None) -> None:

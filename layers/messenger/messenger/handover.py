@@ -1,0 +1,67 @@
+"""Pause the bot for a conversation while a person (or another app) has it.
+
+Meta triggers: `take_thread_control` (another app took the thread) and an echo of a message we did not
+send (a Page admin replied by hand in the Inbox) pause the conversation for HANDOVER_PAUSE_SECONDS;
+`pass_thread_control` to us resumes it. Our own sends carry BOT_METADATA, which Meta returns in the
+echo, so they never pause anything. Vonage has no echoes: there the user's request for a person (a
+rule of the responder) pauses the conversation the same way (see docs/messenger-coverage.md).
+"""
+
+from __future__ import annotations
+
+import time
+
+from messenger.models import Event, Kind, conversation_id
+from messenger.storage import EventStore
+
+BOT_METADATA = "messenger-webhook:bot"
+
+
+def state_key(conversation: str) -> str:
+    return f"CONV#{conversation}"
+
+
+def pause_change(event: Event, pause_seconds: int) -> int | None:
+    """The `paused_until` (epoch ms) this event sets, 0 to resume, None when it changes nothing."""
+    if event.kind is Kind.ECHO and event.metadata != BOT_METADATA:
+        return event.timestamp_ms + pause_seconds * 1000
+    if event.kind is Kind.HANDOVER:
+        if event.message_type == "take_thread_control":
+            return event.timestamp_ms + pause_seconds * 1000
+        if event.message_type == "pass_thread_control":
+            return 0
+    return None
+
+
+def record(store: EventStore, event: Event, pause_seconds: int) -> bool:
+    """Apply the event's pause/resume to the conversation state; older events never override newer ones."""
+    paused_until = pause_change(event, pause_seconds)
+    if paused_until is None:
+        return False
+    return set_pause(store, event.conversation_id, paused_until, event.timestamp_ms, event.kind.value)
+
+
+def set_pause(store: EventStore, conversation: str, paused_until_ms: int, at_ms: int, reason: str) -> bool:
+    now = int(time.time())
+    return store.update(
+        state_key(conversation),
+        "SET paused_until_ms = :until, state_at_ms = :at, pause_reason = :reason, record_type = :rt, "
+        "conversation_id = :c, conversation_sort = :sort, expires_at = :exp",
+        "attribute_not_exists(state_at_ms) OR state_at_ms <= :at",
+        {},
+        {
+            ":until": {"N": str(paused_until_ms)},
+            ":at": {"N": str(at_ms)},
+            ":reason": {"S": reason},
+            ":rt": {"S": "state"},
+            ":c": {"S": conversation},
+            ":sort": {"S": f"{0:013d}#{state_key(conversation)}"},
+            ":exp": {"N": str(now + store.retention_s)},
+        },
+    )
+
+
+def paused_until(store: EventStore, provider: str, page_id: str, user_id: str) -> int:
+    """Epoch ms until which the bot stays quiet in this conversation (0 when it may answer)."""
+    item = store.get(state_key(conversation_id(provider, page_id, user_id)))
+    return int(item.get("paused_until_ms", 0)) if item else 0
