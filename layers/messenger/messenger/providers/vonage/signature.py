@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -79,7 +80,8 @@ def verify_callback(
 
 
 def _check_age(iat: Any, now: float, max_age: int, max_skew: int) -> None:
-    if isinstance(iat, bool) or not isinstance(iat, int | float):
+    # NaN compares false both ways, so it would pass both window checks: require a finite number.
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
         raise SignatureInvalidError("iat is not a number")
     if iat > now + max_skew:
         raise SignatureInvalidError("iat is in the future")
