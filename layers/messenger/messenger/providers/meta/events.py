@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from messenger.errors import BadRequestError
@@ -79,7 +80,9 @@ def _classify(event: Event, item: dict[str, Any]) -> None:
         delivery = obj(item["delivery"], "delivery")
         event.kind = Kind.DELIVERY
         event.watermark_ms = opt_int(delivery.get("watermark"))
-        event.mids = [m for m in delivery.get("mids") or [] if isinstance(m, str)]
+        mids = delivery.get("mids")
+        # Only a list names messages: a bare string or object must not be iterated into fake mids.
+        event.mids = [m for m in mids if isinstance(m, str) and m] if isinstance(mids, list) else []
     elif "read" in item:
         event.kind = Kind.READ
         event.watermark_ms = opt_int(obj(item["read"], "read").get("watermark"))
@@ -132,8 +135,19 @@ def _attachment(attachment: dict[str, Any]) -> Attachment:
         url=opt_str(payload.get("url")),
         title=opt_str(attachment.get("title")) or opt_str(payload.get("title")),
         sticker_id=str(sticker) if isinstance(sticker, int | str) and not isinstance(sticker, bool) else None,
-        coordinates={k: float(v) for k, v in coordinates.items() if isinstance(v, int | float)} or None,
+        coordinates={k: f for k, v in coordinates.items() if (f := _coordinate(v)) is not None} or None,
     )
+
+
+def _coordinate(value: Any) -> float | None:
+    """A finite float, or None: a huge int would overflow float(), and inf/nan cannot be stored."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _mid(value: dict[str, Any]) -> str | None:
