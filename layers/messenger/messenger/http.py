@@ -45,6 +45,8 @@ def status_for(error: MessengerError) -> int:
 def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
     """The exact bytes the provider signed: API Gateway base64-encodes bodies it does not treat as text."""
     body = event.get("body") or ""
+    if not isinstance(body, str):
+        raise BadRequestError("body is not a string")
     if event.get("isBase64Encoded"):
         if len(body) > (max_bytes * 4) // 3 + 4:
             raise PayloadTooLargeError("body too large")
