@@ -282,3 +282,8 @@ class EventStore:
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
 
+
+
+def dynamodb_client(max_pool_connections: int = 10) -> Any:
+    """A DynamoDB client with this module's timeouts and retries, sized for `max_pool_connections` threads."""
+    return boto3.client("dynamodb", config=_CLIENT_CONFIG.merge(Config(max_pool_connections=max_pool_connections)))
