@@ -1,0 +1,262 @@
+"""The reply Lambda in-process, fed by DynamoDB Local's real stream, with the providers mocked by `responses`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from typing import Any
+
+import jwt
+import pytest
+import responses
+
+from local.services import client
+from local.streams import StreamReader, strip_internal
+from messenger.config import get_settings
+from messenger.delivery import RetryPolicy
+from messenger.outbox import ReplyLedger
+from messenger.replying import current_pipeline, inbound_from_record, pipeline_for
+from messenger.storage import EventStore, event_key, message_key, reply_key
+from tests.helpers import META, PAGE_ID, dumps, load_handler, meta_body, meta_message, meta_post, vonage_post
+
+pytestmark = pytest.mark.integration
+
+GRAPH = "https://graph.test"
+VONAGE = "https://vonage.test"
+USER_A, USER_B = "1000000000000001", "1000000000000002"
+
+
+class FakeProviders:
+    """Answers like the Send API and the Messages API and records every request; faults per recipient."""
+
+    def __init__(self, mock: responses.RequestsMock) -> None:
+        self.meta_calls: list[dict[str, Any]] = []
+        self.vonage_calls: list[dict[str, Any]] = []
+        self.meta_faults: dict[str, tuple[int, dict]] = {}
+        mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"), self._meta)
+        mock.add_callback(responses.POST, f"{VONAGE}/v1/messages", self._vonage)
+
+    def _meta(self, request: Any) -> tuple[int, dict, str]:
+        body = json.loads(request.body)
+        self.meta_calls.append({"url": request.url, "body": body})
+        fault = self.meta_faults.get(body["recipient"]["id"])
+        if fault:
+            return fault[0], {}, json.dumps(fault[1])
+        return 200, {}, json.dumps({"recipient_id": body["recipient"]["id"], "message_id": f"m_{len(self.meta_calls)}"})
+
+    def _vonage(self, request: Any) -> tuple[int, dict, str]:
+        self.vonage_calls.append({"headers": dict(request.headers), "body": json.loads(request.body)})
+        return 202, {}, json.dumps({"message_uuid": f"aaaaaaaa-0000-4000-8000-{len(self.vonage_calls):012d}"})
+
+    @property
+    def meta_texts(self) -> list[tuple[str, str]]:
+        return [(c["body"]["recipient"]["id"], c["body"]["message"]["text"]) for c in self.meta_calls]
+
+
+@pytest.fixture
+def providers(stack_env, monkeypatch):
+    monkeypatch.setenv("GRAPH_API_BASE", GRAPH)
+    monkeypatch.setenv("VONAGE_API_BASE", VONAGE)
+    get_settings.cache_clear()
+    pipeline_for.cache_clear()
+    pipeline = current_pipeline()
+    pipeline.retry = RetryPolicy(max_attempts=2, base_delay_s=0.001, max_delay_s=0.01, reserve_ms=0)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield FakeProviders(mock)
+    pipeline_for.cache_clear()
+
+
+@pytest.fixture
+def stream(stack_env, dynamodb_endpoint):
+    return StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn)
+
+
+def drain(reader: StreamReader) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    while batch := reader.poll():
+        records.extend(batch)
+    return [strip_internal(r) for r in records]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def ingest_meta(lambda_context, *events: dict[str, Any]) -> None:
+    response = load_handler("webhook").lambda_handler(meta_post(dumps(meta_body(*events))), lambda_context)
+    assert response["statusCode"] == 200
+
+
+def reply(records: list[dict[str, Any]], lambda_context) -> dict[str, Any]:
+    return load_handler("reply").lambda_handler({"Records": records}, lambda_context)
+
+
+def seq(record: dict[str, Any]) -> str:
+    return record["dynamodb"]["SequenceNumber"]
+
+
+def test_meta_message_gets_exactly_one_reply_and_is_recorded(providers, stream, stack_env, lambda_context):
+    # Given a user message, its echo and a delivery event stored by the webhook
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.in.1", "hello there", sender=USER_A, ts=ts))
+    ingest_meta(lambda_context, {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
+                                 "message": {"mid": "m.echo.1", "is_echo": True, "text": "x"}},
+                {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
+                 "delivery": {"watermark": ts}})
+    records = drain(stream)
+    # When the reply function gets the stream batch
+    result = reply(records, lambda_context)
+    # Then exactly one request went to the Send API, shaped per the contract
+    assert result == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 1
+    call = providers.meta_calls[0]
+    assert call["url"].startswith(f"{GRAPH}/v25.0/{PAGE_ID}/messages?")
+    assert "access_token=" in call["url"] and "appsecret_proof=" in call["url"]
+    assert call["body"]["recipient"] == {"id": USER_A}
+    assert call["body"]["messaging_type"] == "RESPONSE"
+    assert "Hello" in call["body"]["message"]["text"]
+    # And the claim and the outbound message are stored, with a TTL
+    claim = stack_env.get(reply_key("meta", "m.in.1"))
+    assert claim["state"] == "sent" and claim["message_ids"] == ["m_1"] and claim["expires_at"] > time.time()
+    outbound = stack_env.get(message_key("meta", "m_1"))
+    assert outbound["record_type"] == "outbound" and outbound["status"] == "sent"
+    assert outbound["in_reply_to"] == "m.in.1" and outbound["conversation_id"] == f"meta#{PAGE_ID}#{USER_A}"
+    assert outbound["expires_at"] > time.time()
+    # And the outbound item is what a Meta read watermark finds
+    store = EventStore(stack_env.name, client=stack_env.client)
+    assert store.outbound_before("meta", PAGE_ID, USER_A, now_ms() + 1000) == ["m_1"]
+
+
+def test_vonage_message_is_answered_through_vonage(providers, stream, stack_env, lambda_context):
+    # Given a Vonage inbound message from a minute ago
+    sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    body = {"channel": "messenger", "message_uuid": "bbbbbbbb-0000-4000-8000-000000000001", "to": PAGE_ID,
+            "from": USER_B, "timestamp": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "message_type": "text",
+            "text": "thanks!"}
+    assert load_handler("webhook").lambda_handler(vonage_post("/vonage/inbound", dumps(body)),
+                                                  lambda_context)["statusCode"] == 200
+    # When the reply function runs on the stream
+    result = reply(drain(stream), lambda_context)
+    # Then one Messages API request with the app JWT went out, and nothing to Meta
+    assert result == {"batchItemFailures": []}
+    assert providers.meta_calls == []
+    assert len(providers.vonage_calls) == 1
+    call = providers.vonage_calls[0]
+    assert call["body"]["from"] == PAGE_ID and call["body"]["to"] == USER_B
+    assert call["body"]["channel"] == "messenger" and call["body"]["message_type"] == "text"
+    assert call["body"]["messenger"] == {"category": "response"}
+    assert call["body"]["client_ref"] == "bbbbbbbb-0000-4000-8000-000000000001"
+    token = call["headers"]["Authorization"].removeprefix("Bearer ")
+    assert jwt.get_unverified_header(token)["alg"] == "RS256"
+    # And the outbound item carries the message_uuid as submitted
+    outbound = stack_env.get(message_key("vonage", "aaaaaaaa-0000-4000-8000-000000000001"))
+    assert outbound["status"] == "submitted" and outbound["record_type"] == "outbound"
+
+
+def test_replayed_batch_and_own_writes_send_nothing(providers, stream, stack_env, lambda_context):
+    # Given two messages answered once
+    ingest_meta(lambda_context, meta_message("m.r.1", "hi", sender=USER_A, ts=now_ms()),
+                meta_message("m.r.2", "help", sender=USER_B, ts=now_ms()))
+    records = drain(stream)
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 2
+    # When the same batch is delivered again, and then the records of our own writes
+    own_writes = drain(stream)
+    assert own_writes and all(inbound_from_record(r) is None for r in own_writes)
+    again = reply(records, lambda_context)
+    mixed = reply(own_writes, lambda_context)
+    # Then nothing more is sent, and nothing is reported failed
+    assert again == {"batchItemFailures": []} and mixed == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 2
+
+
+def test_transient_failure_fails_only_that_conversation_then_retry_sends_once(
+    providers, stream, stack_env, lambda_context
+):
+    # Given two messages from user A (whose sends fail with a 500) and one from user B
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.a.1", "first", sender=USER_A, ts=ts),
+                meta_message("m.b.1", "hello", sender=USER_B, ts=ts + 1),
+                meta_message("m.a.2", "second", sender=USER_A, ts=ts + 2))
+    records = drain(stream)
+    by_event = {r["dynamodb"]["NewImage"]["event_id"]["S"]: r for r in records}
+    providers.meta_faults[USER_A] = (500, {"error": {"message": "Service unavailable", "code": 2}})
+    # When the reply function runs
+    result = reply(records, lambda_context)
+    # Then both of A's records are reported (the second never attempted), B is answered
+    failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+    assert failed == {seq(by_event["m.a.1"]), seq(by_event["m.a.2"])}
+    a_attempts = [c for c in providers.meta_calls if c["body"]["recipient"]["id"] == USER_A]
+    assert len(a_attempts) == 2  # one in-invocation retry (max_attempts=2), then reported
+    assert [t for u, t in providers.meta_texts if u == USER_B]
+    assert stack_env.get(reply_key("meta", "m.a.1"))["state"] == "retryable"
+    assert stack_env.get(reply_key("meta", "m.a.2")) is None
+    # When the provider recovers and Lambda retries from the lowest failed sequence number
+    providers.meta_faults.clear()
+    retry_from = min(failed, key=int)
+    redelivered = [r for r in records if int(seq(r)) >= int(retry_from)]
+    before = len(providers.meta_calls)
+    assert reply(redelivered, lambda_context) == {"batchItemFailures": []}
+    # Then A's two messages are answered once each, in order; B is not answered again
+    sent = [c["body"]["recipient"]["id"] for c in providers.meta_calls[before:]]
+    assert sent == [USER_A, USER_A]
+    claim = stack_env.get(reply_key("meta", "m.a.1"))
+    assert claim["state"] == "sent" and claim["attempts"] == 2
+
+
+@pytest.mark.parametrize(
+    ("error", "state", "code"),
+    [
+        ({"message": "Invalid parameter", "code": 100, "error_subcode": 2018001}, "failed", "meta_100"),
+        ({"message": "Outside window", "code": 10, "error_subcode": 2018278}, "failed", "meta_outside_window"),
+        ({"message": "Received invalid JSON reply", "code": 1, "error_subcode": 1357046}, "ambiguous",
+         "meta_invalid_json_reply"),
+    ],
+)
+def test_permanent_and_ambiguous_errors_are_recorded_not_retried(
+    providers, stream, stack_env, lambda_context, error, state, code
+):
+    # Given a message whose send the provider refuses
+    ingest_meta(lambda_context, meta_message("m.p.1", "hello", sender=USER_A, ts=now_ms()))
+    records = drain(stream)
+    providers.meta_faults[USER_A] = (400, {"error": error})
+    # When the reply function runs, and the record is delivered again
+    first = reply(records, lambda_context)
+    second = reply(records, lambda_context)
+    # Then it was tried once, recorded with the reason, and not reported for retry
+    assert first == second == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 1
+    claim = stack_env.get(reply_key("meta", "m.p.1"))
+    assert claim["state"] == state and claim["code"] == code
+    assert META["page_tokens"][PAGE_ID] not in json.dumps(claim)
+
+
+def test_message_outside_the_24h_window_is_not_answered(providers, stream, stack_env, lambda_context):
+    # Given a message two days old (HUMAN_AGENT tag disabled)
+    ingest_meta(lambda_context, meta_message("m.old.1", "hello", sender=USER_A, ts=now_ms() - 48 * 3600 * 1000))
+    # When the reply function runs
+    result = reply(drain(stream), lambda_context)
+    # Then nothing is sent and the claim says why
+    assert result == {"batchItemFailures": []}
+    assert providers.meta_calls == []
+    claim = stack_env.get(reply_key("meta", "m.old.1"))
+    assert claim["state"] == "failed" and claim["code"] == "outside_window"
+
+
+def test_status_that_arrived_first_is_not_moved_back(stack_env):
+    # Given a delivery status recorded before the reply wrote its outbound item
+    store = EventStore(stack_env.name, client=stack_env.client)
+    store.apply_status("vonage", "uuid-early", "delivered", at_ms=now_ms())
+    item = stack_env.get(event_key("vonage", "x"))
+    assert item is None
+    from messenger.messages import InboundMessage
+
+    inbound = InboundMessage("vonage", "evt-1", "message", PAGE_ID, USER_A, f"vonage#{PAGE_ID}#{USER_A}", now_ms())
+    # When the reply records the message as submitted
+    ReplyLedger(store).record_outbound(inbound, "uuid-early", status="submitted", text="hi", part_index=0)
+    # Then the status stays delivered and the message fields are filled in
+    outbound = stack_env.get(message_key("vonage", "uuid-early"))
+    assert outbound["status"] == "delivered" and outbound["record_type"] == "outbound"
+    assert outbound["in_reply_to"] == "evt-1"
