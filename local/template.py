@@ -178,3 +178,46 @@ def _resolve(value: Any, resolve: dict[str, str], parameters: dict[str, str]) ->
             text = text.replace("${" + key + "}", val)
         return None if "${" in text else text
     return None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """Where a function's code lives and how long it may run (Globals merged with its own properties)."""
+
+    function_id: str
+    code_uri: str
+    handler: str
+    timeout_s: int
+    memory_mb: int
+
+    @property
+    def module_file(self) -> str:
+        return self.handler.rsplit(".", 1)[0].replace(".", "/") + ".py"
+
+    @property
+    def function_name(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+def function_spec(function_id: str) -> FunctionSpec:
+    template = load_template()
+    glob = (template.get("Globals") or {}).get("Function") or {}
+    props = {**glob, **resources()[function_id]["Properties"]}
+    return FunctionSpec(
+        function_id=function_id,
+        code_uri=str(props["CodeUri"]).rstrip("/"),
+        handler=str(props["Handler"]),
+        timeout_s=int(props.get("Timeout", 3)),
+        memory_mb=int(props.get("MemorySize", 128)),
+    )
+
+
+def stream_function_id() -> str:
+    """The logical id of the (single) function with a DynamoDB stream event."""
+    for logical_id, resource in resources().items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        events = resource["Properties"].get("Events") or {}
+        if any(e.get("Type") == "DynamoDB" for e in events.values()):
+            return logical_id
+    raise LookupError("no function with a DynamoDB event in template.yaml")

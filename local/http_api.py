@@ -1,0 +1,248 @@
+"""Serve template.yaml's HttpApi routes on localhost, like `sam local start-api`, without Docker.
+
+Each request becomes an API Gateway payload-2.0 event (local.apigw.http_event) and is passed to the real
+`lambda_handler` of the route's function, loaded from functions/<dir>/app.py with the layers on sys.path.
+The Lambda result is turned back into HTTP the way API Gateway does it. One "container" per function:
+invocations of a function are serialised (the Powertools resolver keeps the current event on a global).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import re
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import ModuleType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from local.apigw import http_event
+from local.template import ROOT, FunctionSpec, Route
+
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+Log = Callable[[str], None]
+# (method, path, body) -> (status, JSON-able body), or None when the path is not a control path.
+Control = Callable[[str, str, bytes], tuple[int, Any] | None]
+
+
+def add_layers_to_path() -> None:
+    """Put every layers/*/ directory on sys.path, as sam build lays them out under /opt/python."""
+    for layer in sorted((ROOT / "layers").glob("*/")):
+        if str(layer) not in sys.path:
+            sys.path.insert(0, str(layer))
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    deadline_s: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline_s - time.monotonic()) * 1000))
+
+
+class LambdaFunction:
+    """One function's handler, loaded from its CodeUri under a unique module name."""
+
+    def __init__(self, spec: FunctionSpec, log: Log = print) -> None:
+        self.spec = spec
+        self.log = log
+        self.module_name = f"local_lambda_{spec.function_id}"
+        self.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.function_id}"
+        self._lock = threading.Lock()
+        self.module: ModuleType | None = None
+
+    @property
+    def path(self) -> Any:
+        return ROOT / self.spec.code_uri / self.spec.module_file
+
+    @property
+    def available(self) -> bool:
+        return self.path.exists()
+
+    def load(self) -> ModuleType:
+        """Import (or re-import: a cold start) the handler module."""
+        add_layers_to_path()
+        sys.modules.pop(self.module_name, None)
+        module_spec = importlib.util.spec_from_file_location(self.module_name, self.path)
+        if module_spec is None or module_spec.loader is None:
+            raise ImportError(f"cannot load {self.path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[self.module_name] = module
+        module_spec.loader.exec_module(module)
+        self.module = module
+        return module
+
+    def invoke(self, event: dict[str, Any]) -> Any:
+        with self._lock:
+            module = self.module or self.load()
+            handler = getattr(module, self.spec.function_name)
+            context = LambdaContext(
+                function_name=self.spec.function_id,
+                memory_limit_in_mb=self.spec.memory_mb,
+                invoked_function_arn=self.arn,
+                aws_request_id=str(uuid.uuid4()),
+                deadline_s=time.monotonic() + self.spec.timeout_s,
+                log_group_name=f"/aws/lambda/{self.spec.function_id}",
+            )
+            started = time.monotonic()
+            try:
+                return handler(event, context)
+            finally:
+                elapsed = time.monotonic() - started
+                if elapsed > self.spec.timeout_s:
+                    self.log(f"[lambda] {self.spec.function_id} ran {elapsed:.1f}s, over its {self.spec.timeout_s}s "
+                             "Timeout (Lambda would have stopped it)")
+
+
+class Router:
+    def __init__(self, routes: list[Route]) -> None:
+        self.routes = [(route, _path_regex(route.path)) for route in routes]
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
+        for route, regex in self.routes:
+            found = regex.fullmatch(path)
+            if found and route.method in (method, "ANY"):
+                return route, dict(found.groupdict())
+        return None
+
+
+def _path_regex(path: str) -> re.Pattern[str]:
+    pattern = ""
+    for part in re.split(r"(\{[^}]+\})", path):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            if name.endswith("+"):
+                pattern += f"(?P<{name[:-1]}>.+)"
+            else:
+                pattern += f"(?P<{name}>[^/]+)"
+        else:
+            pattern += re.escape(part)
+    return re.compile(pattern)
+
+
+def to_http(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
+    """A payload-2.0 Lambda result -> (status, headers, cookies, body), as API Gateway interprets it."""
+    if isinstance(result, dict) and "statusCode" in result:
+        headers = {str(k): str(v) for k, v in (result.get("headers") or {}).items()}
+        raw = result.get("body")
+        body = b"" if raw is None else str(raw).encode()
+        if result.get("isBase64Encoded") and raw:
+            body = base64.b64decode(str(raw))
+        cookies = [str(c) for c in result.get("cookies") or []]
+        return int(result["statusCode"]), headers, cookies, body
+    # No statusCode: API Gateway assumes 200 and JSON, and the whole result is the body.
+    body = result.encode() if isinstance(result, str) else json.dumps(result).encode()
+    return 200, {"content-type": "application/json"}, [], body
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HttpApiServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._handle()
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
+
+    def _handle(self) -> None:
+        started = time.monotonic()
+        split = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        body = self.rfile.read(length) if length else b""
+        control = self.server.control(self.command, split.path, body) if self.server.control else None
+        if control is not None:
+            status, payload = control
+            self._send(status, {"content-type": "application/json"}, [], json.dumps(payload).encode())
+            return
+        found = self.server.router.match(self.command, split.path)
+        if found is None:
+            self._send(404, {"content-type": "application/json"}, [], b'{"message":"Not Found"}')
+            self.server.log(f"[api] {self.command} {split.path} -> 404 (no route)")
+            return
+        route, params = found
+        function = self.server.functions[route.function_id]
+        event = self._event(route, params, split.query, body)
+        try:
+            status, headers, cookies, out = to_http(function.invoke(event))
+        except Exception as exc:  # noqa: BLE001 - a crashed handler is API Gateway's 500
+            self.server.log(f"[api] {route.function_id} raised {type(exc).__name__}: {exc}")
+            status, headers, cookies, out = 500, {"content-type": "application/json"}, [], \
+                b'{"message":"Internal Server Error"}'
+        self._send(status, headers, cookies, out)
+        elapsed = (time.monotonic() - started) * 1000
+        self.server.log(f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms, {route.function_id})")
+
+    def _event(self, route: Route, params: dict[str, str], raw_query: str, body: bytes) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        for name, value in self.headers.items():
+            key = name.lower()
+            headers[key] = f"{headers[key]},{value}" if key in headers else value
+        cookies = [c.strip() for c in headers.pop("cookie", "").split(";") if c.strip()]
+        query: dict[str, str] = {}
+        for name, value in parse_qsl(raw_query, keep_blank_values=True):
+            query[name] = f"{query[name]},{value}" if name in query else value
+        event = http_event(
+            self.command, urlsplit(self.path).path, body if body else None, headers, query,
+            route_key=f"{route.method} {route.path}", path_parameters=params or None,
+            source_ip=self.client_address[0],
+        )
+        event["rawQueryString"] = raw_query
+        if cookies:
+            event["cookies"] = cookies
+        return event
+
+    def _send(self, status: int, headers: dict[str, str], cookies: list[str], body: bytes) -> None:
+        self.send_response(status)
+        lowered = {k.lower() for k in headers}
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        if "content-type" not in lowered and body:
+            self.send_header("content-type", "application/json")
+        for cookie in cookies:
+            self.send_header("set-cookie", cookie)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("apigw-requestid", uuid.uuid4().hex[:16])
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+
+class HttpApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, routes: list[Route], functions: dict[str, LambdaFunction], *,
+                 control: Control | None = None, log: Log = print, host: str = "127.0.0.1") -> None:
+        super().__init__((host, port), _Handler)
+        self.router = Router(routes)
+        self.functions = functions
+        self.control = control
+        self.log = log
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.serve_forever, name="http-api", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()

@@ -1,0 +1,419 @@
+"""Emulate Lambda's DynamoDB stream event source mapping with the settings template.yaml declares.
+
+What it does, per shard and in stream order (local.template.StreamSettings):
+
+- FilterCriteria (local.filters): records no pattern matches are dropped and checkpointed.
+- BatchSize / MaximumBatchingWindowInSeconds: a batch is invoked when it is full or when its oldest record
+  has waited the window.
+- ReportBatchItemFailures: `{"batchItemFailures": [{"itemIdentifier": seq}]}` checkpoints the records before
+  the lowest reported sequence number and retries from it (only the remainder, as Lambda does). An empty or
+  null list is success; a malformed one, an unknown or empty identifier or a non-JSON response is a
+  function error.
+- BisectBatchOnFunctionError: on a function error (exception or invalid response) the batch is split in
+  half and the halves are retried in order. Splitting does not count as a retry; a single record that
+  keeps failing uses up the retries.
+- MaximumRetryAttempts / MaximumRecordAgeInSeconds (from ApproximateCreationDateTime): records given up on go
+  to the on-failure destination as Lambda's invocation record (DDBStreamBatchInfo, requestContext,
+  responseContext) and are checkpointed, so the shard moves on.
+
+Checkpoints are kept per shard in a CheckpointStore (memory, and a JSON file when given). A stopped poller
+finishes its in-flight invocation first, so a new poller on the same store resumes after the last finished
+record: nothing is lost and nothing finished is invoked again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from local.filters import matches_any, parse_pattern
+from local.streams import StreamReader, strip_internal
+from local.template import StreamSettings
+
+RETRY_EXHAUSTED = "RetryAttemptsExhausted"
+RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
+
+Invoke = Callable[[dict[str, Any]], Any]
+Log = Callable[[str], None]
+
+
+class CheckpointStore:
+    """Per-shard positions (sequence number of the last finished record) of one stream."""
+
+    def __init__(self, stream_arn: str, path: Path | None = None) -> None:
+        self.stream_arn = stream_arn
+        self.path = path
+        self._lock = threading.Lock()
+        self.positions: dict[str, str] = {}
+        if path is not None and path.exists():
+            with contextlib.suppress(ValueError, OSError):
+                saved = json.loads(path.read_text(encoding="utf-8"))
+                if saved.get("stream_arn") == stream_arn:  # a file of an older (in-memory) table is ignored
+                    self.positions = {str(k): str(v) for k, v in saved.get("positions", {}).items()}
+
+    def get(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self.positions)
+
+    def save(self, shard_id: str, sequence_number: str) -> None:
+        with self._lock:
+            self.positions[shard_id] = sequence_number
+            if self.path is None:
+                return
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"stream_arn": self.stream_arn, "positions": self.positions}), "utf-8")
+            tmp.replace(self.path)
+
+
+@dataclass
+class Outcome:
+    ok: bool
+    failed_index: int | None = None  # partial batch failure: index of the lowest reported record
+    error: str | None = None  # function error (exception or invalid response)
+    duration_ms: float = 0.0
+
+    @property
+    def response_context(self) -> dict[str, Any]:
+        context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
+        if self.error is not None:
+            context["functionError"] = "Unhandled"
+        return context
+
+
+@dataclass
+class _Entry:
+    record: dict[str, Any]
+    matched: bool
+    seen_at: float
+
+
+@dataclass
+class PollerStats:
+    invocations: int = 0
+    records_invoked: int = 0
+    succeeded: int = 0
+    partial_failures: int = 0
+    function_errors: int = 0
+    bisections: int = 0
+    retries: int = 0
+    filtered: int = 0
+    sent_to_on_failure: int = 0
+    on_failure_messages: int = 0
+    last_error: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "history"}
+        data["history"] = self.history[-50:]
+        return data
+
+
+def seq(record: dict[str, Any]) -> int:
+    return int(record["dynamodb"]["SequenceNumber"])
+
+
+def _short(shard_id: str) -> str:
+    return "…" + shard_id[-8:]
+
+
+def _iso(epoch: float | None) -> str | None:
+    if epoch is None:
+        return None
+    return dt.datetime.fromtimestamp(float(epoch), dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StreamPoller:
+    def __init__(
+        self,
+        reader: StreamReader,
+        invoke: Invoke,
+        settings: StreamSettings,
+        checkpoints: CheckpointStore,
+        *,
+        on_failure: Callable[[dict[str, Any]], None] | None = None,
+        function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:ReplyFunction",
+        poll_interval_s: float = 0.25,
+        retry_delay_s: float = 0.2,
+        clock: Callable[[], float] = time.time,
+        log: Log = print,
+        name: str = "poller",
+    ) -> None:
+        self.reader = reader
+        self.invoke = invoke
+        self.settings = settings
+        self.patterns = [parse_pattern(p) for p in settings.filter_patterns]
+        self.checkpoints = checkpoints
+        self.on_failure = on_failure
+        self.function_arn = function_arn
+        self.poll_interval_s = poll_interval_s
+        self.retry_delay_s = retry_delay_s
+        self.clock = clock
+        self.log = log
+        self.name = name
+        self.stats = PollerStats()
+        self._buffers: dict[str, deque[_Entry]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._busy = False
+
+    # -- thread -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 90) -> None:
+        """Stop after the in-flight invocation (if any) has finished and been checkpointed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and not invoking: every record read so far has been finished."""
+        return not self._busy and not any(self._buffers.values())
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception as exc:  # noqa: BLE001 - keep polling; the stream may be briefly unavailable
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                self.log(f"[{self.name}] polling failed ({self.stats.last_error}); re-reading from checkpoints")
+                self.rewind()
+                self._stop.wait(1.0)
+            self._stop.wait(self.poll_interval_s)
+
+    # -- one cycle --------------------------------------------------------------------------------
+
+    def rewind(self) -> None:
+        self._buffers.clear()
+        self.reader.positions = self.checkpoints.get()
+        self.reader.rewind()
+
+    def run_once(self) -> int:
+        """Read new records, then invoke every batch that is ready. Returns the number of records read."""
+        records = self.reader.poll()
+        now = time.monotonic()
+        for record in records:
+            matched = matches_any(self.patterns, strip_internal(record))
+            self._buffers.setdefault(record["_shard"], deque()).append(_Entry(record, matched, now))
+        for shard_id in list(self._buffers):
+            self._process_shard(shard_id)
+        return len(records)
+
+    def drain(self, timeout: float = 30) -> None:
+        """Run cycles (ignoring the batching window's wait) until everything read has been finished."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            read = self.run_once()
+            if read == 0 and self.idle:
+                return
+            if not self.idle:
+                time.sleep(0.05)
+        raise TimeoutError("stream not drained in time")
+
+    def _process_shard(self, shard_id: str) -> None:
+        buffer = self._buffers[shard_id]
+        while buffer and not self._stop.is_set():
+            dropped = 0
+            while buffer and not buffer[0].matched:
+                self._commit(shard_id, buffer[0].record)
+                dropped += 1
+            if dropped:
+                self.stats.filtered += dropped
+                self.log(f"[{self.name}] shard {_short(shard_id)}: {dropped} record(s) dropped by FilterCriteria")
+            batch = [e for e in buffer if e.matched][: self.settings.batch_size]
+            if not batch:
+                return
+            waited = time.monotonic() - batch[0].seen_at
+            if len(batch) < self.settings.batch_size and waited < self.settings.batching_window_s:
+                return
+            self._busy = True
+            try:
+                if not self._run_batch(shard_id, [e.record for e in batch]):
+                    return
+            finally:
+                self._busy = False
+
+    def _commit(self, shard_id: str, record: dict[str, Any]) -> None:
+        """Checkpoint `record`: it and every record before it in the shard are finished."""
+        buffer = self._buffers.get(shard_id, deque())
+        last = seq(record)
+        while buffer and seq(buffer[0].record) <= last:
+            buffer.popleft()
+        self.checkpoints.save(shard_id, record["dynamodb"]["SequenceNumber"])
+
+    # -- the event source mapping's retry rules ---------------------------------------------------
+
+    def _run_batch(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        """Invoke until every record of the batch is finished or given up. False if stopped part-way."""
+        work: list[tuple[list[dict[str, Any]], int]] = [(records, 0)]
+        while work:
+            if self._stop.is_set():
+                return False
+            batch, retries = work.pop(0)
+            batch = self._expire(shard_id, batch, retries)
+            if not batch:
+                continue
+            outcome = self._invoke(shard_id, batch, retries)
+            if outcome.ok:
+                self._commit(shard_id, batch[-1])
+                continue
+            if outcome.failed_index is not None:
+                if outcome.failed_index > 0:
+                    self._commit(shard_id, batch[outcome.failed_index - 1])
+                rest = batch[outcome.failed_index:]
+                self._retry_or_give_up(work, shard_id, rest, retries + 1, outcome)
+                continue
+            if self.settings.bisect_on_error and len(batch) > 1:
+                half = len(batch) // 2
+                self.stats.bisections += 1
+                self.log(f"[{self.name}] shard {_short(shard_id)}: bisecting {len(batch)} records "
+                         f"into {half} + {len(batch) - half}")
+                work[0:0] = [(batch[:half], retries), (batch[half:], retries)]
+                continue
+            self._retry_or_give_up(work, shard_id, batch, retries + 1, outcome)
+        return True
+
+    def _retry_or_give_up(self, work: list[tuple[list[dict[str, Any]], int]], shard_id: str,
+                          batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
+        limit = self.settings.maximum_retry_attempts
+        if 0 <= limit < retries:
+            self._give_up(shard_id, batch, RETRY_EXHAUSTED, retries, outcome)
+            return
+        self.stats.retries += 1
+        left = "unlimited" if limit < 0 else str(limit - retries + 1)
+        self.log(f"[{self.name}] shard {_short(shard_id)}: retry {retries} of {len(batch)} record(s) from seq "
+                 f"{batch[0]['dynamodb']['SequenceNumber']} ({left} attempt(s) left)")
+        self._stop.wait(min(self.retry_delay_s * (2 ** (retries - 1)), 5.0))
+        work.insert(0, (batch, retries))
+
+    def _expire(self, shard_id: str, batch: list[dict[str, Any]], retries: int) -> list[dict[str, Any]]:
+        max_age = self.settings.maximum_record_age_s
+        if max_age < 0:
+            return batch
+        now = self.clock()
+        expired = 0
+        for record in batch:
+            created = record["dynamodb"].get("ApproximateCreationDateTime")
+            if created is None or now - float(created) <= max_age:
+                break
+            expired += 1
+        if expired:
+            self._give_up(shard_id, batch[:expired], RECORD_AGE_EXCEEDED, retries, None)
+        return batch[expired:]
+
+    def _give_up(self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int,
+                 outcome: Outcome | None) -> None:
+        message = self.failure_record(shard_id, batch, condition, invokes, outcome)
+        self.stats.sent_to_on_failure += len(batch)
+        self.stats.on_failure_messages += 1
+        where = "on-failure destination" if self.on_failure else "nowhere (no destination): discarded"
+        self.log(f"[{self.name}] shard {_short(shard_id)}: giving up on {len(batch)} record(s) "
+                 f"seq {batch[0]['dynamodb']['SequenceNumber']}..{batch[-1]['dynamodb']['SequenceNumber']} "
+                 f"({condition}) -> {where}")
+        if self.on_failure is not None:
+            self.on_failure(message)
+        self._commit(shard_id, batch[-1])
+
+    def failure_record(self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int,
+                       outcome: Outcome | None) -> dict[str, Any]:
+        """Lambda's on-failure invocation record for a DynamoDB stream batch."""
+        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+        return {
+            "requestContext": {
+                "requestId": str(uuid.uuid4()),
+                "functionArn": self.function_arn,
+                "condition": condition,
+                "approximateInvokeCount": invokes,
+            },
+            "responseContext": outcome.response_context if outcome else {"executedVersion": "$LATEST"},
+            "version": "1.0",
+            "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "DDBStreamBatchInfo": {
+                "shardId": shard_id,
+                "startSequenceNumber": first["SequenceNumber"],
+                "endSequenceNumber": last["SequenceNumber"],
+                "approximateArrivalOfFirstRecord": _iso(first.get("ApproximateCreationDateTime")),
+                "approximateArrivalOfLastRecord": _iso(last.get("ApproximateCreationDateTime")),
+                "batchSize": len(batch),
+                "streamArn": batch[0]["eventSourceARN"],
+            },
+        }
+
+    def _invoke(self, shard_id: str, batch: list[dict[str, Any]], retries: int) -> Outcome:
+        event = {"Records": [strip_internal(r) for r in batch]}
+        started = time.monotonic()
+        try:
+            response = self.invoke(event)
+            outcome = self._judge(response, batch)
+        except Exception as exc:  # noqa: BLE001 - any exception is a function error, as in Lambda
+            outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
+        outcome.duration_ms = (time.monotonic() - started) * 1000
+        self._record(shard_id, batch, retries, outcome)
+        return outcome
+
+    def _judge(self, response: Any, batch: list[dict[str, Any]]) -> Outcome:
+        try:
+            json.dumps(response)
+        except (TypeError, ValueError):
+            return Outcome(ok=False, error="invalid response: not JSON-serialisable")
+        if not self.settings.report_batch_item_failures or response is None:
+            return Outcome(ok=True)
+        if not isinstance(response, dict):
+            return Outcome(ok=False, error="invalid response: not an object")
+        failures = response.get("batchItemFailures")
+        if not failures:
+            return Outcome(ok=True)
+        if not isinstance(failures, list):
+            return Outcome(ok=False, error="invalid response: batchItemFailures is not a list")
+        index = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(batch)}
+        failed: list[int] = []
+        for failure in failures:
+            identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+            if not isinstance(identifier, str) or identifier not in index:
+                return Outcome(ok=False, error=f"invalid response: itemIdentifier {identifier!r} not in the batch")
+            failed.append(index[identifier])
+        return Outcome(ok=False, failed_index=min(failed))
+
+    def _record(self, shard_id: str, batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
+        stats = self.stats
+        stats.invocations += 1
+        stats.records_invoked += len(batch)
+        if outcome.ok:
+            stats.succeeded += len(batch)
+            result = "ok"
+        elif outcome.failed_index is not None:
+            stats.partial_failures += 1
+            stats.succeeded += outcome.failed_index
+            result = (f"{len(batch) - outcome.failed_index} failed (batchItemFailures), "
+                      f"{outcome.failed_index} done")
+        else:
+            stats.function_errors += 1
+            stats.last_error = outcome.error
+            result = f"function error: {outcome.error}"
+        first, last = batch[0]["dynamodb"]["SequenceNumber"], batch[-1]["dynamodb"]["SequenceNumber"]
+        stats.history.append({"shard": shard_id, "size": len(batch), "first": first, "last": last,
+                              "attempt": retries + 1, "ok": outcome.ok, "failed_index": outcome.failed_index,
+                              "error": outcome.error})
+        del stats.history[:-200]
+        self.log(f"[{self.name}] invoke shard {_short(shard_id)}: {len(batch)} record(s) seq {first}..{last} "
+                 f"attempt {retries + 1} -> {result} ({outcome.duration_ms:.0f} ms)")
