@@ -80,7 +80,7 @@ def _retry_after(response: requests.Response) -> float | None:
     return None
 
 
-def classify_error(response: requests.Response) -> Exception:
+def classify_error(response: requests.Response, redact: tuple[str, ...] = ()) -> Exception:
     """The error a non-success answer means (per docs/replying.md's table)."""
     status = response.status_code
     try:
@@ -90,7 +90,10 @@ def classify_error(response: requests.Response) -> Exception:
     code = error.get("code") if isinstance(error.get("code"), int) else None
     subcode = error.get("error_subcode") if isinstance(error.get("error_subcode"), int) else None
     label = f"{code}/{subcode}" if subcode is not None else str(code)
-    text = scrub(str(error.get("message", "")))[:200]
+    text = str(error.get("message", ""))
+    for secret in redact:
+        text = text.replace(secret, "[redacted]")
+    text = scrub(text)[:200]
     reason = f"Meta error {label} (HTTP {status}): {text}" if code is not None else f"Meta HTTP {status}"
     kwargs: dict[str, Any] = {"provider_code": label if code is not None else None, "http_status": status}
     if (code, subcode) in AMBIGUOUS:
@@ -136,7 +139,7 @@ class MetaSendClient:
                                          code="meta_timeout_after_send") from None
         latency = (time.perf_counter() - started) * 1000
         if response.status_code >= 300:
-            error = classify_error(response)
+            error = classify_error(response, redact=(token, params["appsecret_proof"]))
             if getattr(error, "code", "") == "meta_token_invalid":
                 logger.error("operator action: the Page access token is invalid or expired; "
                              "put a new one in the Meta secret's page_tokens", extra={"page_id": page_id})

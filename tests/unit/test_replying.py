@@ -1,0 +1,248 @@
+"""The batch processor (ordering, concurrency, partial failures) and the pipeline with in-memory fakes."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch import process_partial_response
+
+from messenger.delivery import (
+    AmbiguousSendError,
+    PermanentSendError,
+    RetryPolicy,
+    SendResult,
+    TransientSendError,
+)
+from messenger.messages import OutgoingMessage
+from messenger.outbox import Claim, ClaimState, Settled
+from messenger.replying import (
+    ConversationOrderedProcessor,
+    ReplyPipeline,
+    ReplyStats,
+    RetryLaterError,
+    inbound_from_record,
+)
+from messenger.storage import to_item
+
+NOW_MS = 1_800_000_000_000
+
+
+def record(seq: int, user: str, event_id: str | None = None, *, name: str = "INSERT", record_type: str = "inbound",
+           ts: int = NOW_MS, text: str = "hello") -> dict[str, Any]:
+    event_id = event_id or f"m{seq}"
+    image = to_item({"pk": f"EVT#meta#{event_id}", "record_type": record_type, "provider": "meta", "kind": "message",
+                     "event_id": event_id, "page_id": "page", "user_id": user,
+                     "conversation_id": f"meta#page#{user}", "timestamp_ms": ts, "text": text})
+    return {"eventID": f"e{seq}", "eventName": name, "eventSource": "aws:dynamodb",
+            "dynamodb": {"SequenceNumber": f"{seq:021d}", "NewImage": image, "Keys": {"pk": image["pk"]}}}
+
+
+class Context:
+    def __init__(self, remaining_ms: int = 60_000) -> None:
+        self.remaining_ms = remaining_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+# -- processor -------------------------------------------------------------------------------------
+
+
+def test_conversations_in_order_and_in_parallel():
+    # Given 3 conversations of 3 records each, interleaved, and a handler that takes 50 ms
+    records = [record(i, f"u{i % 3}") for i in range(9)]
+    seen: dict[str, list[int]] = {}
+    lock = threading.Lock()
+
+    def handler(record, lambda_context=None):
+        time.sleep(0.05)
+        user = record.dynamodb.new_image["user_id"]
+        with lock:
+            seen.setdefault(user, []).append(int(record.dynamodb.sequence_number))
+
+    processor = ConversationOrderedProcessor(max_workers=8, finish=None)
+    # When processed
+    started = time.perf_counter()
+    result = process_partial_response({"Records": records}, handler, processor, Context())
+    elapsed = time.perf_counter() - started
+    # Then each conversation was handled in stream order, the three side by side
+    assert result == {"batchItemFailures": []}
+    assert seen == {"u0": [0, 3, 6], "u1": [1, 4, 7], "u2": [2, 5, 8]}
+    assert elapsed < 0.4
+
+
+def test_failure_blocks_the_conversation_rest_only():
+    # Given user a's second record fails
+    records = [record(1, "a"), record(2, "b"), record(3, "a"), record(4, "a"), record(5, "b")]
+    handled: list[int] = []
+
+    def handler(record):
+        seq = int(record.dynamodb.sequence_number)
+        handled.append(seq)
+        if seq == 3:
+            raise RetryLaterError("boom")
+
+    processor = ConversationOrderedProcessor(finish=None)
+    # When processed
+    result = process_partial_response({"Records": records}, handler, processor)
+    # Then the failed record and a's later one are reported, the later one never attempted
+    assert [int(f["itemIdentifier"]) for f in result["batchItemFailures"]] == [3, 4]
+    assert sorted(handled) == [1, 2, 3, 5]
+
+
+def test_entire_batch_failure_is_a_response_not_an_exception():
+    def handler(record):
+        raise RetryLaterError("down")
+
+    result = process_partial_response({"Records": [record(1, "a"), record(2, "b")]}, handler,
+                                      ConversationOrderedProcessor(finish=None))
+    assert len(result["batchItemFailures"]) == 2
+
+
+def test_no_record_started_when_time_is_short():
+    calls: list[Any] = []
+    processor = ConversationOrderedProcessor(min_remaining_ms=5_000, finish=None)
+    result = process_partial_response({"Records": [record(1, "a")]}, lambda record: calls.append(record),
+                                      processor, Context(remaining_ms=1_000))
+    assert calls == [] and len(result["batchItemFailures"]) == 1
+
+
+def test_only_inserts_of_inbound_items_are_answered():
+    assert inbound_from_record(record(1, "a")) is not None
+    assert inbound_from_record(record(1, "a", name="MODIFY")) is None
+    assert inbound_from_record(record(1, "a", name="REMOVE")) is None
+    for record_type in ("echo", "event", "outbound", "reply"):
+        assert inbound_from_record(record(1, "a", record_type=record_type)) is None
+
+
+# -- pipeline with fakes ---------------------------------------------------------------------------
+
+
+class FakeLedger:
+    def __init__(self) -> None:
+        self.claims: dict[str, dict[str, Any]] = {}
+        self.outbound: list[str] = []
+
+    def claim(self, inbound):
+        state = self.claims.get(inbound.event_id)
+        if state is None or state["state"] == ClaimState.RETRYABLE:
+            attempts = 1 if state is None else state["attempts"] + 1
+            parts = 0 if state is None else state["parts_done"]
+            self.claims[inbound.event_id] = {"state": ClaimState.CLAIMED, "attempts": attempts, "parts_done": parts}
+            return Claim(inbound.event_id, "t", attempts, parts, [])
+        return Settled(state["state"])
+
+    def part_sent(self, claim, message_id):
+        claim.parts_done += 1
+        self.claims[claim.pk]["parts_done"] = claim.parts_done
+
+    def finish(self, claim, state, details=None):
+        self.claims[claim.pk].update({"state": state, "parts_done": claim.parts_done, **(details or {})})
+
+    def record_outbound(self, inbound, message_id, **kwargs):
+        self.outbound.append(message_id)
+
+
+class FakeSender:
+    provider = "meta"
+    initial_status = "sent"
+
+    def __init__(self, outcomes: list[Any] | None = None) -> None:
+        self.outcomes = list(outcomes or [])
+        self.posted: list[dict] = []
+
+    def plan(self, inbound, replies, policy):
+        return [{"text": r.text} for r in replies]
+
+    def post(self, inbound, body):
+        self.posted.append(body)
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if isinstance(outcome, Exception):
+            raise outcome
+        return SendResult(f"mid-{len(self.posted)}", 1.0)
+
+
+class Fixed:
+    def __init__(self, *texts: str) -> None:
+        self.texts = texts
+
+    def respond(self, message):
+        return [OutgoingMessage(text=t) for t in self.texts]
+
+
+def pipeline(sender: FakeSender, *texts: str, retry: RetryPolicy | None = None) -> tuple[ReplyPipeline, FakeLedger]:
+    ledger = FakeLedger()
+    sleeps: list[float] = []
+    p = ReplyPipeline(ledger=ledger, responder=Fixed(*(texts or ("hi",))), senders={"meta": sender},
+                      retry=retry or RetryPolicy(max_attempts=3, base_delay_s=0.01, reserve_ms=0),
+                      clock=lambda: NOW_MS / 1000, sleep=sleeps.append, stats=ReplyStats())
+    p.sleeps = sleeps  # type: ignore[attr-defined]
+    return p, ledger
+
+
+def test_transient_errors_are_retried_with_backoff_then_succeed():
+    sender = FakeSender([TransientSendError("503"), TransientSendError("503")])
+    p, ledger = pipeline(sender)
+    assert p.handle(record(1, "a")) == "sent"
+    assert len(sender.posted) == 3 and len(p.sleeps) == 2 and all(0 <= s <= 0.02 for s in p.sleeps)
+    assert p.stats.counts == {"ReplyRetried": 2, "RepliesSent": 1}
+
+
+def test_retries_stop_when_the_invocation_runs_short():
+    sender = FakeSender([TransientSendError("503")] * 5)
+    p, ledger = pipeline(sender, retry=RetryPolicy(max_attempts=5, base_delay_s=0.01, reserve_ms=10_000))
+    with pytest.raises(RetryLaterError):
+        p.handle(record(1, "a"), remaining_ms=lambda: 9_000)
+    assert len(sender.posted) == 1 and ledger.claims["m1"]["state"] == ClaimState.RETRYABLE
+
+
+def test_retry_after_longer_than_the_cap_is_not_waited_for():
+    sender = FakeSender([TransientSendError("throttled", retry_after=600)])
+    p, _ = pipeline(sender)
+    with pytest.raises(RetryLaterError):
+        p.handle(record(1, "a"))
+    assert p.sleeps == []
+
+
+def test_multi_part_reply_resumes_after_the_last_sent_part():
+    # Given a three-part reply whose second part fails until the retry is exhausted
+    sender = FakeSender([None, TransientSendError("x"), TransientSendError("x"), TransientSendError("x")])
+    p, ledger = pipeline(sender, "one", "two", "three")
+    with pytest.raises(RetryLaterError):
+        p.handle(record(1, "a"))
+    # When the record is delivered again
+    assert p.handle(record(1, "a")) == "sent"
+    # Then part one was not sent twice
+    texts = [b["text"] for b in sender.posted]
+    assert texts.count("one") == 1 and texts[-2:] == ["two", "three"]
+    assert ledger.outbound == ["mid-1", "mid-5", "mid-6"]
+
+
+@pytest.mark.parametrize(("error", "state", "metric"), [
+    (PermanentSendError("bad"), ClaimState.FAILED, "ReplyFailedPermanent"),
+    (AmbiguousSendError("timeout"), ClaimState.AMBIGUOUS, "ReplyAmbiguous"),
+])
+def test_permanent_and_ambiguous_are_settled_not_retried(error, state, metric):
+    sender = FakeSender([error])
+    p, ledger = pipeline(sender)
+    assert p.handle(record(1, "a")) in ("failed", "ambiguous")
+    assert p.handle(record(1, "a")) == f"already_{state.value}"
+    assert len(sender.posted) == 1 and ledger.claims["m1"]["state"] == state
+    assert p.stats.counts[metric] == 1
+
+
+def test_ignored_records_touch_nothing():
+    sender = FakeSender()
+    p, ledger = pipeline(sender)
+    assert p.handle(record(1, "a", record_type="outbound")) == "ignored"
+    assert p.handle(record(1, "a", name="MODIFY")) == "ignored"
+    assert ledger.claims == {} and sender.posted == []
+
+
+def test_backoff_is_bounded_and_jittered():
+    policy = RetryPolicy(base_delay_s=0.2, max_delay_s=5)
+    delays = [policy.delay(attempt) for attempt in range(1, 12) for _ in range(20)]
+    assert all(0 <= d <= 5 for d in delays) and len(set(delays)) > 100

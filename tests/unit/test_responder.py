@@ -1,0 +1,111 @@
+"""The default RuleResponder, rule-file validation, and RESPONDER_CLASS plugging."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from messenger.errors import ConfigError
+from messenger.messages import InboundMessage, OutgoingMessage
+from messenger.responder import Responder, RuleResponder, load_responder
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "events" / "responder-rules.example.json"
+
+
+def message(text: str | None = None, **fields) -> InboundMessage:
+    return InboundMessage("meta", "m1", fields.pop("kind", "message"), "page", "user", "meta#page#user", 0,
+                          text=text, **fields)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Hi!", "Hello!"), ("hello there", "Hello!"), ("I need help", "Here is what I can do"),
+     ("thanks a lot", "welcome"), ("this is something else", "Thanks for your message: “this is something else”")],
+)
+def test_default_rules(text, expected):
+    replies = RuleResponder().respond(message(text))
+    assert len(replies) == 1 and expected in replies[0].text
+
+
+def test_keywords_match_whole_words_only():
+    # "this" contains "hi" but is not a greeting
+    assert "Hello!" not in RuleResponder().respond(message("this"))[0].text
+
+
+def test_defaults_for_postbacks_quick_replies_stickers_and_attachments():
+    responder = RuleResponder()
+    assert "Get started" in responder.respond(message(kind="postback", postback_title="Get started",
+                                                      postback_payload="START"))[0].text
+    assert "BLUE" in responder.respond(message("Blue", quick_reply_payload="BLUE"))[0].text
+    assert responder.respond(message(attachments=({"type": "image", "url": "u", "sticker_id": "369"},)))[0].text \
+        == "👍"
+    assert "picture" in responder.respond(message(attachments=({"type": "image", "url": "u"},)))[0].text
+    assert "attachment" in responder.respond(message(attachments=({"type": "file", "url": "u"},)))[0].text
+
+
+def test_help_payload_from_a_quick_reply_matches_the_help_rule():
+    replies = RuleResponder().respond(message("Help", quick_reply_payload="HELP"))
+    assert "Here is what I can do" in replies[0].text and replies[0].quick_replies
+
+
+def test_example_file_loads_and_answers(tmp_path):
+    responder = RuleResponder.from_file(str(EXAMPLE))
+    assert "Monday" in responder.respond(message("when are you open?"))[0].text
+    assert len(responder.respond(message("where is my order #12345"))) == 2
+    assert "document" in responder.respond(message(attachments=({"type": "file", "url": "u"},)))[0].text
+
+
+def test_fallback_echo_does_not_interpret_user_braces():
+    replies = RuleResponder().respond(message("{payload} {0} {text.__class__}"))
+    assert "{payload} {0} {text.__class__}" in replies[0].text
+
+
+@pytest.mark.parametrize(
+    ("config", "fragment"),
+    [
+        ({"rules": [{"name": "bad", "regex": "(", "reply": {"text": "x"}}]}, "rule 'bad' (rules[0]): invalid regex"),
+        ({"rules": [{"name": "nothing", "reply": {"text": "x"}}]}, "rule 'nothing'"),
+        ({"rules": [{"name": "noreply", "keywords": ["a"]}]}, "needs reply or replies"),
+        ({"rules": [{"name": "qr", "keywords": ["a"], "reply": {"text": "x", "quick_replies": [{}] * 14}}]},
+         "at most 13"),
+        ({"rules": [{"name": "tpl", "keywords": ["a"], "reply": {"text": "{oops"}}]}, "bad placeholder"),
+        ({"rules": [{"name": "typo", "keyword": ["a"], "reply": {"text": "x"}}]}, "unknown keys"),
+    ],
+)
+def test_invalid_rules_file_names_the_file_and_rule(tmp_path, config, fragment):
+    path = tmp_path / "rules.json"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ConfigError) as info:
+        load_responder(str(path))
+    assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+def test_unreadable_or_invalid_json_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_responder(str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_responder(str(bad))
+
+
+def test_custom_responder_class(monkeypatch):
+    module = types.ModuleType("custom_responder_for_tests")
+
+    class Echo:
+        def respond(self, message: InboundMessage) -> list[OutgoingMessage]:
+            return [OutgoingMessage(text=f"echo {message.text}")]
+
+    module.Echo = Echo
+    monkeypatch.setitem(sys.modules, "custom_responder_for_tests", module)
+    responder = load_responder(None, "custom_responder_for_tests:Echo")
+    assert isinstance(responder, Responder)
+    assert responder.respond(message("x"))[0].text == "echo x"
+    with pytest.raises(ConfigError, match="cannot be imported"):
+        load_responder(None, "custom_responder_for_tests:Missing")
+    with pytest.raises(ConfigError, match="package.module:ClassName"):
+        load_responder(None, "no_colon")
