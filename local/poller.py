@@ -235,10 +235,8 @@ class StreamPoller:
         while buffer and not self._stop.is_set():
             dropped = 0
             while buffer and not buffer[0].matched:
-                self._commit(shard_id, buffer[0].record)
-                dropped += 1
+                dropped += self._commit(shard_id, buffer[0].record)
             if dropped:
-                self.stats.filtered += dropped
                 self.log(f"[{self.name}] shard {_short(shard_id)}: {dropped} record(s) dropped by FilterCriteria")
             batch = [e for e in buffer if e.matched][: self.settings.batch_size]
             if not batch:
@@ -253,13 +251,16 @@ class StreamPoller:
             finally:
                 self._busy = False
 
-    def _commit(self, shard_id: str, record: dict[str, Any]) -> None:
-        """Checkpoint `record`: it and every record before it in the shard are finished."""
+    def _commit(self, shard_id: str, record: dict[str, Any]) -> int:
+        """Checkpoint `record`: it and every record before it in the shard are finished. Returns filtered ones."""
         buffer = self._buffers.get(shard_id, deque())
         last = seq(record)
+        filtered = 0
         while buffer and seq(buffer[0].record) <= last:
-            buffer.popleft()
+            filtered += not buffer.popleft().matched
+        self.stats.filtered += filtered
         self.checkpoints.save(shard_id, record["dynamodb"]["SequenceNumber"])
+        return filtered
 
     # -- the event source mapping's retry rules ---------------------------------------------------
 
