@@ -60,7 +60,7 @@ events: deps ## regenerate and re-sign the sample events in events/
 	$(PY) scripts/make_events.py
 
 redrive: deps ## re-drive failed reply records from the on-failure queue (QUEUE_URL=...)
-	$(PY) -m messenger_tools.redrive $(if $(QUEUE_URL),--queue-url $(QUEUE_URL))
+	$(PY) -m tools.redrive $(if $(QUEUE_URL),--queue-url $(QUEUE_URL))
 
 clean:
 	rm -rf $(VENV) local/node_modules .pytest_cache .ruff_cache .aws-sam
