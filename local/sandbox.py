@@ -115,6 +115,7 @@ class Sandbox:
         self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
         self.callback_delay_s = callback_delay_s
         self.callbacks_enabled = True
+        self.read_delay_s = 1.0
         self.log = log
         self._lock = threading.Lock()
         self.requests: list[dict[str, Any]] = []
@@ -225,7 +226,12 @@ class Sandbox:
                       "read": {"watermark": now + 1}}),
         ]
         for kind, event in events:
-            time.sleep(self.callback_delay_s)
+            # A person reads a while after delivery; Meta's read event carries only a watermark, which the
+            # webhook resolves against the stored outbound messages, so it must not overtake their write.
+            time.sleep(self.callback_delay_s + (self.read_delay_s if kind == "read" else 0))
+            if kind == "read":
+                now = int(time.time() * 1000)
+                event.update(timestamp=now, read={"watermark": now})
             body = json.dumps({"object": "page", "entry": [{"id": page_id, "time": int(time.time() * 1000),
                                                             "messaging": [event]}]}).encode()
             headers = {"x-hub-signature-256": meta_sign(self.meta["app_secret"], body)}
@@ -463,10 +469,12 @@ class _Handler(BaseHTTPRequestHandler):
                 sandbox.webhook_base = str(config["webhook_base"]).rstrip("/") or None
             if "callback_delay_s" in config:
                 sandbox.callback_delay_s = float(config["callback_delay_s"])
+            if "read_delay_s" in config:
+                sandbox.read_delay_s = float(config["read_delay_s"])
             if "callbacks" in config:
                 sandbox.callbacks_enabled = bool(config["callbacks"])
             return 200, {"webhook_base": sandbox.webhook_base, "callback_delay_s": sandbox.callback_delay_s,
-                         "callbacks": sandbox.callbacks_enabled}
+                         "read_delay_s": sandbox.read_delay_s, "callbacks": sandbox.callbacks_enabled}
         return 404, {"error": "unknown sandbox control path"}
 
     def _provider(self, path: str, raw_query: str, raw: bytes) -> tuple[int, Any]:

@@ -295,6 +295,7 @@ class LocalStack:
             "pid": os.getpid(), "api": self.api_url, "sandbox": self.sandbox_url, "dynamodb": self.dynamodb_url,
             "moto": self.moto_url, "table": TABLE_NAME, "secrets": SECRET_NAMES, "queue_url": self.queue_url,
             "stream_arn": self.stream_arn, "region": REGION,
+            "service_pids": [service.process.pid for service in self.services],
         }
 
     def poller_state(self) -> dict[str, Any]:

@@ -1,0 +1,225 @@
+"""The local stack end to end, over HTTP only, as Meta and Vonage would drive it.
+
+Each test uses its own user (PSID), so the recorded sends and stored items of one test never mix with another's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import (
+    LocalStack,
+    http,
+    meta_body,
+    meta_message,
+    needs_reply,
+    new_user,
+    vonage_inbound,
+    wait_until,
+)
+from tests.helpers import META, PAGE_ID, ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def reply_claims(stack: LocalStack, user: str) -> list[dict]:
+    return [i for i in stack.items(user) if i.get("pk", "").startswith("REPLY#")]
+
+
+def test_unknown_routes_are_api_gateway_404s(stack: LocalStack) -> None:
+    status, body = http("GET", f"{stack.api}/nope")
+    assert (status, body) == (404, {"message": "Not Found"})
+    assert http("DELETE", f"{stack.api}/meta/webhook")[0] == 404
+
+
+def test_meta_verify_handshake(stack: LocalStack) -> None:
+    query = f"hub.mode=subscribe&hub.verify_token={META['verify_token']}&hub.challenge=1158201444"
+    assert http("GET", f"{stack.api}/meta/webhook?{query}") == (200, 1158201444)
+    assert http("GET", f"{stack.api}/meta/webhook?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")[0] == 403
+
+
+@needs_reply
+def test_meta_message_is_answered_once_and_its_status_reaches_read(stack: LocalStack) -> None:
+    # Given a user's message, signed as Meta signs it
+    user = new_user()
+    status, _ = stack.meta_post(meta_body(meta_message(user, "hello")))
+    assert status == 200
+    # Then the bot answers through the Graph sandbox with the Page's token
+    sends = wait_until(lambda: stack.sends(user, ok_only=True))
+    assert sends[0]["path"] == f"/v25.0/{PAGE_ID}/messages"
+    assert sends[0]["body"]["recipient"] == {"id": user}
+    assert sends[0]["body"]["messaging_type"] == "RESPONSE"
+    # And the sandbox's echo, delivery and read callbacks move the outbound message to "read"
+    mid = sends[0]["response"]["message_id"]
+    wait_until(lambda: (stack.item(f"MSG#meta#{mid}") or {}).get("status") == "read")
+    echo = wait_until(lambda: [i for i in stack.items(user) if i.get("record_type") == "echo"])
+    assert echo[0]["app_id"]
+    stack.settled()
+    assert len(reply_claims(stack, user)) == 1
+    assert all(r["body"]["recipient"]["id"] == user for r in stack.sends(user)), "echoes were not answered"
+
+
+@needs_reply
+def test_vonage_message_is_answered_once_and_its_status_reaches_read(stack: LocalStack) -> None:
+    user = new_user()
+    status, _ = stack.vonage_post("/vonage/inbound", vonage_inbound(user, "hello"))
+    assert status == 200
+    sends = wait_until(lambda: stack.sends(user, ok_only=True))
+    body = sends[0]["body"]
+    assert (body["channel"], body["to"], body["from"]) == ("messenger", user, PAGE_ID)
+    uuid_ = sends[0]["response"]["message_uuid"]
+    wait_until(lambda: (stack.item(f"MSG#vonage#{uuid_}") or {}).get("status") == "read")
+    stack.settled()
+    assert len(reply_claims(stack, user)) == 1
+
+
+@needs_reply
+def test_every_event_of_a_batch_is_answered(stack: LocalStack) -> None:
+    # Given one Meta POST with two entries, carrying messages of two users
+    alice, bob = new_user(), new_user()
+    payload = meta_body(meta_message(alice, "hi"), meta_message(bob, "hi"))
+    payload["entry"].append(meta_body(meta_message(alice, "again"))["entry"][0])
+    status, answer = stack.meta_post(payload)
+    assert (status, answer["stored"]) == (200, 3)
+    # Then each message gets its reply
+    wait_until(lambda: len(reply_claims(stack, alice)) == 2 and len(reply_claims(stack, bob)) == 1)
+    stack.settled()
+    assert {c["state"] for c in reply_claims(stack, alice) + reply_claims(stack, bob)} == {"sent"}
+
+
+@needs_reply
+def test_a_redelivered_message_is_answered_once(stack: LocalStack) -> None:
+    user = new_user()
+    payload = meta_body(meta_message(user, "hello"))
+    assert stack.meta_post(payload)[0] == 200
+    wait_until(lambda: stack.sends(user, ok_only=True))
+    stack.settled()
+    before = len(stack.sends(user))
+    # When Meta delivers the same body again, and Vonage redelivers its message too
+    status, answer = stack.meta_post(payload)
+    assert (status, answer["duplicates"]) == (200, 1)
+    vonage = vonage_inbound(user, "hello")
+    assert stack.vonage_post("/vonage/inbound", vonage)[0] == 200
+    assert stack.vonage_post("/vonage/inbound", vonage)[1]["duplicates"] == 1
+    wait_until(lambda: stack.sends(user, ok_only=True)[before:])
+    stack.settled()
+    # Then the Meta message was not answered again, and the Vonage one once
+    assert len([s for s in stack.sends(user) if s["provider"] == "meta"]) == before
+    assert len(reply_claims(stack, user)) == 2
+
+
+@needs_reply
+def test_echoes_are_stored_and_never_answered(stack: LocalStack) -> None:
+    user = new_user()
+    echo = {"sender": {"id": PAGE_ID}, "recipient": {"id": user}, "timestamp": int(time.time() * 1000),
+            "message": {"is_echo": True, "app_id": 1517776481860111, "mid": f"m_echo_{uuid.uuid4().hex}",
+                        "text": "sent from the Page inbox"}}
+    assert stack.meta_post(meta_body(echo))[0] == 200
+    assert "echo" in [i["record_type"] for i in stack.items(user)]
+    stack.settled()
+    assert stack.sends(user) == []
+    assert reply_claims(stack, user) == []
+
+
+def test_invalid_signatures_are_rejected_and_nothing_is_stored(stack: LocalStack) -> None:
+    meta_user, vonage_user = new_user(), new_user()
+    assert stack.meta_post(meta_body(meta_message(meta_user)), signature="sha256=" + "0" * 64)[0] in (401, 403)
+    assert stack.meta_post(meta_body(meta_message(meta_user)), signature="sha1=abc")[0] in (401, 403)
+    assert stack.meta_post(meta_body(meta_message(meta_user)), signature=None)[0] == 401
+    assert stack.vonage_post("/vonage/inbound", vonage_inbound(vonage_user), authorization="Bearer x.y.z")[0] == 401
+    assert stack.vonage_post("/vonage/inbound", vonage_inbound(vonage_user), authorization=None)[0] == 503
+    stack.settled(quiet_s=0.5)
+    assert stack.items(meta_user) == [] and stack.items(vonage_user) == []
+    assert stack.sends(meta_user) == [] and stack.sends(vonage_user) == []
+
+
+@needs_reply
+def test_a_transient_provider_error_is_retried_and_answered_once(stack: LocalStack) -> None:
+    # Given the Graph sandbox fails the next send to this user with a 5xx
+    user = new_user()
+    stack.fault(provider="meta", fault="5xx", count=1, recipient=user)
+    # When the user writes
+    assert stack.meta_post(meta_body(meta_message(user, "hello")))[0] == 200
+    # Then the failed send is retried and the reply arrives once
+    wait_until(lambda: stack.sends(user, ok_only=True))
+    stack.settled()
+    statuses = [s["status"] for s in stack.sends(user)]
+    assert statuses[0] == 500 and statuses.count(200) == len(statuses) - 1
+    texts = [json.dumps(s["body"]["message"]) for s in stack.sends(user, ok_only=True)]
+    assert len(texts) == len(set(texts)), "no reply part was sent twice"
+    assert [c["state"] for c in reply_claims(stack, user)] == ["sent"]
+
+
+@needs_reply
+def test_a_permanent_provider_error_is_recorded_and_not_retried(stack: LocalStack) -> None:
+    user = new_user()
+    stack.fault(provider="vonage", fault="permanent", code=422, count=5, recipient=user)
+    assert stack.vonage_post("/vonage/inbound", vonage_inbound(user, "hello"))[0] == 200
+    wait_until(lambda: stack.sends(user))
+    wait_until(lambda: [c for c in reply_claims(stack, user) if c["state"] == "failed"])
+    stack.settled()
+    assert [s["status"] for s in stack.sends(user)] == [422]
+
+
+@needs_reply
+def test_exhausted_retries_land_on_the_on_failure_queue(stack: LocalStack) -> None:
+    # Given the Graph sandbox keeps failing for this user
+    user = new_user()
+    known = len(stack.failures())
+    stack.fault(provider="meta", fault="5xx", count=1000, recipient=user)
+    try:
+        assert stack.meta_post(meta_body(meta_message(user, "hello")))[0] == 200
+        # Then after the template's MaximumRetryAttempts the batch goes to the on-failure queue
+        failures = wait_until(lambda: stack.failures()[known:], timeout=90, interval=0.5)
+    finally:
+        http("DELETE", f"{stack.sandbox}/_sandbox/faults")
+    message = failures[-1]
+    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    assert message["requestContext"]["approximateInvokeCount"] == 6
+    info = message["DDBStreamBatchInfo"]
+    assert info["batchSize"] == 1 and info["streamArn"].endswith(info["streamArn"].rsplit("/", 1)[-1])
+    assert set(info) >= {"shardId", "startSequenceNumber", "endSequenceNumber", "approximateArrivalOfFirstRecord",
+                         "approximateArrivalOfLastRecord"}
+    assert stack.sends(user, ok_only=True) == []
+
+
+@needs_reply
+def test_restarting_the_reply_side_mid_stream_loses_and_repeats_nothing(stack: LocalStack) -> None:
+    users = [new_user() for _ in range(3)]
+    # Given the poller is stopped while messages keep arriving
+    assert http("POST", f"{stack.api}/_local/poller/stop")[0] == 200
+    for user in users:
+        for n in range(2):
+            assert stack.meta_post(meta_body(meta_message(user, f"message {n}")))[0] == 200
+    time.sleep(0.5)
+    assert all(stack.sends(user) == [] for user in users)
+    # When the reply side restarts (a cold start, resuming from the saved checkpoints) and restarts again mid-way
+    assert http("POST", f"{stack.api}/_local/poller/restart")[0] == 200
+    wait_until(lambda: any(stack.sends(user) for user in users))
+    assert http("POST", f"{stack.api}/_local/poller/restart")[0] == 200
+    # Then every message is answered exactly once
+    wait_until(lambda: all(len(reply_claims(stack, user)) == 2 for user in users), timeout=30)
+    stack.settled()
+    for user in users:
+        assert {c["state"] for c in reply_claims(stack, user)} == {"sent"}
+    # The users wrote the same texts, so a repeated send would show as a different count
+    counts = {len(stack.sends(user, ok_only=True)) for user in users}
+    assert len(counts) == 1 and counts != {0}
+    assert stack.poller()["running"]
+
+
+@needs_reply
+def test_chat_prints_the_reply_when_driven_from_a_pipe(stack: LocalStack) -> None:
+    command = [sys.executable, "-m", "local.chat", "--api", stack.api, "--sandbox", stack.sandbox,
+               "--dynamodb", stack.dynamodb_url, "--timeout", "20"]
+    for provider in ("meta", "vonage"):
+        result = subprocess.run([*command, "--provider", provider], input="hello\n", capture_output=True,
+                                text=True, cwd=ROOT, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        assert "bot> " in result.stdout, result.stdout
