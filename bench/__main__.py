@@ -1,0 +1,59 @@
+"""`python -m bench` (or `make bench`): start DynamoDB Local + moto, measure, print a table, exit 0.
+
+    python -m bench [--iterations 300] [--warmup 30] [--import-runs 7] [--profile]
+
+The goals are reported as PASS/MISS, never asserted: this is a benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import sys
+
+from bench.common import local_stack, quiet_stdout, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--import-runs", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of the warm Meta handler")
+    args = parser.parse_args(argv)
+
+    print("starting DynamoDB Local and moto ...", flush=True)
+    with local_stack() as stack:
+        from bench import webhook  # after local_stack: the handler's imports read the environment
+
+        with quiet_stdout():
+            rows = webhook.handler_rows(stack, args.iterations, args.warmup)
+        rows += webhook.import_rows(stack, args.import_runs)
+        print(f"\n{args.iterations} measured calls after {args.warmup} warm-up; imports: median of "
+              f"{args.import_runs} fresh interpreters. ratio = median / floor median.\n")
+        print(table(rows))
+        print("\nfloor of the handler rows: a bare conditional PutItem of a same-size item, fresh boto3 client; "
+              "floor of the import row: `import boto3`.")
+        if args.profile:
+            profile(stack, args.iterations)
+    return 0
+
+
+def profile(stack, iterations: int) -> None:
+    from bench import webhook
+
+    profiler = cProfile.Profile()
+    with quiet_stdout():
+        profiler.enable()
+        webhook.handler_rows(stack, iterations, warmup=10)
+        profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)
+    print(out.getvalue())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
