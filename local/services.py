@@ -117,9 +117,9 @@ def start_dynamodb_local(port: int | None = None, log: Any = subprocess.DEVNULL)
     return service
 
 
-def start_moto(port: int | None = None, log: Any = subprocess.DEVNULL) -> Service:
+def start_moto(port: int | None = None, log: Any = subprocess.DEVNULL, host: str = "127.0.0.1") -> Service:
     port = port or free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
     process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
     service = Service("moto server", process, port)
     try:

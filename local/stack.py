@@ -103,6 +103,8 @@ class LocalStack:
         self.retry_delay_s = retry_delay_s
         self.callback_delay_s = callback_delay_s
         self.state = state_dir()
+        # 127.0.0.1 by default; LOCAL_BIND_HOST=0.0.0.0 lets `sam local` containers reach moto, the API and the sandbox.
+        self.bind_host = os.environ.get("LOCAL_BIND_HOST") or "127.0.0.1"
         self.pid_file = self.state / f"stack-{ports.api}.pid"
         self.services: list[Service] = []
         self.functions: dict[str, LambdaFunction] = {}
@@ -169,7 +171,7 @@ class LocalStack:
             self.services.append(start_dynamodb_local(self.ports.dynamodb, log=log_file))
         self.log(f"starting moto server (Secrets Manager, SQS) on {self.moto_url} (log: {self.state / 'moto.log'})")
         with (self.state / "moto.log").open("ab") as log_file:
-            self.services.append(start_moto(self.ports.moto, log=log_file))
+            self.services.append(start_moto(self.ports.moto, log=log_file, host=self.bind_host))
         dynamodb = client("dynamodb", self.dynamodb_url)
         self.stream_arn = create_events_table(dynamodb, TABLE_NAME)
         self.log(f"created table {TABLE_NAME} from template.yaml (stream {self.stream_arn.rsplit('/', 1)[-1]})")
@@ -221,10 +223,11 @@ class LocalStack:
         self.functions = {fid: LambdaFunction(function_spec(fid), log=self.log) for fid in function_ids}
 
     def _start_servers(self) -> None:
-        self.http = HttpApiServer(self.ports.api, http_routes(), self.functions, control=self.control, log=self.log)
+        self.http = HttpApiServer(self.ports.api, http_routes(), self.functions, control=self.control, log=self.log,
+                                  host=self.bind_host)
         self.http.start()
         sandbox = Sandbox(self.api_url, callback_delay_s=self.callback_delay_s, log=self.log)
-        self.sandbox_server = SandboxServer(self.ports.sandbox, sandbox)
+        self.sandbox_server = SandboxServer(self.ports.sandbox, sandbox, host=self.bind_host)
         self.sandbox_server.start()
 
     def start_poller(self, reload: bool = True) -> bool:
