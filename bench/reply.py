@@ -1,0 +1,222 @@
+"""Reply pipeline benchmark: concurrency gain, sustained throughput, JWT reuse, peak memory.
+
+    python -m bench.reply        (or bench.reply.main() from the bench runner)
+
+Real DynamoDB Local table (claims and outbound items are real writes); a tiny threaded HTTP server on
+127.0.0.1 plays the Send API / Messages API with a fixed latency. Secrets come from
+events/sandbox-secrets.json directly (no Secrets Manager in the loop).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from local.services import LOCAL_CREDENTIALS, client, create_events_table, sandbox_secrets, start_dynamodb_local
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # must be set before listen(): the default backlog of 5 resets connections
+
+
+class MemoryLedger:
+    """The ledger without DynamoDB: isolates the pipeline's own cost (DynamoDB Local manages ~50 writes/s)."""
+
+    def __init__(self) -> None:
+        from messenger.outbox import Claim, Settled
+
+        self._claim, self._settled = Claim, Settled
+        self._lock = threading.Lock()
+        self.states: dict[str, str] = {}
+
+    def claim(self, inbound: Any) -> Any:
+        with self._lock:
+            if inbound.event_id in self.states:
+                return self._settled(self.states[inbound.event_id])
+            self.states[inbound.event_id] = "claimed"
+        return self._claim(inbound.event_id, "t", 1)
+
+    def part_sent(self, claim: Any, message_id: str | None) -> None:
+        claim.parts_done += 1
+
+    def finish(self, claim: Any, state: Any, details: Any = None) -> None:
+        with self._lock:
+            self.states[claim.pk] = str(state)
+
+    def record_outbound(self, *args: Any, **kwargs: Any) -> None:
+        return
+
+
+class FakeProvider:
+    """Answers like the Send API (200 + message_id) and the Messages API (202 + message_uuid) after `latency_s`."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.latency_s = latency_s
+        self.requests = 0
+        self._lock = threading.Lock()
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body go as two writes: avoid 40 ms delayed-ACK stalls
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with provider._lock:
+                    provider.requests += 1
+                time.sleep(provider.latency_s)
+                if self.path.startswith("/v1/messages"):
+                    status, body = 202, {"message_uuid": str(uuid.uuid4())}
+                else:
+                    status, body = 200, {"recipient_id": "x", "message_id": f"m_{uuid.uuid4().hex}"}
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def make_records(n: int, conversations: int, provider: str = "meta", page: str = "107083064136738") -> list[dict]:
+    from messenger.storage import to_item
+
+    now = int(time.time() * 1000)
+    run = uuid.uuid4().hex[:8]
+    records = []
+    for i in range(n):
+        user = f"{9_000_000_000_000_000 + i % conversations}"
+        event_id = f"bench-{run}-{i}"
+        image = to_item({"pk": f"EVT#{provider}#{event_id}", "record_type": "inbound", "provider": provider,
+                         "kind": "message", "event_id": event_id, "page_id": page, "user_id": user,
+                         "conversation_id": f"{provider}#{page}#{user}", "timestamp_ms": now + i,
+                         "text": "hello, what are your opening hours?"})
+        records.append({"eventID": event_id, "eventName": "INSERT", "eventSource": "aws:dynamodb",
+                        "dynamodb": {"SequenceNumber": f"{i + 1:021d}", "NewImage": image}})
+    return records
+
+
+def build(table: str, endpoint: str, base: str, workers: int) -> Any:
+    from botocore.config import Config
+
+    from messenger.outbox import ReplyLedger
+    from messenger.providers.meta.send import MetaSendClient, MetaSender
+    from messenger.providers.vonage.send import VonageSendClient, VonageSender
+    from messenger.replying import ReplyPipeline, ReplyStats
+    from messenger.responder import RuleResponder
+    from messenger.secrets import MetaSecret, VonageSecret
+    from messenger.storage import EventStore
+
+    secrets = sandbox_secrets()
+    meta, vonage = MetaSecret(**secrets["meta"]), VonageSecret(**secrets["vonage"])
+    dynamodb = __import__("boto3").client(
+        "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        config=Config(max_pool_connections=workers + 4, retries={"mode": "standard", "max_attempts": 3}))
+    vonage_client = VonageSendClient(base, pool_size=workers)
+    pipeline = ReplyPipeline(
+        ledger=ReplyLedger(EventStore(table, client=dynamodb)), responder=RuleResponder(),
+        senders={"meta": MetaSender(MetaSendClient(base, "v25.0", pool_size=workers), lambda: meta),
+                 "vonage": VonageSender(vonage_client, lambda: vonage)},
+        stats=ReplyStats())
+    return pipeline, vonage_client
+
+
+def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
+    from messenger.replying import ConversationOrderedProcessor
+
+    def handler(record: Any) -> str:
+        return pipeline.handle(record.raw_event)
+
+    failures = 0
+    started = time.perf_counter()
+    for start in range(0, len(records), batch_size):
+        processor = ConversationOrderedProcessor(max_workers=workers, finish=None)
+        response = process_partial_response({"Records": records[start:start + batch_size]}, handler, processor)
+        failures += len(response["batchItemFailures"])
+    return time.perf_counter() - started, failures
+
+
+def main() -> dict[str, Any]:
+    import logging
+
+    logging.getLogger("messenger-webhook").setLevel(logging.WARNING)
+    from messenger.observability import logger
+
+    logger.setLevel("WARNING")
+    dynamodb_local = start_dynamodb_local()
+    results: dict[str, Any] = {}
+    try:
+        endpoint = dynamodb_local.endpoint
+        table = f"bench-{uuid.uuid4().hex[:8]}"
+        create_events_table(client("dynamodb", endpoint), table)
+
+        slow = FakeProvider(0.100)
+        try:
+            concurrent, _ = build(table, endpoint, slow.url, 32)
+            sequential, _ = build(table, endpoint, slow.url, 1)
+            t_conc, f1 = run(concurrent, make_records(100, 50), workers=32, batch_size=100)
+            t_seq, f2 = run(sequential, make_records(100, 50), workers=1, batch_size=100)
+            results["concurrency"] = {"records": 100, "conversations": 50, "provider_latency_ms": 100,
+                                      "concurrent_s": round(t_conc, 3), "sequential_s": round(t_seq, 3),
+                                      "ratio": round(t_seq / t_conc, 1), "failures": f1 + f2,
+                                      "requests": slow.requests}
+            concurrent.ledger, sequential.ledger = MemoryLedger(), MemoryLedger()
+            t_conc, _ = run(concurrent, make_records(100, 50), workers=32, batch_size=100)
+            t_seq, _ = run(sequential, make_records(100, 50), workers=1, batch_size=100)
+            results["concurrency_pipeline_only"] = {"ledger": "in-memory", "concurrent_s": round(t_conc, 3),
+                                                    "sequential_s": round(t_seq, 3), "ratio": round(t_seq / t_conc, 1)}
+        finally:
+            slow.close()
+
+        fast = FakeProvider(0.010)
+        try:
+            pipeline, vonage_client = build(table, endpoint, fast.url, 32)
+            run(pipeline, make_records(100, 100), workers=32, batch_size=100)  # warm-up
+            n = 2000
+            elapsed, failures = run(pipeline, make_records(n, 1000), workers=32, batch_size=100)
+            results["throughput"] = {"records": n, "conversations": 1000, "provider_latency_ms": 10,
+                                     "batch_size": 100, "seconds": round(elapsed, 2),
+                                     "sends_per_s": round(n / elapsed), "failures": failures}
+            elapsed25, _ = run(pipeline, make_records(n, 1000), workers=32, batch_size=25)
+            results["throughput_batch25"] = {"records": n, "sends_per_s": round(n / elapsed25)}
+            before = vonage_client.jwts.signatures
+            run(pipeline, make_records(1000, 500, provider="vonage"), workers=32, batch_size=100)
+            results["vonage_jwt"] = {"sends": 1000, "signatures": vonage_client.jwts.signatures - before}
+            pipeline.ledger = MemoryLedger()
+            elapsed_mem, failures_mem = run(pipeline, make_records(n, 1000), workers=32, batch_size=100)
+            results["throughput_pipeline_only"] = {
+                "records": n, "provider_latency_ms": 10, "ledger": "in-memory (no DynamoDB)",
+                "sends_per_s": round(n / elapsed_mem), "failures": failures_mem}
+        finally:
+            fast.close()
+    finally:
+        dynamodb_local.stop()
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    print(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    main()
