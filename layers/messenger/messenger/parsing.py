@@ -16,7 +16,28 @@ def load_json_object(body: bytes) -> dict[str, Any]:
         raise BadRequestError("body is not valid JSON") from None
     if not isinstance(value, dict):
         raise BadRequestError("body is not a JSON object")
+    if _depth_exceeds(value, MAX_DEPTH):
+        raise BadRequestError("body is nested too deeply")
     return value
+
+
+MAX_DEPTH = 32
+# Epoch milliseconds up to the year 5138: anything larger is not a real provider timestamp.
+MAX_EPOCH_MS = 10**14
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """True if containers nest deeper than `limit` (later hashing and storing recurse over the value)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(current, dict):
+            stack.extend((v, depth + 1) for v in current.values() if isinstance(v, dict | list))
+        elif isinstance(current, list):
+            stack.extend((v, depth + 1) for v in current if isinstance(v, dict | list))
+    return False
 
 
 def obj(value: Any, what: str) -> dict[str, Any]:
@@ -41,12 +62,13 @@ def opt_str(value: Any) -> str | None:
 
 
 def opt_int(value: Any) -> int | None:
+    """A non-negative integer no larger than MAX_EPOCH_MS (timestamps, watermarks), else None."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
     if isinstance(value, float) and value.is_integer():
-        return int(value)
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= MAX_EPOCH_MS:
+        return value
     return None
 
 
