@@ -107,9 +107,19 @@ def test_globals_set_runtime_architecture_tracing_and_layer():
     assert function_globals["Layers"] == [{"Ref": "MessengerLayer"}]
 
 
+LOCAL_OVERRIDES = {
+    "AWS_ENDPOINT_URL_DYNAMODB": "",
+    "AWS_ENDPOINT_URL_SECRETS_MANAGER": "",
+    "AWS_ENDPOINT_URL_SQS": "",
+    "POWERTOOLS_TRACE_DISABLED": "false",
+}
+
+
 def test_globals_environment_has_exactly_the_contract_names():
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert set(variables) == CONTRACT_ENV
+    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES)
+    # Declared empty only so that `sam local --env-vars events/env.json` can override them.
+    assert {name: variables[name] for name in LOCAL_OVERRIDES} == LOCAL_OVERRIDES
     assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
     assert variables["POWERTOOLS_SERVICE_NAME"] == "messenger-webhook"
     assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "MessengerWebhook"
