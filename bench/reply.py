@@ -52,6 +52,12 @@ class MemoryLedger:
     def record_outbound(self, *args: Any, **kwargs: Any) -> None:
         return
 
+    def paused_until(self, inbound: Any) -> int:
+        return 0
+
+    def pause(self, *args: Any) -> None:
+        return
+
 
 class FakeProvider:
     """Answers like the Send API (200 + message_id) and the Messages API (202 + message_uuid) after `latency_s`."""

@@ -16,10 +16,21 @@ from local.services import client
 from local.streams import StreamReader, strip_internal
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
+from messenger.handover import BOT_METADATA
 from messenger.outbox import ReplyLedger
 from messenger.replying import current_pipeline, inbound_from_record, pipeline_for
 from messenger.storage import EventStore, event_key, message_key, reply_key
-from tests.helpers import META, PAGE_ID, dumps, load_handler, meta_body, meta_message, meta_post, vonage_post
+from tests.helpers import (
+    META,
+    PAGE_ID,
+    dumps,
+    load_handler,
+    meta_body,
+    meta_message,
+    meta_post,
+    vonage_inbound_v1,
+    vonage_post,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -32,6 +43,7 @@ class FakeProviders:
     """Answers like the Send API and the Messages API and records every request; faults per recipient."""
 
     def __init__(self, mock: responses.RequestsMock) -> None:
+        self.mock = mock
         self.meta_calls: list[dict[str, Any]] = []
         self.vonage_calls: list[dict[str, Any]] = []
         self.meta_faults: dict[str, tuple[int, dict]] = {}
@@ -102,7 +114,8 @@ def test_meta_message_gets_exactly_one_reply_and_is_recorded(providers, stream, 
     ts = now_ms()
     ingest_meta(lambda_context, meta_message("m.in.1", "hello there", sender=USER_A, ts=ts))
     ingest_meta(lambda_context, {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
-                                 "message": {"mid": "m.echo.1", "is_echo": True, "text": "x"}},
+                                 "message": {"mid": "m.echo.1", "is_echo": True, "text": "x",
+                                             "metadata": BOT_METADATA}},
                 {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
                  "delivery": {"watermark": ts}})
     records = drain(stream)
@@ -260,3 +273,66 @@ def test_status_that_arrived_first_is_not_moved_back(stack_env):
     outbound = stack_env.get(message_key("vonage", "uuid-early"))
     assert outbound["status"] == "delivered" and outbound["record_type"] == "outbound"
     assert outbound["in_reply_to"] == "evt-1"
+
+
+# -- handover and profiles (issue 6) ----------------------------------------------------------------
+
+
+def test_a_human_echo_pauses_the_bot_and_pass_thread_control_resumes_it(providers, stream, stack_env,
+                                                                         lambda_context):
+    # Given a Page admin who answered by hand (an echo without our metadata)
+    ts = now_ms()
+    ingest_meta(lambda_context, {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
+                                 "message": {"mid": "m.human.1", "is_echo": True, "text": "I'm on it"}})
+    # When the user writes again
+    ingest_meta(lambda_context, meta_message("m.in.p1", "thanks", sender=USER_A, ts=ts + 1))
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    # Then the bot stays quiet and says why in the claim
+    assert providers.meta_calls == []
+    assert stack_env.get(reply_key("meta", "m.in.p1"))["state"] == "skipped"
+    # When control is passed back to our app, the next message is answered
+    ingest_meta(lambda_context, {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 2,
+                                 "pass_thread_control": {"new_owner_app_id": 1, "metadata": "done"}})
+    ingest_meta(lambda_context, meta_message("m.in.p2", "hello again", sender=USER_A, ts=ts + 3))
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 1
+
+
+def test_asking_for_a_person_answers_once_then_pauses(providers, stream, stack_env, lambda_context):
+    # Given a Vonage user who asks for a human (the documented Vonage handover trigger)
+    handler = load_handler("webhook").lambda_handler
+    for uuid_suffix, text in (("01", "can I talk to a human please"), ("02", "hello?")):
+        body = vonage_inbound_v1(f"aaaaaaaa-bbbb-4ccc-8ddd-0000000000{uuid_suffix}", text, user=USER_A)
+        body["timestamp"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        assert handler(vonage_post("/vonage/inbound", dumps(body)), lambda_context)["statusCode"] == 200
+    # When the reply function runs
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    # Then only the first message got an answer (the hand-over notice); the second waits for the person
+    assert len(providers.vonage_calls) == 1
+    assert "team" in providers.vonage_calls[0]["body"]["text"]
+
+
+def test_profile_lookup_personalises_and_failures_never_block(providers, stream, stack_env, lambda_context,
+                                                              monkeypatch, tmp_path):
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [], "fallback": {"text": "Hi {first_name}, got it."}}))
+    monkeypatch.setenv("RESPONDER_RULES_FILE", str(rules))
+    monkeypatch.setenv("PROFILE_LOOKUP", "true")
+    get_settings.cache_clear()
+    pipeline_for.cache_clear()
+    # Given Graph knows user A's first name and fails for user B
+    providers.mock.add(responses.GET, f"{GRAPH}/v25.0/{USER_A}", json={"first_name": "Ada", "id": USER_A})
+    providers.mock.add(responses.GET, f"{GRAPH}/v25.0/{USER_B}", json={"error": {"code": 100}}, status=400)
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.pr.1", "one", sender=USER_A, ts=ts),
+                meta_message("m.pr.2", "two", sender=USER_A, ts=ts + 1),
+                meta_message("m.pr.3", "three", sender=USER_B, ts=ts))
+    # When the reply function runs
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    pipeline_for.cache_clear()
+    # Then A is greeted by name (looked up once, then cached in the table), B still gets an answer
+    texts = sorted(c["body"]["message"]["text"] for c in providers.meta_calls)
+    assert texts == ["Hi , got it.", "Hi Ada, got it.", "Hi Ada, got it."]
+    lookups = [c for c in providers.mock.calls if c.request.method == "GET" and USER_A in c.request.url]
+    assert len(lookups) == 1
+    assert stack_env.get(f"PROFILE#meta#{PAGE_ID}#{USER_A}")["first_name"] == "Ada"

@@ -12,6 +12,7 @@ import requests
 import responses
 
 from messenger.delivery import AmbiguousSendError, PermanentSendError, TransientSendError
+from messenger.handover import BOT_METADATA
 from messenger.messages import OutgoingMessage, QuickReply
 from messenger.policy import PolicyRefusedError, SendPolicy
 from messenger.providers.meta.send import MetaSendClient, classify_error, plan_messages
@@ -175,4 +176,5 @@ def test_attachment_message():
     bodies = plan_messages("psid", [OutgoingMessage(attachment_url="https://x/y.png", attachment_type="image")],
                            SendPolicy())
     assert bodies[0]["message"] == {"attachment": {"type": "image",
-                                                   "payload": {"url": "https://x/y.png", "is_reusable": True}}}
+                                                   "payload": {"url": "https://x/y.png", "is_reusable": True}},
+                                    "metadata": BOT_METADATA}

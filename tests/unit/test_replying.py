@@ -125,6 +125,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.claims: dict[str, dict[str, Any]] = {}
         self.outbound: list[str] = []
+        self.pauses: dict[str, int] = {}
 
     def claim(self, inbound):
         state = self.claims.get(inbound.event_id)
@@ -144,6 +145,12 @@ class FakeLedger:
 
     def record_outbound(self, inbound, message_id, **kwargs):
         self.outbound.append(message_id)
+
+    def paused_until(self, inbound):
+        return self.pauses.get(inbound.conversation_id, 0)
+
+    def pause(self, inbound, until_ms, at_ms):
+        self.pauses[inbound.conversation_id] = until_ms
 
 
 class FakeSender:

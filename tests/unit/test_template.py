@@ -117,7 +117,7 @@ LOCAL_OVERRIDES = {
 
 def test_globals_environment_has_exactly_the_contract_names():
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES)
+    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES) | {"HANDOVER_PAUSE_SECONDS"}
     # Declared empty only so that `sam local --env-vars events/env.json` can override them.
     assert {name: variables[name] for name in LOCAL_OVERRIDES} == LOCAL_OVERRIDES
     assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
@@ -214,7 +214,8 @@ def test_reply_function_adds_its_settings_to_the_contract_environment():
     assert variables == {
         "RESPONDER_RULES_FILE": "",
         "HUMAN_AGENT_TAG_ENABLED": "false",
-        "HANDOVER_PAUSE_SECONDS": "3600",
+        "RESPONDER_CLASS": "",
+        "PROFILE_LOOKUP": "false",
     }
 
 

@@ -29,6 +29,7 @@ class Settings:
     responder_rules_file: str | None = None
     human_agent_tag_enabled: bool = False
     handover_pause_seconds: int = 3600
+    profile_lookup: bool = False
     responder_class: str | None = None
 
     def require_meta_secret_id(self) -> str:
@@ -72,6 +73,7 @@ def settings_from_env(env: dict[str, str]) -> Settings:
         responder_rules_file=env.get("RESPONDER_RULES_FILE") or None,
         human_agent_tag_enabled=env.get("HUMAN_AGENT_TAG_ENABLED", "").lower() in ("1", "true", "yes"),
         handover_pause_seconds=_int(env, "HANDOVER_PAUSE_SECONDS", 3600),
+        profile_lookup=env.get("PROFILE_LOOKUP", "").lower() in ("1", "true", "yes"),
         responder_class=env.get("RESPONDER_CLASS") or None,
     )
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from messenger import handover
 from messenger.errors import StorageError
 from messenger.messages import InboundMessage
 from messenger.models import STATUS_RANK, RecordType
@@ -69,6 +70,13 @@ class ReplyLedger:
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def paused_until(self, inbound: InboundMessage) -> int:
+        """Epoch ms until which a person has this conversation (0: the bot may answer)."""
+        return handover.paused_until(self.store, inbound.provider, inbound.page_id, inbound.user_id)
+
+    def pause(self, inbound: InboundMessage, until_ms: int, at_ms: int) -> None:
+        handover.set_pause(self.store, inbound.conversation_id, until_ms, at_ms, "handover_requested")
 
     def claim(self, inbound: InboundMessage) -> Claim | Settled:
         """Own the reply to `inbound`, or learn that it is settled. ClaimBusyError if someone else is on it."""

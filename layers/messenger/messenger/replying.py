@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -39,6 +39,7 @@ from messenger.models import Kind, RecordType
 from messenger.observability import logger, metrics, tracer
 from messenger.outbox import Claim, ClaimState, ReplyLedger, Settled
 from messenger.policy import PolicyRefusedError, decide
+from messenger.profiles import ProfileCache
 from messenger.providers.meta.send import MetaSendClient, MetaSender
 from messenger.providers.vonage.send import VonageSendClient, VonageSender
 from messenger.responder import Responder, load_responder
@@ -127,6 +128,8 @@ class ReplyPipeline:
     responder: Responder
     senders: Mapping[str, Sender]
     human_agent_enabled: bool = False
+    handover_pause_s: int = 3600
+    profiles: ProfileCache | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -146,6 +149,14 @@ class ReplyPipeline:
             self.stats.inc("RecordsSkipped")
             logger.info("reply already settled; nothing sent", extra={**log, "state": claim.state})
             return f"already_{claim.state}"
+        if self.ledger.paused_until(inbound) > self.clock() * 1000:
+            self.ledger.finish(claim, ClaimState.SKIPPED, {"reason": "bot paused: a person has this conversation"})
+            self.stats.inc("RecordsSkipped")
+            logger.info("bot paused for this conversation; not answering", extra=log)
+            return "paused"
+        lookup = getattr(sender, "first_name", None)
+        if self.profiles is not None and lookup is not None:
+            inbound = replace(inbound, first_name=self.profiles.first_name(inbound, lookup))
         try:
             replies = self.responder.respond(inbound)
             policy = decide(inbound.timestamp_ms, int(self.clock() * 1000),
@@ -163,7 +174,12 @@ class ReplyPipeline:
             self.ledger.finish(claim, ClaimState.SKIPPED, {"reason": "the responder returned nothing to send"})
             self.stats.inc("RecordsSkipped")
             return "skipped"
-        return self._send(sender, inbound, claim, bodies, log, remaining_ms)
+        outcome = self._send(sender, inbound, claim, bodies, log, remaining_ms)
+        if outcome == "sent" and any(reply.handover for reply in replies):
+            now_ms = int(self.clock() * 1000)
+            self.ledger.pause(inbound, now_ms + self.handover_pause_s * 1000, now_ms)
+            logger.info("handed over to a person; bot paused", extra={**log, "pause_s": self.handover_pause_s})
+        return outcome
 
     def _send(self, sender: Sender, inbound: InboundMessage, claim: Claim, bodies: list[dict],
               log: dict[str, Any], remaining_ms: Callable[[], int] | None) -> str:
@@ -376,6 +392,8 @@ def build_pipeline(settings: Settings, *, workers: int = DEFAULT_WORKERS, **opti
         responder=load_responder(settings.responder_rules_file, settings.responder_class),
         senders=senders,
         human_agent_enabled=settings.human_agent_tag_enabled,
+        handover_pause_s=settings.handover_pause_seconds,
+        profiles=ProfileCache(store) if settings.profile_lookup else None,
         **options,
     )
 

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from messenger.errors import ConfigError
-from messenger.messages import InboundMessage, OutgoingMessage, QuickReply
+from messenger.messages import Button, Element, InboundMessage, OutgoingMessage, QuickReply, Template
 
 ECHO_LIMIT = 300
-TEMPLATE_FIELDS = ("text", "title", "payload", "attachment_type")
+TEMPLATE_FIELDS = ("text", "title", "payload", "attachment_type", "first_name")
 
 
 @runtime_checkable
@@ -41,8 +41,10 @@ DEFAULT_RULES: dict[str, Any] = {
                                      {"title": "Talk to us", "payload": "CONTACT"}]}},
         {"name": "thanks", "regex": r"\b(thanks?|thank you|thx|merci)\b",
          "reply": {"text": "You're welcome! 😊"}},
-        {"name": "contact", "payloads": ["CONTACT"],
-         "reply": {"text": "A member of our team will get back to you here as soon as possible."}},
+        {"name": "human", "keywords": ["human", "agent", "a person", "real person", "someone"],
+         "payloads": ["CONTACT"],
+         "reply": {"text": "A member of our team will get back to you here as soon as possible.",
+                   "handover": True}},
     ],
     "postback": {"text": "You chose “{title}”. We're on it!"},
     "quick_reply": {"text": "Thanks, noted: {payload}."},
@@ -70,11 +72,15 @@ class Reply:
     quick_replies: tuple[QuickReply, ...]
     attachment_url: str | None
     attachment_type: str | None
+    template: Template | None = None
+    notification_type: str | None = None
+    handover: bool = False
 
     def render(self, fields: dict[str, str]) -> OutgoingMessage:
         text = self.text.format_map(_Fields(fields)) if self.text else None
         return OutgoingMessage(text=text, quick_replies=self.quick_replies, attachment_url=self.attachment_url,
-                               attachment_type=self.attachment_type)
+                               attachment_type=self.attachment_type, template=self.template,
+                               notification_type=self.notification_type, handover=self.handover)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +108,7 @@ class Rule:
 def _reply(spec: Any, where: str) -> Reply:
     if not isinstance(spec, dict):
         raise ValueError(f"{where}: a reply must be an object")
-    unknown = set(spec) - {"text", "quick_replies", "attachment"}
+    unknown = set(spec) - {"text", "quick_replies", "attachment", "template", "notification_type", "handover"}
     if unknown:
         raise ValueError(f"{where}: unknown reply keys {sorted(unknown)}")
     text = spec.get("text")
@@ -124,12 +130,31 @@ def _reply(spec: Any, where: str) -> Reply:
     attachment = spec.get("attachment") or {}
     if not isinstance(attachment, dict):
         raise ValueError(f"{where}: attachment must be an object with type and url")
-    reply = Reply(text, tuple(quick_replies), attachment.get("url"), attachment.get("type"))
+    if not isinstance(spec.get("handover", False), bool):
+        raise ValueError(f"{where}: handover must be true or false")
+    try:
+        template = _template(spec["template"]) if "template" in spec else None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ValueError(f"{where}: invalid template ({exc})") from None
+    reply = Reply(text, tuple(quick_replies), attachment.get("url"), attachment.get("type"), template,
+                  spec.get("notification_type"), spec.get("handover", False))
     try:
         reply.render({})
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return reply
+
+
+def _template(spec: dict[str, Any]) -> Template:
+    """{"type": "generic", "elements": [{"title", "subtitle", "image_url", "buttons": [...]}]} or
+    {"type": "button", "text": ..., "buttons": [{"type": "postback", "title", "payload"}]}."""
+
+    def buttons(items: list[dict[str, Any]]) -> tuple[Button, ...]:
+        return tuple(Button(b["type"], b["title"], b.get("payload"), b.get("url")) for b in items)
+
+    elements = tuple(Element(e["title"], e.get("subtitle"), e.get("image_url"), buttons(e.get("buttons", [])))
+                     for e in spec.get("elements", []))
+    return Template(spec["type"], spec.get("text"), elements, buttons(spec.get("buttons", [])))
 
 
 def _replies(spec: dict[str, Any], where: str) -> tuple[Reply, ...]:
@@ -212,6 +237,7 @@ class RuleResponder:
             "title": message.postback_title or message.postback_payload or "",
             "payload": message.quick_reply_payload or message.postback_payload or "",
             "attachment_type": (message.attachment_types or [""])[0],
+            "first_name": message.first_name or "",
         }
         for rule in self.rules:
             if rule.matches(message):

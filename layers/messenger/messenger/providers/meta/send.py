@@ -16,7 +16,8 @@ from typing import Any
 import requests
 
 from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
-from messenger.messages import InboundMessage, OutgoingMessage, split_text
+from messenger.handover import BOT_METADATA
+from messenger.messages import Button, InboundMessage, OutgoingMessage, Template, split_text
 from messenger.observability import logger, tracer
 from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
 from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
@@ -29,6 +30,7 @@ TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80006, 1200})
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80006})
 PERMANENT_CODES = frozenset({10, 100, 190, 368, 551}) | frozenset(range(200, 300))
 AMBIGUOUS = frozenset({(1, 1357046)})
+PROFILE_TIMEOUT = (1.0, 2.0)
 
 
 def appsecret_proof(app_secret: str, token: str) -> str:
@@ -56,13 +58,44 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
         if reply.attachment_url:
             messages.append({"attachment": {"type": reply.attachment_type,
                                             "payload": {"url": reply.attachment_url, "is_reusable": True}}})
+        if reply.template is not None:
+            messages.append({"attachment": {"type": "template", "payload": template_payload(reply.template)}})
         if reply.quick_replies:
             messages[-1]["quick_replies"] = [
                 {"content_type": "text", "title": q.title[:QUICK_REPLY_TITLE_LIMIT], "payload": q.payload}
                 for q in reply.quick_replies
             ]
-        bodies.extend({**base, "message": message} for message in messages)
+        extra: dict[str, Any] = {}
+        if reply.notification_type:
+            extra["notification_type"] = reply.notification_type
+        for index, message in enumerate(messages):
+            # Meta returns `metadata` in the echo: it is how the webhook tells our sends from a person's.
+            body = {**base, **extra, "message": {**message, "metadata": BOT_METADATA}}
+            if reply.reply_to_mid and index == 0:
+                body["reply_to"] = {"mid": reply.reply_to_mid}
+            bodies.append(body)
     return bodies
+
+
+def template_payload(template: Template) -> dict[str, Any]:
+    def button(b: Button) -> dict[str, Any]:
+        data = {"type": b.type, "title": b.title}
+        data.update({"url": b.url} if b.type == "web_url" else {"payload": b.payload})
+        return data
+
+    if template.type == "button":
+        return {"template_type": "button", "text": template.text, "buttons": [button(b) for b in template.buttons]}
+    elements = []
+    for element in template.elements:
+        data: dict[str, Any] = {"title": element.title}
+        if element.subtitle:
+            data["subtitle"] = element.subtitle
+        if element.image_url:
+            data["image_url"] = element.image_url
+        if element.buttons:
+            data["buttons"] = [button(b) for b in element.buttons]
+        elements.append(data)
+    return {"template_type": "generic", "elements": elements}
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -123,6 +156,24 @@ class MetaSendClient:
     def url(self, page_id: str) -> str:
         return f"{self.base}/{self.version}/{page_id}/messages"
 
+    def first_name(self, page_id: str, user_id: str, token: str, app_secret: str) -> str | None:
+        """The user's first name from the Graph User Profile API (None when Meta does not give it)."""
+        params = {"fields": "first_name", "access_token": token, "appsecret_proof": appsecret_proof(app_secret, token)}
+        with tracer.provider.in_subsegment("## meta.profile") as subsegment:
+            subsegment.put_annotation("page_id", page_id)
+            try:
+                response = self.session.get(f"{self.base}/{self.version}/{user_id}", params=params,
+                                            timeout=PROFILE_TIMEOUT)
+            except requests.RequestException as exc:
+                raise LookupError(f"profile look-up failed ({type(exc).__name__})") from None
+        if response.status_code != 200:
+            raise LookupError(f"profile look-up answered HTTP {response.status_code}")
+        try:
+            name = response.json().get("first_name")
+        except (ValueError, AttributeError):
+            return None
+        return name if isinstance(name, str) and name.strip() else None
+
     def post(self, page_id: str, token: str, app_secret: str, body: dict[str, Any]) -> SendResult:
         params = {"access_token": token, "appsecret_proof": appsecret_proof(app_secret, token)}
         started = time.perf_counter()
@@ -168,6 +219,13 @@ class MetaSender:
 
     def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
         return plan_messages(inbound.user_id, replies, policy)
+
+    def first_name(self, inbound: InboundMessage) -> str | None:
+        secret = self.secret()
+        token = secret.page_tokens.get(inbound.page_id)
+        if not token:
+            return None
+        return self.client.first_name(inbound.page_id, inbound.user_id, token, secret.app_secret)
 
     def post(self, inbound: InboundMessage, body: dict) -> SendResult:
         secret = self.secret()

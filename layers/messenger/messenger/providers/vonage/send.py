@@ -35,8 +35,9 @@ def plan_messages(inbound: InboundMessage, replies: list[OutgoingMessage], polic
     for reply in replies:
         if reply.sender_action:
             continue  # no Messages API equivalent
-        if reply.text:
-            chunks = split_text(reply.text, TEXT_LIMIT)
+        text = reply.text or (reply.template.as_text() if reply.template else None)
+        if text:
+            chunks = split_text(text, TEXT_LIMIT)
             bodies.extend({"message_type": "text", **base, "text": chunk} for chunk in chunks)
         if reply.attachment_url:
             kind = reply.attachment_type or "file"
