@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
 for _path in (ROOT / "layers" / "messenger", ROOT):
@@ -34,6 +35,7 @@ from messenger.handover import BOT_METADATA  # noqa: E402  (what our own sends c
 from messenger.models import Event  # noqa: E402
 from messenger.providers.meta import events as meta_events  # noqa: E402
 from messenger.providers.meta.signature import sign  # noqa: E402
+from messenger.providers.meta.signed_request import make_signed_request  # noqa: E402
 from messenger.providers.vonage import events as vonage_events  # noqa: E402
 from messenger.providers.vonage.signature import sign_callback  # noqa: E402
 from messenger.storage import event_item  # noqa: E402
@@ -113,6 +115,14 @@ def meta_bodies() -> dict[str, dict[str, Any]]:
             ]})])),
         "meta_standby.json": meta_page((t, [meta_item(USER, PAGE_ID, t, message={
             "mid": "m_sample_standby_1", "text": "Can a person help me?"})]), key="standby"),
+        "meta_handover.json": meta_page((t, [
+            meta_item(USER, PAGE_ID, t, take_thread_control={
+                "previous_owner_app_id": 1517776481860111, "new_owner_app_id": 263902037430900,
+                "metadata": "agent took the thread"}),
+            meta_item(USER, PAGE_ID, t + 60_000, pass_thread_control={
+                "previous_owner_app_id": 263902037430900, "new_owner_app_id": 1517776481860111,
+                "metadata": "back to the bot"}),
+        ])),
     }
 
 
@@ -195,7 +205,25 @@ def http_events(vonage_iat: int) -> dict[str, dict[str, Any]]:
     events.update({name: meta_event(name, payload) for name, payload in meta_bodies().items()})
     events.update({name: vonage_event(name, path, payload, vonage_iat)
                    for name, (path, payload) in vonage_bodies().items()})
+    events.update(data_deletion_events())
     return events
+
+
+DELETION_CODE = "0123456789abcdef0123"
+
+
+def data_deletion_events() -> dict[str, dict[str, Any]]:
+    """Meta's data-deletion callback (form-encoded signed_request) and a GET of its status URL."""
+    signed = make_signed_request(META["app_secret"], {"algorithm": "HMAC-SHA256", "user_id": USER,
+                                                      "issued_at": FIXED_S})
+    form = urlencode({"signed_request": signed}).encode()
+    post = http_event("POST", "/meta/data-deletion", form,
+                      {"content-type": "application/x-www-form-urlencoded", "host": "localhost:3000",
+                       "x-forwarded-proto": "http", "user-agent": "facebookexternalua"})
+    status = http_event("GET", f"/meta/data-deletion/{DELETION_CODE}", route_key="GET /meta/data-deletion/{code}",
+                        path_parameters={"code": DELETION_CODE}, headers={"host": "localhost:3000"})
+    return {"meta_data_deletion.json": pin(post, "meta_data_deletion.json"),
+            "meta_data_deletion_status.json": pin(status, "meta_data_deletion_status.json")}
 
 
 # -- stream events --------------------------------------------------------------------------------

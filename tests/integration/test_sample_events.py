@@ -32,6 +32,7 @@ EXPECTED: dict[str, tuple[int, dict[str, tuple[str, str]], dict[str, str]]] = {
     "meta_reaction.json": (200, {"reaction": ("event", "reaction")}, {}),
     "meta_attachments.json": (200, {"EVT#meta#m_sample_attachments_1": ("inbound", "message")}, {}),
     "meta_standby.json": (200, {"EVT#meta#m_sample_standby_1": ("event", "message")}, {}),
+    "meta_handover.json": (200, {"take": ("event", "handover"), "pass": ("event", "handover")}, {}),
     "vonage_inbound_v1.json": (200, {"EVT#vonage#aaaaaaaa-bbbb-4ccc-8ddd-000000000101": ("inbound", "message")}, {}),
     "vonage_inbound_v01.json": (200, {"EVT#vonage#aaaaaaaa-bbbb-cccc-dddd-0123456789ab": ("inbound", "message")}, {}),
     "vonage_inbound_image_v1.json": (200, {"EVT#vonage#aaaaaaaa-bbbb-4ccc-8ddd-000000000102": ("inbound", "message")},
@@ -83,7 +84,7 @@ def test_committed_events_are_what_the_script_generates():
     files = module.generate(vonage_iat=0)
     # Then every file matches (Meta byte for byte; Vonage except the time-dependent token)
     assert module.check(files) == []
-    assert set(EXPECTED) | set(STREAMS) | {"env.json"} == set(files)
+    assert set(EXPECTED) | set(STREAMS) | set(DELETION) | {"env.json"} == set(files)
 
 
 def test_check_flag_exits_zero_and_detects_an_edit(monkeypatch, tmp_path):
@@ -229,3 +230,21 @@ def test_events_dir_has_no_unexpected_generated_files():
     # Given events/ / Then every sample the script writes is covered by these tests
     generated = set(make_events().generate(vonage_iat=0))
     assert generated <= {p.name for p in Path(EVENTS).glob("*.json")}
+
+
+DELETION = ("meta_data_deletion.json", "meta_data_deletion_status.json")
+
+
+def test_data_deletion_samples_through_the_webhook_handler(handler, lambda_context, stack_env):
+    # Given the sample user's message in the table
+    assert handler(fresh("meta_text_batch.json"), lambda_context)["statusCode"] == 200
+    before = len(stack_env.items())
+    # When Meta's signed deletion request for that user arrives
+    response = handler(load_event("meta_data_deletion.json"), lambda_context)
+    # Then the user's two messages are gone and a status URL on the same host is returned
+    assert response["statusCode"] == 200
+    answer = json.loads(response["body"])
+    assert answer["url"] == f"http://localhost:3000/meta/data-deletion/{answer['confirmation_code']}"
+    assert len([i for i in stack_env.items() if i["pk"].startswith("EVT#")]) == before - 2
+    # And the status sample (a code that was never issued) answers 404
+    assert handler(load_event("meta_data_deletion_status.json"), lambda_context)["statusCode"] == 404
