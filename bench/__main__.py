@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--import-runs", type=int, default=7)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of the warm Meta handler")
+    parser.add_argument("--skip-reply", action="store_true", help="only the webhook benchmarks")
     args = parser.parse_args(argv)
 
     print("starting DynamoDB Local and moto ...", flush=True)
@@ -39,6 +40,24 @@ def main(argv: list[str] | None = None) -> int:
               "floor of the import row: `import boto3`.")
         if args.profile:
             profile(stack, args.iterations)
+    if not args.skip_reply:
+        print("\nreply pipeline (bench/reply.py) ...", flush=True)
+        from bench import reply
+
+        results = reply.main()
+        goals = [
+            ("concurrent vs sequential, pipeline (in-memory ledger)", results["concurrency_pipeline_only"]["ratio"],
+             ">=", 10),
+            ("concurrent vs sequential, DynamoDB Local in the loop", results["concurrency"]["ratio"], ">=", 10),
+            ("sends/s, one page, pipeline (in-memory ledger)", results["throughput_pipeline_only"]["sends_per_s"],
+             ">=", 300),
+            ("sends/s, one page, DynamoDB Local in the loop", results["throughput"]["sends_per_s"], ">=", 300),
+            ("Vonage JWT signatures per 1,000 sends", results["vonage_jwt"]["signatures"], "<=", 1),
+            ("peak RSS MB", results["peak_rss_mb"], "<=", 150),
+        ]
+        for name, value, op, goal in goals:
+            ok = value >= goal if op == ">=" else value <= goal
+            print(f"{name:58} {value:>8} {op} {goal:<5} {'PASS' if ok else 'MISS'}")
     return 0
 
 

@@ -17,6 +17,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from bench.common import LAYER  # noqa: F401  (puts the messenger layer on sys.path)
 from local.services import LOCAL_CREDENTIALS, client, create_events_table, sandbox_secrets, start_dynamodb_local
 
 
