@@ -6,7 +6,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger import webhook
-from messenger.config import get_settings
+from messenger.config import Settings, get_settings
 from messenger.errors import MessengerError, UnsignedCallbackError
 from messenger.http import form_fields, public_base_url, raw_body, status_for
 from messenger.ingest import IngestResult
@@ -26,32 +26,28 @@ def meta_verify() -> Response:
 
 @app.post("/meta/webhook")
 def meta_receive() -> Response:
-    settings = get_settings()
-    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    settings, body = _settings_and_body()
     result = webhook.meta_receive(settings, body, app.current_event.headers.get("x-hub-signature-256"))
     return _accepted("meta", result)
 
 
 @app.post("/vonage/inbound")
 def vonage_inbound() -> Response:
-    settings = get_settings()
-    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    settings, body = _settings_and_body()
     result = webhook.vonage_inbound(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
 
 
 @app.post("/vonage/status")
 def vonage_status() -> Response:
-    settings = get_settings()
-    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    settings, body = _settings_and_body()
     result = webhook.vonage_status(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
 
 
 @app.post("/meta/data-deletion")
 def meta_data_deletion() -> Response:
-    settings = get_settings()
-    body = raw_body(app.current_event.raw_event, settings.max_body_bytes)
+    settings, body = _settings_and_body()
     base = public_base_url(app.current_event.raw_event) + "/meta/data-deletion"
     answer = webhook.meta_data_deletion(settings, form_fields(body), base)
     logger.info("data deletion completed", extra={"confirmation_code": answer["confirmation_code"]})
@@ -61,6 +57,12 @@ def meta_data_deletion() -> Response:
 @app.get("/meta/data-deletion/<code>")
 def meta_data_deletion_status(code: str) -> Response:
     return Response(200, content_types.APPLICATION_JSON, webhook.meta_data_deletion_status(get_settings(), code))
+
+
+def _settings_and_body() -> tuple[Settings, bytes]:
+    """The settings and the exact bytes the provider signed (size-checked, base64-decoded if need be)."""
+    settings = get_settings()
+    return settings, raw_body(app.current_event.raw_event, settings.max_body_bytes)
 
 
 def _accepted(provider: str, result: IngestResult) -> Response:

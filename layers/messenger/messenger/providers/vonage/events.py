@@ -58,23 +58,21 @@ def _require_messenger(payload: dict[str, Any]) -> None:
 
 def _inbound_v1(payload: dict[str, Any], message_uuid: str) -> Event:
     _require_messenger(payload)
-    message_type = payload.get("message_type")
-    if not isinstance(message_type, str) or not message_type:
-        raise BadRequestError("message_type missing")
-    event = _inbound(payload, message_uuid, message_type, "v1")
-    if message_type == "text":
-        event.text = _text(payload.get("text"))
-    elif message_type in MEDIA_TYPES:
-        event.attachments = [_media(message_type, payload.get(message_type))]
-    return event
+    return _inbound_content(payload, payload, "message_type", message_uuid, "v1")
 
 
 def _inbound_v01(payload: dict[str, Any], message_uuid: str) -> Event:
     content = opt_obj(payload["message"].get("content"))
-    message_type = content.get("type")
+    return _inbound_content(payload, content, "type", message_uuid, "v0.1")
+
+
+def _inbound_content(payload: dict[str, Any], content: dict[str, Any], type_key: str, message_uuid: str,
+                     version: str) -> Event:
+    """The message fields live at the top level in v1 and under `message.content` in v0.1."""
+    message_type = content.get(type_key)
     if not isinstance(message_type, str) or not message_type:
-        raise BadRequestError("message.content.type missing")
-    event = _inbound(payload, message_uuid, message_type, "v0.1")
+        raise BadRequestError(f"{type_key} missing")
+    event = _inbound(payload, message_uuid, message_type, version)
     if message_type == "text":
         event.text = _text(content.get("text"))
     elif message_type in MEDIA_TYPES:
