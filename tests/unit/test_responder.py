@@ -109,3 +109,21 @@ def test_custom_responder_class(monkeypatch):
         load_responder(None, "custom_responder_for_tests:Missing")
     with pytest.raises(ConfigError, match="package.module:ClassName"):
         load_responder(None, "no_colon")
+
+
+def test_example_rules_file_offers_a_template_and_hands_over_on_contact():
+    # Given the shipped example rules
+    responder = load_responder(str(EXAMPLE))
+    # When a user asks for the catalogue, then a generic template comes back (Meta renders it, Vonage as text)
+    [catalogue] = responder.respond(message(text="show me your products"))
+    assert catalogue.template is not None and catalogue.template.type == "generic"
+    # When the user taps "Talk to us", then the reply asks the pipeline to hand the conversation over
+    [contact] = responder.respond(message(text=None, quick_reply_payload="CONTACT"))
+    assert contact.handover is True
+
+
+def test_default_rules_hand_over_when_the_user_asks_for_a_person():
+    [reply] = load_responder(None).respond(message(text="Can I talk to a real person?"))
+    assert reply.handover is True and reply.text
+    [other] = load_responder(None).respond(message(text="someone stole my parcel"))
+    assert other.handover is False

@@ -41,7 +41,7 @@ DEFAULT_RULES: dict[str, Any] = {
                                      {"title": "Talk to us", "payload": "CONTACT"}]}},
         {"name": "thanks", "regex": r"\b(thanks?|thank you|thx|merci)\b",
          "reply": {"text": "You're welcome! 😊"}},
-        {"name": "human", "keywords": ["human", "agent", "a person", "real person", "someone"],
+        {"name": "human", "keywords": ["human", "agent", "a person", "real person"],
          "payloads": ["CONTACT"],
          "reply": {"text": "A member of our team will get back to you here as soon as possible.",
                    "handover": True}},
