@@ -181,6 +181,3 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     finally:
         _stop(process, info_file)
 
-
-REPLY_MISSING = not (ROOT / "functions" / "reply" / "app.py").exists()
-needs_reply = pytest.mark.skipif(REPLY_MISSING, reason="functions/reply/app.py has not landed yet")

@@ -18,7 +18,6 @@ from tests.e2e.conftest import (
     http,
     meta_body,
     meta_message,
-    needs_reply,
     new_user,
     vonage_inbound,
     wait_until,
@@ -44,7 +43,6 @@ def test_meta_verify_handshake(stack: LocalStack) -> None:
     assert http("GET", f"{stack.api}/meta/webhook?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")[0] == 403
 
 
-@needs_reply
 def test_meta_message_is_answered_once_and_its_status_reaches_read(stack: LocalStack) -> None:
     # Given a user's message, signed as Meta signs it
     user = new_user()
@@ -65,7 +63,6 @@ def test_meta_message_is_answered_once_and_its_status_reaches_read(stack: LocalS
     assert all(r["body"]["recipient"]["id"] == user for r in stack.sends(user)), "echoes were not answered"
 
 
-@needs_reply
 def test_vonage_message_is_answered_once_and_its_status_reaches_read(stack: LocalStack) -> None:
     user = new_user()
     status, _ = stack.vonage_post("/vonage/inbound", vonage_inbound(user, "hello"))
@@ -79,7 +76,6 @@ def test_vonage_message_is_answered_once_and_its_status_reaches_read(stack: Loca
     assert len(reply_claims(stack, user)) == 1
 
 
-@needs_reply
 def test_every_event_of_a_batch_is_answered(stack: LocalStack) -> None:
     # Given one Meta POST with two entries, carrying messages of two users
     alice, bob = new_user(), new_user()
@@ -93,7 +89,6 @@ def test_every_event_of_a_batch_is_answered(stack: LocalStack) -> None:
     assert {c["state"] for c in reply_claims(stack, alice) + reply_claims(stack, bob)} == {"sent"}
 
 
-@needs_reply
 def test_a_redelivered_message_is_answered_once(stack: LocalStack) -> None:
     user = new_user()
     payload = meta_body(meta_message(user, "hello"))
@@ -114,7 +109,6 @@ def test_a_redelivered_message_is_answered_once(stack: LocalStack) -> None:
     assert len(reply_claims(stack, user)) == 2
 
 
-@needs_reply
 def test_echoes_are_stored_and_never_answered(stack: LocalStack) -> None:
     user = new_user()
     echo = {"sender": {"id": PAGE_ID}, "recipient": {"id": user}, "timestamp": int(time.time() * 1000),
@@ -139,7 +133,6 @@ def test_invalid_signatures_are_rejected_and_nothing_is_stored(stack: LocalStack
     assert stack.sends(meta_user) == [] and stack.sends(vonage_user) == []
 
 
-@needs_reply
 def test_a_transient_provider_error_is_retried_and_answered_once(stack: LocalStack) -> None:
     # Given the Graph sandbox fails the next send to this user with a 5xx
     user = new_user()
@@ -156,7 +149,6 @@ def test_a_transient_provider_error_is_retried_and_answered_once(stack: LocalSta
     assert [c["state"] for c in reply_claims(stack, user)] == ["sent"]
 
 
-@needs_reply
 def test_a_permanent_provider_error_is_recorded_and_not_retried(stack: LocalStack) -> None:
     user = new_user()
     stack.fault(provider="vonage", fault="permanent", code=422, count=5, recipient=user)
@@ -167,7 +159,6 @@ def test_a_permanent_provider_error_is_recorded_and_not_retried(stack: LocalStac
     assert [s["status"] for s in stack.sends(user)] == [422]
 
 
-@needs_reply
 def test_exhausted_retries_land_on_the_on_failure_queue(stack: LocalStack) -> None:
     # Given the Graph sandbox keeps failing for this user
     user = new_user()
@@ -189,7 +180,6 @@ def test_exhausted_retries_land_on_the_on_failure_queue(stack: LocalStack) -> No
     assert stack.sends(user, ok_only=True) == []
 
 
-@needs_reply
 def test_restarting_the_reply_side_mid_stream_loses_and_repeats_nothing(stack: LocalStack) -> None:
     users = [new_user() for _ in range(3)]
     # Given the poller is stopped while messages keep arriving
@@ -214,7 +204,6 @@ def test_restarting_the_reply_side_mid_stream_loses_and_repeats_nothing(stack: L
     assert stack.poller()["running"]
 
 
-@needs_reply
 def test_chat_prints_the_reply_when_driven_from_a_pipe(stack: LocalStack) -> None:
     command = [sys.executable, "-m", "local.chat", "--api", stack.api, "--sandbox", stack.sandbox,
                "--dynamodb", stack.dynamodb_url, "--timeout", "20"]
