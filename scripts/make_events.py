@@ -132,7 +132,7 @@ VONAGE_OUTBOUND_UUID = "aaaaaaaa-bbbb-4ccc-8ddd-000000000201"
 
 
 def seed_v01() -> dict[str, Any]:
-    """The v0.1 inbound example of Vonage's docs (/work/shared/seeds), with our sandbox Page as `to.id`."""
+    """The v0.1 inbound example of Vonage's docs (the project seed document), with our sandbox Page as `to.id`."""
     return {
         "message_uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
         "to": {"type": "messenger", "id": PAGE_ID},
