@@ -10,6 +10,7 @@ events/sandbox-secrets.json directly (no Secrets Manager in the loop).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import resource
 import threading
 import time
@@ -60,47 +61,63 @@ class MemoryLedger:
         return
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """Answers like the Send API (200 + message_id) and the Messages API (202 + message_uuid)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go as two writes: avoid 40 ms delayed-ACK stalls
+    latency_s = 0.0
+    counter: Any = None
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with self.counter.get_lock():
+            self.counter.value += 1
+        time.sleep(self.latency_s)
+        if self.path.startswith("/v1/messages"):
+            status, body = 202, {"message_uuid": str(uuid.uuid4())}
+        else:
+            status, body = 200, {"recipient_id": "x", "message_id": f"m_{uuid.uuid4().hex}"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        return
+
+
+def _serve(latency_s: float, counter: Any, port_pipe: Any) -> None:
+    _Handler.latency_s, _Handler.counter = latency_s, counter
+    server = _Server(("127.0.0.1", 0), _Handler)
+    port_pipe.send(server.server_address[1])
+    server.serve_forever()
+
+
 class FakeProvider:
-    """Answers like the Send API (200 + message_id) and the Messages API (202 + message_uuid) after `latency_s`."""
+    """The provider, after `latency_s`, in its own process: its threads must not take the pipeline's GIL."""
 
     def __init__(self, latency_s: float) -> None:
-        self.latency_s = latency_s
-        self.requests = 0
-        self._lock = threading.Lock()
-        provider = self
+        context = multiprocessing.get_context("spawn")
+        self._counter = context.Value("i", 0)
+        receiver, sender = context.Pipe(duplex=False)
+        self._process = context.Process(target=_serve, args=(latency_s, self._counter, sender), daemon=True)
+        self._process.start()
+        self.port = receiver.recv()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body go as two writes: avoid 40 ms delayed-ACK stalls
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with provider._lock:
-                    provider.requests += 1
-                time.sleep(provider.latency_s)
-                if self.path.startswith("/v1/messages"):
-                    status, body = 202, {"message_uuid": str(uuid.uuid4())}
-                else:
-                    status, body = 200, {"recipient_id": "x", "message_id": f"m_{uuid.uuid4().hex}"}
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = _Server(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def requests(self) -> int:
+        return int(self._counter.value)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     def close(self) -> None:
-        self.server.shutdown()
+        self._process.terminate()
+        self._process.join(timeout=5)
 
 
 def make_records(n: int, conversations: int, provider: str = "meta", page: str = "107083064136738") -> list[dict]:
