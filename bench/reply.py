@@ -54,6 +54,9 @@ class MemoryLedger:
     def record_outbound(self, *args: Any, **kwargs: Any) -> None:
         return
 
+    def echoed(self, claim: Any) -> bool:
+        return False
+
     def paused_until(self, inbound: Any) -> int:
         return 0
 

@@ -16,7 +16,7 @@ from local.services import client
 from local.streams import StreamReader, strip_internal
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
-from messenger.handover import BOT_METADATA
+from messenger.handover import BOT_METADATA, bot_metadata
 from messenger.outbox import ReplyLedger
 from messenger.replying import current_pipeline, inbound_from_record, pipeline_for
 from messenger.storage import EventStore, event_key, message_key, reply_key
@@ -336,3 +336,57 @@ def test_profile_lookup_personalises_and_failures_never_block(providers, stream,
     lookups = [c for c in providers.mock.calls if c.request.method == "GET" and USER_A in c.request.url]
     assert len(lookups) == 1
     assert stack_env.get(f"PROFILE#meta#{PAGE_ID}#{USER_A}")["first_name"] == "Ada"
+
+
+# -- ambiguous sends reconciled through Meta's echo ------------------------------------------------------
+
+AMBIGUOUS_REPLY = {"error": {"message": "Received invalid JSON reply", "code": 1, "error_subcode": 1357046}}
+
+
+def our_echo(inbound_mid: str, mid: str, ts: int) -> dict:
+    return {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
+            "message": {"mid": mid, "is_echo": True, "app_id": 1517776481860111, "text": "Hello!",
+                        "metadata": bot_metadata(inbound_mid)}}
+
+
+def test_an_echo_of_our_send_settles_an_ambiguous_claim_as_sent(providers, stream, stack_env, lambda_context):
+    # Given a send whose outcome Meta left unclear (1/1357046: it may have gone out)
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.amb.1", "hello", sender=USER_A, ts=ts))
+    providers.meta_faults[USER_A] = (400, AMBIGUOUS_REPLY)
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    assert stack_env.get(reply_key("meta", "m.amb.1"))["state"] == "ambiguous"
+    # When Meta's echo of that send arrives (its metadata names the message we answered)
+    ingest_meta(lambda_context, our_echo("m.amb.1", "m_echoed_1", ts + 1))
+    # Then the claim is settled as sent, the echo did not pause the bot, and nothing was sent twice
+    claim = stack_env.get(reply_key("meta", "m.amb.1"))
+    assert claim["state"] == "sent" and claim["reconciled_by"] == "echo"
+    assert claim["echo_mids"] == ["m_echoed_1"]
+    assert len(providers.meta_calls) == 1
+    del providers.meta_faults[USER_A]
+    ingest_meta(lambda_context, meta_message("m.amb.2", "and now?", sender=USER_A, ts=ts + 2))
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 2
+
+
+def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(providers, stream, stack_env,
+                                                                              lambda_context):
+    # Given the echo of our send reached the webhook while the reply function still waited for Meta
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.amb.3", "hello", sender=USER_A, ts=ts))
+    records = drain(stream)
+    providers.meta_faults[USER_A] = (400, AMBIGUOUS_REPLY)
+    original = providers._meta
+
+    def echo_then_answer(request):
+        ingest_meta(lambda_context, our_echo("m.amb.3", "m_echoed_3", ts + 1))
+        return original(request)
+
+    providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
+    providers.mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
+                                echo_then_answer)
+    # When the send then ends unclear
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    # Then the claim says sent (confirmed by the echo), not ambiguous
+    claim = stack_env.get(reply_key("meta", "m.amb.3"))
+    assert claim["state"] == "sent" and claim["reconciled_by"] == "echo"

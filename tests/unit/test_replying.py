@@ -146,6 +146,9 @@ class FakeLedger:
     def record_outbound(self, inbound, message_id, **kwargs):
         self.outbound.append(message_id)
 
+    def echoed(self, claim):
+        return False
+
     def paused_until(self, inbound):
         return self.pauses.get(inbound.conversation_id, 0)
 

@@ -17,13 +17,29 @@ from messenger.storage import EventStore
 BOT_METADATA = "messenger-webhook:bot"
 
 
+def bot_metadata(inbound_event_id: str) -> str:
+    """What our sends carry as Meta `metadata`: the marker, then the id of the message they answer."""
+    return f"{BOT_METADATA}:{inbound_event_id}"
+
+
+def is_ours(metadata: str | None) -> bool:
+    return metadata is not None and (metadata == BOT_METADATA or metadata.startswith(BOT_METADATA + ":"))
+
+
+def answered_event_id(metadata: str | None) -> str | None:
+    """The inbound event id an echo of ours answers (None for other echoes or the bare marker)."""
+    if not is_ours(metadata) or metadata == BOT_METADATA:
+        return None
+    return metadata[len(BOT_METADATA) + 1:] or None
+
+
 def state_key(conversation: str) -> str:
     return f"CONV#{conversation}"
 
 
 def pause_change(event: Event, pause_seconds: int) -> int | None:
     """The `paused_until` (epoch ms) this event sets, 0 to resume, None when it changes nothing."""
-    if event.kind is Kind.ECHO and event.metadata != BOT_METADATA:
+    if event.kind is Kind.ECHO and not is_ours(event.metadata):
         return event.timestamp_ms + pause_seconds * 1000
     if event.kind is Kind.HANDOVER:
         if event.message_type == "take_thread_control":

@@ -13,7 +13,7 @@ from messenger import handover
 from messenger.errors import StorageError
 from messenger.models import Event, Kind
 from messenger.observability import logger
-from messenger.storage import EventStore
+from messenger.storage import EventStore, reply_key
 
 
 @dataclass(slots=True)
@@ -31,6 +31,7 @@ def ingest(store: EventStore, events: list[Event], pause_seconds: int = 3600) ->
             # applies them again instead of finding a stored duplicate and skipping them.
             result.statuses_applied += _apply_statuses(store, event)
             handover.record(store, event, pause_seconds)
+            _reconcile_echo(store, event)
             if store.put_event(event):
                 result.stored += 1
             else:
@@ -59,3 +60,22 @@ def _apply_statuses(store: EventStore, event: Event) -> int:
         # Meta may send only a watermark: everything sent up to then has reached that status.
         ids = store.outbound_before(event.provider, event.page_id, event.user_id, event.watermark_ms, below=status)
     return sum(store.apply_status(event.provider, mid, status, at_ms=event.timestamp_ms) for mid in ids)
+
+
+def _reconcile_echo(store: EventStore, event: Event) -> None:
+    """An echo of our own send proves it was delivered to Meta: settle an ambiguous reply claim as sent.
+
+    The echo's mid is also kept on the claim, so a reply function that only later decides the send was
+    ambiguous (its request timed out after the echo came) finds the proof there.
+    """
+    inbound_id = handover.answered_event_id(event.metadata) if event.kind is Kind.ECHO else None
+    if inbound_id is None:
+        return
+    key = reply_key(event.provider, inbound_id)
+    store.update(key, "ADD echo_mids :mid", "attribute_exists(pk)", {}, {":mid": {"SS": [event.event_id]}})
+    settled = store.update(
+        key, "SET #state = :sent, reconciled_by = :echo", "#state = :ambiguous", {"#state": "state"},
+        {":sent": {"S": "sent"}, ":echo": {"S": "echo"}, ":ambiguous": {"S": "ambiguous"}},
+    )
+    if settled:
+        logger.info("ambiguous reply confirmed by Meta's echo", extra={"event_id": inbound_id})

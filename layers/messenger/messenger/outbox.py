@@ -71,6 +71,11 @@ class ReplyLedger:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    def echoed(self, claim: Claim) -> bool:
+        """True when Meta already echoed a message of this reply (so an unclear send did go out)."""
+        item = self.store.get(claim.pk)
+        return bool(item and item.get("echo_mids"))
+
     def paused_until(self, inbound: InboundMessage) -> int:
         """Epoch ms until which a person has this conversation (0: the bot may answer)."""
         return handover.paused_until(self.store, inbound.provider, inbound.page_id, inbound.user_id)

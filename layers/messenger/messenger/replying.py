@@ -248,6 +248,11 @@ class ReplyPipeline:
         return "failed"
 
     def _ambiguous(self, claim: Claim, details: dict[str, Any], log: dict[str, Any]) -> str:
+        if self.ledger.echoed(claim):
+            self.ledger.finish(claim, ClaimState.SENT, {**details, "reconciled_by": "echo"})
+            self.stats.inc("RepliesSent")
+            logger.info("unclear send confirmed by Meta's echo; recorded as sent", extra={**log, **details})
+            return "sent"
         self.ledger.finish(claim, ClaimState.AMBIGUOUS, details)
         self.stats.inc("ReplyAmbiguous")
         logger.warning("reply outcome unknown (may have been delivered); recorded, not re-sent",

@@ -73,6 +73,8 @@ def from_attribute(value: dict[str, Any]) -> Any:
         return [from_attribute(v) for v in inner]
     if kind == "NULL":
         return None
+    if kind == "SS":
+        return sorted(inner)
     raise TypeError(f"unexpected attribute type {kind}")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
-from messenger.handover import BOT_METADATA
+from messenger.handover import BOT_METADATA, bot_metadata
 from messenger.messages import Button, InboundMessage, OutgoingMessage, Template, split_text
 from messenger.observability import logger, tracer
 from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
@@ -37,8 +37,12 @@ def appsecret_proof(app_secret: str, token: str) -> str:
     return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict[str, Any]]:
-    """The request bodies answering with `replies`, in order. PermanentSendError if one is invalid."""
+def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: SendPolicy,
+                  metadata: str = BOT_METADATA) -> list[dict[str, Any]]:
+    """The request bodies answering with `replies`, in order. PermanentSendError if one is invalid.
+
+    `metadata` comes back in Meta's echo: it tells our sends from a person's, and which message they answer.
+    """
     check_tag(policy.tag)
     base: dict[str, Any] = {"recipient": {"id": recipient_id}, "messaging_type": policy.messaging_type}
     if policy.messaging_type == MESSAGE_TAG:
@@ -70,7 +74,7 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
             extra["notification_type"] = reply.notification_type
         for index, message in enumerate(messages):
             # Meta returns `metadata` in the echo: it is how the webhook tells our sends from a person's.
-            body = {**base, **extra, "message": {**message, "metadata": BOT_METADATA}}
+            body = {**base, **extra, "message": {**message, "metadata": metadata}}
             if reply.reply_to_mid and index == 0:
                 body["reply_to"] = {"mid": reply.reply_to_mid}
             bodies.append(body)
@@ -218,7 +222,7 @@ class MetaSender:
         self.secret = secret
 
     def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
-        return plan_messages(inbound.user_id, replies, policy)
+        return plan_messages(inbound.user_id, replies, policy, bot_metadata(inbound.event_id))
 
     def first_name(self, inbound: InboundMessage) -> str | None:
         secret = self.secret()
