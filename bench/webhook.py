@@ -7,12 +7,12 @@ import json
 import sys
 import time
 import uuid
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 from bench.common import LAYER, ROOT, Row, Stack, interleaved, subprocess_seconds
 from local.apigw import http_event
+from local.lambda_context import LambdaContext
 from local.services import client, sandbox_secrets
 from messenger.models import Event, Kind, Provider
 from messenger.providers.meta.signature import sign
@@ -23,17 +23,6 @@ SECRETS = sandbox_secrets()
 PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))
 USER = "3998527223577371"
 TEXT = "Hello, I would like to know your opening hours on Saturday."
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "bench-webhook"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:bench-webhook"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 10_000
 
 
 def load_webhook() -> ModuleType:
@@ -89,7 +78,7 @@ def floor_items(run: str, count: int) -> list[dict[str, Any]]:
 
 def handler_rows(stack: Stack, iterations: int, warmup: int) -> list[Row]:
     module = load_webhook()
-    context = LambdaContext()
+    context = LambdaContext("bench-webhook", timeout_s=10)
     total = iterations + warmup
     run = uuid.uuid4().hex[:8]
     meta, vonage = meta_events(run, total), vonage_events(run, total)

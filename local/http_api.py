@@ -17,17 +17,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local.apigw import http_event
+from local.lambda_context import ACCOUNT_ID, REGION, LambdaContext
 from local.template import ROOT, FunctionSpec, Route
 
-ACCOUNT_ID = "123456789012"
-REGION = "us-east-1"
 Log = Callable[[str], None]
 # (method, path, body) -> (status, JSON-able body), or None when the path is not a control path.
 Control = Callable[[str, str, bytes], tuple[int, Any] | None]
@@ -38,21 +36,6 @@ def add_layers_to_path() -> None:
     for layer in sorted((ROOT / "layers").glob("*/")):
         if str(layer) not in sys.path:
             sys.path.insert(0, str(layer))
-
-
-@dataclass
-class LambdaContext:
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    aws_request_id: str
-    deadline_s: float
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline_s - time.monotonic()) * 1000))
 
 
 class LambdaFunction:
@@ -91,14 +74,7 @@ class LambdaFunction:
         with self._lock:
             module = self.module or self.load()
             handler = getattr(module, self.spec.function_name)
-            context = LambdaContext(
-                function_name=self.spec.function_id,
-                memory_limit_in_mb=self.spec.memory_mb,
-                invoked_function_arn=self.arn,
-                aws_request_id=str(uuid.uuid4()),
-                deadline_s=time.monotonic() + self.spec.timeout_s,
-                log_group_name=f"/aws/lambda/{self.spec.function_id}",
-            )
+            context = LambdaContext(self.spec.function_id, self.spec.timeout_s, self.spec.memory_mb)
             started = time.monotonic()
             try:
                 return handler(event, context)

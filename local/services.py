@@ -107,23 +107,21 @@ def start_dynamodb_local(port: int | None = None, log: Any = subprocess.DEVNULL)
         java_command(), "-Xms64m", "-Xmx512m", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
         "-jar", str(jar), "-inMemory", "-port", str(port), "-disableTelemetry",
     ]
-    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=jar.parent)
-    service = Service("DynamoDB Local", process, port)
-    try:
-        wait_for_port(port, process, "DynamoDB Local")
-    except BaseException:
-        service.stop()
-        raise
-    return service
+    return _start("DynamoDB Local", command, port, log, cwd=jar.parent)
 
 
 def start_moto(port: int | None = None, log: Any = subprocess.DEVNULL, host: str = "127.0.0.1") -> Service:
     port = port or free_port()
     command = [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)]
-    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True)
-    service = Service("moto server", process, port)
+    return _start("moto server", command, port, log)
+
+
+def _start(name: str, command: list[str], port: int, log: Any, cwd: Path | None = None) -> Service:
+    """Start in its own process group (so stopping kills the whole tree) and wait until it listens."""
+    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=cwd)
+    service = Service(name, process, port)
     try:
-        wait_for_port(port, process, "moto server")
+        wait_for_port(port, process, name)
     except BaseException:
         service.stop()
         raise

@@ -22,26 +22,15 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
 
 from aws_lambda_powertools.utilities import parameters  # noqa: E402
 
+from local.lambda_context import LambdaContext  # noqa: E402
 from local.services import client, create_events_table, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
 from messenger import webhook  # noqa: E402
 from messenger.config import get_settings  # noqa: E402
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "test-function"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:test-function"
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
 @pytest.fixture
 def lambda_context() -> LambdaContext:
-    return LambdaContext()
+    return LambdaContext("test-function")
 
 
 def reset_caches() -> None:
