@@ -31,6 +31,8 @@ add_layers_to_path()
 from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402 - needs the layer on sys.path
 from messenger.providers.vonage.signature import sign_callback  # noqa: E402
 
+STICKER_ID = 369239263222822  # Meta's "like" thumbs-up sticker
+STICKER_URL = "https://cdn.example.com/sticker-like.png"
 FINAL_STATUSES = {"read", "rejected", "undeliverable", "failed"}
 
 
@@ -79,9 +81,16 @@ class Chat:
 
     # -- one message ------------------------------------------------------------------------------
 
-    def send(self, text: str) -> int:
-        """Send one user message; print the replies and their statuses. Returns the number of replies."""
-        body, headers, path = self._signed(text)
+    def send(self, text: str, kind: str = "text", value: str | None = None) -> int:
+        """Send one user message; print the replies and their statuses. Returns the number of replies.
+
+        `kind`: text, quick_reply (a tap on a quick-reply button, `value` = payload), postback (a tap on a
+        template button), image (`value` = URL) or sticker. Vonage delivers only text and media.
+        """
+        if self.provider == "vonage" and kind in ("quick_reply", "postback", "sticker"):
+            self.say(f"  ({kind} is a Meta-only event; Vonage delivers text and media)")
+            return 0
+        body, headers, path = self._signed(text, kind, value)
         status, answer = _http("POST", self.endpoints.api + path, body, headers)
         if status != 200:
             self.say(f"  ! webhook answered {status}: {answer}")
@@ -99,17 +108,31 @@ class Chat:
         self._show_statuses(ids)
         return len(replies)
 
-    def _signed(self, text: str) -> tuple[bytes, dict[str, str], str]:
+    def _signed(self, text: str, kind: str = "text", value: str | None = None) -> tuple[bytes, dict[str, str], str]:
         now_ms = int(time.time() * 1000)
+        mid = f"m_chat_{uuid.uuid4().hex}"
         if self.provider == "meta":
-            event = {"sender": {"id": self.user}, "recipient": {"id": self.page_id}, "timestamp": now_ms,
-                     "message": {"mid": f"m_chat_{uuid.uuid4().hex}", "text": text}}
+            event: dict[str, Any] = {"sender": {"id": self.user}, "recipient": {"id": self.page_id},
+                                     "timestamp": now_ms, "message": {"mid": mid, "text": text}}
+            if kind == "quick_reply":
+                event["message"]["quick_reply"] = {"payload": value}
+            elif kind == "postback":
+                del event["message"]
+                event["postback"] = {"mid": mid, "title": text, "payload": value}
+            elif kind in ("image", "sticker"):
+                payload: dict[str, Any] = {"url": value or STICKER_URL}
+                if kind == "sticker":
+                    payload["sticker_id"] = STICKER_ID
+                event["message"] = {"mid": mid, "attachments": [{"type": "image", "payload": payload}]}
             body = json.dumps({"object": "page", "entry": [{"id": self.page_id, "time": now_ms,
                                                             "messaging": [event]}]}).encode()
             return body, {"x-hub-signature-256": meta_sign(self.meta["app_secret"], body)}, "/meta/webhook"
         payload = {"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": self.page_id, "from": self.user,
                    "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "message_type": "text",
                    "text": text}
+        if kind == "image":
+            del payload["text"]
+            payload.update(message_type="image", image={"url": value})
         body = json.dumps(payload).encode()
         auth = sign_callback(self.vonage["signature_secret"], body, self.vonage["api_key"])
         return body, {"authorization": auth}, "/vonage/inbound"
@@ -168,8 +191,17 @@ class Chat:
         elif name == "user" and arg.strip():
             self.user = arg.strip()
             self.say(f"  (you are now user {self.user})")
+        elif name == "tap" and arg.strip():
+            self.send(arg.strip(), "quick_reply", arg.strip())
+        elif name == "postback" and arg.strip():
+            self.send(arg.strip().title(), "postback", arg.strip())
+        elif name == "image" and arg.strip().startswith(("http://", "https://")):
+            self.send("", "image", arg.strip())
+        elif name == "sticker":
+            self.send("", "sticker")
         else:
-            self.say("  commands: /provider meta|vonage, /user <psid>, /quit")
+            self.say("  commands: /provider meta|vonage, /user <psid>, /tap <quick-reply payload>, "
+                     "/postback <payload>, /image <url>, /sticker, /quit")
         return True
 
 

@@ -212,3 +212,20 @@ def test_chat_prints_the_reply_when_driven_from_a_pipe(stack: LocalStack) -> Non
                                 text=True, cwd=ROOT, timeout=60, check=False)
         assert result.returncode == 0, result.stderr
         assert "bot> " in result.stdout, result.stdout
+
+
+def test_chat_sends_quick_reply_taps_postbacks_stickers_and_images(stack: LocalStack) -> None:
+    # Given the chat client driven from a pipe with the rich-input commands
+    command = [sys.executable, "-m", "local.chat", "--api", stack.api, "--sandbox", stack.sandbox,
+               "--dynamodb", stack.dynamodb_url, "--timeout", "20", "--provider", "meta"]
+    script = "/tap HELP\n/postback GET_STARTED\n/sticker\n/image https://cdn.example.com/cat.jpg\n"
+    result = subprocess.run(command, input=script, capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            check=False)
+    # Then each travels as its Meta event and gets the answer the default rules give it
+    assert result.returncode == 0, result.stderr
+    replies = [line for line in result.stdout.splitlines() if line.startswith("bot> ")]
+    assert len(replies) == 4, result.stdout
+    assert "what I can do" in replies[0]          # the HELP payload matches the help rule
+    assert "Get_Started" in replies[1] or "GET_STARTED" in replies[1]  # postbacks are answered by title
+    assert "👍" in replies[2]                      # stickers get a thumbs-up
+    assert "picture" in replies[3]                # images are acknowledged as pictures
