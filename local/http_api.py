@@ -202,9 +202,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
 
-class HttpApiServer(ThreadingHTTPServer):
+class BackgroundHTTPServer(ThreadingHTTPServer):
+    """A threaded HTTP server that serves from a daemon thread until `stop()`."""
+
     daemon_threads = True
     allow_reuse_address = True
+    thread_name = "http"
+
+    def start(self) -> None:
+        threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True).start()
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+class HttpApiServer(BackgroundHTTPServer):
+    thread_name = "http-api"
 
     def __init__(self, port: int, routes: list[Route], functions: dict[str, LambdaFunction], *,
                  control: Control | None = None, log: Log = print, host: str = "127.0.0.1") -> None:
@@ -213,12 +227,3 @@ class HttpApiServer(ThreadingHTTPServer):
         self.functions = functions
         self.control = control
         self.log = log
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="http-api", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()

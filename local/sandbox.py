@@ -32,14 +32,14 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from local.http_api import add_layers_to_path
+from local.http_api import BackgroundHTTPServer, add_layers_to_path
 from local.services import sandbox_secrets
 
 add_layers_to_path()
@@ -538,22 +538,12 @@ def _parse_body(raw: bytes, content_type: str) -> Any:
         return None
 
 
-class SandboxServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+class SandboxServer(BackgroundHTTPServer):
+    thread_name = "sandbox"
 
     def __init__(self, port: int, sandbox: Sandbox, host: str = "127.0.0.1") -> None:
         super().__init__((host, port), _Handler)
         self.sandbox = sandbox
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.serve_forever, name="sandbox", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
 
 
 # -- command line -----------------------------------------------------------------------------------
