@@ -5,8 +5,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 PYTEST_ARGS ?=
+# SAM CLI lives in its own virtualenv under a cache outside the repo (pinned: scripts rely on its internals).
+SAM_CLI_VERSION ?= 1.170.0
+CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
+SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 
-.PHONY: help dev chat test unit integration e2e lint format bench events redrive clean
+.PHONY: help dev chat test unit integration e2e lint format bench events redrive clean sam-cli
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +29,13 @@ local/node_modules/.installed: local/package.json local/package-lock.json
 	@touch $@
 
 deps: $(VENV)/.installed local/node_modules/.installed
+
+$(SAM):
+	@python=$$(scripts/find-python313.sh) && "$$python" -m venv $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)
+	$(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/pip install --quiet --disable-pip-version-check 'aws-sam-cli==$(SAM_CLI_VERSION)'
+
+sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and print its path
+	@echo $(SAM)
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox)
 	PORT=$(PORT) $(PY) -m local
