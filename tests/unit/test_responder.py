@@ -11,9 +11,9 @@ import pytest
 
 from messenger.errors import ConfigError
 from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.responder import Responder, RuleResponder, load_responder
+from messenger.responder import RULES_DIR, Responder, RuleResponder, load_responder
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "events" / "responder-rules.example.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "layers" / "messenger" / "messenger" / "rules" / "example.json"
 
 
 def message(text: str | None = None, **fields) -> InboundMessage:
@@ -24,7 +24,9 @@ def message(text: str | None = None, **fields) -> InboundMessage:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("Hi!", "Hello!"), ("hello there", "Hello!"), ("I need help", "Here is what I can do"),
-     ("thanks a lot", "welcome"), ("this is something else", "Thanks for your message: “this is something else”")],
+     ("thanks a lot", "welcome"), ("what are your opening hours?", "opening hours"),
+     ("When do you close on Sunday?", "opening hours"),
+     ("this is something else", "Thanks for your message: “this is something else”")],
 )
 def test_default_rules(text, expected):
     replies = RuleResponder().respond(message(text))
@@ -127,3 +129,41 @@ def test_default_rules_hand_over_when_the_user_asks_for_a_person():
     assert reply.handover is True and reply.text
     [other] = load_responder(None).respond(message(text="someone stole my parcel"))
     assert other.handover is False
+
+
+def offered_payloads(config: dict) -> set[str]:
+    """Every quick-reply and postback-button payload any reply of the rules offers the user."""
+    replies = [r for rule in config.get("rules", []) for r in ([rule["reply"]] if "reply" in rule else rule["replies"])]
+    payloads = set()
+    for reply in replies:
+        payloads |= {q["payload"] for q in reply.get("quick_replies", [])}
+        template = reply.get("template") or {}
+        buttons = template.get("buttons", []) + [b for e in template.get("elements", []) for b in e.get("buttons", [])]
+        payloads |= {b["payload"] for b in buttons if b["type"] == "postback"}
+    return payloads
+
+
+@pytest.mark.parametrize("name", ["default.json", "example.json"])
+def test_every_offered_quick_reply_and_postback_has_its_own_rule(name):
+    # Given a shipped rules file
+    config = json.loads((RULES_DIR / name).read_text(encoding="utf-8"))
+    responder = RuleResponder(config)
+    offered = offered_payloads(config)
+    assert offered, "the walk must find something to tap"
+    for payload in sorted(offered):
+        # When the user taps it (as a quick reply, or as a postback button)
+        for tap in (message(payload.title(), quick_reply_payload=payload),
+                    message(kind="postback", postback_title=payload.title(), postback_payload=payload)):
+            # Then a rule of its own answers, not the generic "noted" / "you chose" catch-all
+            assert any(rule.matches(tap) for rule in responder.rules), f"{name}: nothing answers {payload}"
+
+
+def test_a_relative_rules_file_name_is_found_in_the_shipped_rules_folder(tmp_path, monkeypatch):
+    # Given the function runs from another working directory (as Lambda does, from /var/task)
+    monkeypatch.chdir(tmp_path)
+    # When RESPONDER_RULES_FILE names the shipped example by its bare name
+    responder = load_responder("example.json")
+    # Then the example's own rules answer
+    assert "Monday" in responder.respond(message("when are you open?"))[0].text
+    with pytest.raises(ConfigError, match="'missing.json' cannot be read"):
+        load_responder("missing.json")

@@ -3,8 +3,10 @@
 `Responder` is the interface; `RuleResponder` the default: keyword/regex/payload/attachment rules tried
 in order, then answers per kind (postback, quick reply, sticker, attachment), then a polite fallback.
 Rules come from the JSON file named by RESPONDER_RULES_FILE (validated on the first invocation, with an
-error naming the file and the rule), or the built-in `DEFAULT_RULES`. A custom class is plugged in with
-RESPONDER_CLASS=package.module:ClassName (see docs/replying.md).
+error naming the file and the rule), or the built-in `rules/default.json`. A relative name is looked up in
+this package's `rules/` folder, which ships in the layer (so `example.json` works once deployed); an
+absolute path is used as it is. A custom class is plugged in with RESPONDER_CLASS=package.module:ClassName
+(see docs/replying.md).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib
 import json
 import re
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -21,6 +24,7 @@ from messenger.messages import Button, Element, InboundMessage, OutgoingMessage,
 
 ECHO_LIMIT = 300
 TEMPLATE_FIELDS = ("text", "title", "payload", "attachment_type", "first_name")
+RULES_DIR = Path(__file__).resolve().parent / "rules"
 
 
 @runtime_checkable
@@ -28,35 +32,19 @@ class Responder(Protocol):
     def respond(self, message: InboundMessage) -> list[OutgoingMessage]: ...
 
 
-DEFAULT_RULES: dict[str, Any] = {
-    "rules": [
-        {"name": "greeting", "keywords": ["hi", "hello", "hey", "good morning", "good evening", "bonjour"],
-         "reply": {"text": "Hello! How can we help you today?",
-                   "quick_replies": [{"title": "Help", "payload": "HELP"},
-                                     {"title": "Talk to us", "payload": "CONTACT"}]}},
-        {"name": "help", "keywords": ["help", "support", "menu"], "payloads": ["HELP"],
-         "reply": {"text": "Here is what I can do: answer questions about our products, opening hours and "
-                           "orders. Type your question, or pick an option below.",
-                   "quick_replies": [{"title": "Opening hours", "payload": "HOURS"},
-                                     {"title": "Talk to us", "payload": "CONTACT"}]}},
-        {"name": "thanks", "regex": r"\b(thanks?|thank you|thx|merci)\b",
-         "reply": {"text": "You're welcome! 😊"}},
-        {"name": "human", "keywords": ["human", "agent", "a person", "real person"],
-         "payloads": ["CONTACT"],
-         "reply": {"text": "A member of our team will get back to you here as soon as possible.",
-                   "handover": True}},
-    ],
-    "postback": {"text": "You chose “{title}”. We're on it!"},
-    "quick_reply": {"text": "Thanks, noted: {payload}."},
-    "sticker": {"text": "👍"},
-    "attachments": {
-        "image": {"text": "Thanks for the picture! We'll have a look."},
-        "video": {"text": "Thanks for the video! We'll have a look."},
-        "audio": {"text": "Thanks for the voice message! We'll listen to it shortly."},
-        "default": {"text": "Thanks, we received your attachment."},
-    },
-    "fallback": {"text": "Thanks for your message: “{text}”. We'll get back to you soon."},
-}
+
+
+def rules_path(name: str) -> Path:
+    """Where RESPONDER_RULES_FILE points: an absolute path as it is, a relative name inside `rules/`."""
+    path = Path(name)
+    return path if path.is_absolute() else RULES_DIR / path
+
+
+@cache
+def default_rules() -> dict[str, Any]:
+    """The built-in rules (`rules/default.json`), also the defaults of every section a rules file omits."""
+    rules: dict[str, Any] = json.loads((RULES_DIR / "default.json").read_text(encoding="utf-8"))
+    return rules
 
 
 class _Fields(dict):
@@ -200,28 +188,29 @@ def _rule(spec: Any, index: int) -> Rule:
 
 class RuleResponder:
     def __init__(self, config: dict[str, Any] | None = None) -> None:
-        config = DEFAULT_RULES if config is None else config
+        defaults = default_rules()
+        config = defaults if config is None else config
         if not isinstance(config, dict):
             raise ValueError("the rules file must hold a JSON object")
         rules = config.get("rules", [])
         if not isinstance(rules, list):
             raise ValueError("rules must be a list")
         self.rules = tuple(_rule(spec, i) for i, spec in enumerate(rules))
-        fallback = config.get("fallback", DEFAULT_RULES["fallback"])
+        fallback = config.get("fallback", defaults["fallback"])
         self.fallback = _reply(fallback, "fallback")
-        self.postback = _reply(config.get("postback", DEFAULT_RULES["postback"]), "postback")
-        self.quick_reply = _reply(config.get("quick_reply", DEFAULT_RULES["quick_reply"]), "quick_reply")
-        self.sticker = _reply(config.get("sticker", DEFAULT_RULES["sticker"]), "sticker")
-        attachments = config.get("attachments", DEFAULT_RULES["attachments"])
+        self.postback = _reply(config.get("postback", defaults["postback"]), "postback")
+        self.quick_reply = _reply(config.get("quick_reply", defaults["quick_reply"]), "quick_reply")
+        self.sticker = _reply(config.get("sticker", defaults["sticker"]), "sticker")
+        attachments = config.get("attachments", defaults["attachments"])
         if not isinstance(attachments, dict):
             raise ValueError("attachments must map attachment types to replies")
         self.attachments = {k: _reply(v, f"attachments.{k}") for k, v in attachments.items()}
-        self.attachments.setdefault("default", _reply(DEFAULT_RULES["attachments"]["default"], "attachments"))
+        self.attachments.setdefault("default", _reply(defaults["attachments"]["default"], "attachments"))
 
     @classmethod
     def from_file(cls, path: str) -> RuleResponder:
         try:
-            config = json.loads(Path(path).read_text(encoding="utf-8"))
+            config = json.loads(rules_path(path).read_text(encoding="utf-8"))
         except OSError as exc:
             raise ConfigError(f"RESPONDER_RULES_FILE {path!r} cannot be read ({type(exc).__name__})") from None
         except ValueError as exc:
