@@ -56,6 +56,8 @@ def test_meta_event_with_an_absurd_timestamp_falls_back_to_the_entry_time():
         ("1527459824.5", 1527459824000),
         (1527459824.5, 1527459824000),
         (1458692752478.0, 1458692752478),
+        (1_000_000, 1_000_000),  # small values stay milliseconds
+        (0, 0),
     ],
 )
 def test_epoch_values_in_seconds_or_milliseconds_as_numbers_or_strings(value, expected):

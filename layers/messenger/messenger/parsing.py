@@ -32,8 +32,9 @@ def load_json_object(body: bytes) -> dict[str, Any]:
 MAX_DEPTH = 32
 # Epoch milliseconds up to the year 5138: anything larger is not a real provider timestamp.
 MAX_EPOCH_MS = 10**14
-# Below this an epoch value is taken as seconds: 10**11 ms is March 1973, 10**11 s is the year 5138.
-SECONDS_BELOW = 10**11
+# An epoch value in this range is read as seconds (2001 to 5138); as milliseconds it would be January 1970
+# to March 1973, which no provider sends. Smaller values stay milliseconds (tests use them).
+SECONDS_RANGE = range(10**9, 10**11)
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 _NUMERIC = re.compile(r"[0-9]{1,16}(\.[0-9]*)?")
 
@@ -108,7 +109,7 @@ def epoch_ms(value: Any) -> int | None:
     """A provider timestamp as epoch milliseconds, or None.
 
     Meta documents `timestamp` and `entry.time` as numbers in milliseconds, but some reference examples give
-    numeric strings, some in seconds ("1527459824"): a value below SECONDS_BELOW is taken as seconds.
+    numeric strings, some in seconds ("1527459824"): a value in SECONDS_RANGE is taken as seconds.
     """
     if isinstance(value, str):
         text = value.strip()
@@ -120,7 +121,7 @@ def epoch_ms(value: Any) -> int | None:
     number = opt_int(value)
     if number is None:
         return None
-    return number * 1000 if number < SECONDS_BELOW else number
+    return number * 1000 if number in SECONDS_RANGE else number
 
 
 def stable_id(*parts: Any) -> str:
