@@ -43,7 +43,8 @@ from local.http_api import BackgroundHTTPServer, add_layers_to_path
 from local.services import sandbox_secrets
 
 add_layers_to_path()
-from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402 - needs the layer on sys.path
+from messenger.providers.meta.limits import message_problems  # noqa: E402 - needs the layer on sys.path
+from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402
 from messenger.providers.vonage.signature import sign_callback  # noqa: E402
 
 SANDBOX_APP_ID = 1517776481860111
@@ -54,6 +55,7 @@ RETIRED_TAGS = {"ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDAT
 SENDER_ACTIONS = {"typing_on", "typing_off", "mark_seen"}
 VONAGE_TYPES = {"text", "image", "audio", "video", "file"}
 VONAGE_CATEGORIES = {"response", "update", "message_tag"}
+VONAGE_WEBHOOK_VERSIONS = {"v0.1", "v1"}
 FAULTS = {"5xx", "429", "613", "timeout", "permanent"}
 PERMANENT_META = {
     10: (2018278, "(#10) This message is sent outside of allowed window."),
@@ -355,24 +357,10 @@ def _validate_messaging_type(body: dict[str, Any], bad: Callable[..., SandboxRej
 
 
 def _validate_message(message: Any, bad: Callable[..., SandboxReject]) -> None:
-    if not isinstance(message, dict) or ("text" in message) == ("attachment" in message):
-        raise bad("param message must have exactly one of text and attachment")
-    text = message.get("text")
-    if "text" in message and (not isinstance(text, str) or not text or len(text) >= 2000):
-        raise bad("param message[text] must be a UTF-8 string shorter than 2000 characters")
-    replies = message.get("quick_replies")
-    if replies is not None:
-        if not isinstance(replies, list) or not 1 <= len(replies) <= 13:
-            raise bad("param message[quick_replies] must be an array of 1 to 13 elements")
-        for reply in replies:
-            if not isinstance(reply, dict) or reply.get("content_type") not in ("text", "user_phone_number",
-                                                                                 "user_email"):
-                raise bad("param message[quick_replies][content_type] is invalid")
-            if reply["content_type"] == "text" and not (reply.get("title") or reply.get("image_url")):
-                raise bad("param message[quick_replies][title] is required for text quick replies")
-    metadata = message.get("metadata")
-    if metadata is not None and (not isinstance(metadata, str) or len(metadata) >= 1000):
-        raise bad("param message[metadata] must be a string shorter than 1000 characters")
+    """The layer's own Send API limits (messenger/providers/meta/limits.py): one definition for both sides."""
+    problems = message_problems(message)
+    if problems:
+        raise bad("param " + problems[0])
 
 
 def _validate_vonage_body(body: dict[str, Any], pages: set[str]) -> list[dict[str, str]]:
@@ -408,6 +396,19 @@ def _validate_vonage_body(body: dict[str, Any], pages: set[str]) -> list[dict[st
     client_ref = body.get("client_ref")
     if client_ref is not None and (not isinstance(client_ref, str) or len(client_ref) > 100):
         invalid.append({"name": "client_ref", "reason": "must be at most 100 characters"})
+    invalid += _validate_vonage_webhook(body)
+    return invalid
+
+
+def _validate_vonage_webhook(body: dict[str, Any]) -> list[dict[str, str]]:
+    """`webhook_version` is `v0.1` or `v1`; `webhook_url` an http(s) URL (per-message status overrides)."""
+    invalid: list[dict[str, str]] = []
+    version = body.get("webhook_version")
+    if version is not None and version not in VONAGE_WEBHOOK_VERSIONS:
+        invalid.append({"name": "webhook_version", "reason": f"must be one of {sorted(VONAGE_WEBHOOK_VERSIONS)}"})
+    url = body.get("webhook_url")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("https://", "http://"))):
+        invalid.append({"name": "webhook_url", "reason": "must be an http(s) URL"})
     return invalid
 
 

@@ -104,12 +104,100 @@ def test_meta_tampered_body_rejected(handler, lambda_context, stack_env):
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"object":"page"}', b'{"object":"user","entry":[]}',
-                                 b'{"object":"page","entry":[{"id":"1","messaging":[{"message":{}}]}]}'])
+                                 b'{"object":"page","entry":{}}'])
 def test_meta_signed_garbage_is_400_and_nothing_stored(handler, lambda_context, stack_env, raw):
     response = handler(meta_post(raw), lambda_context)
     assert response["statusCode"] == 400
     assert json.loads(response["body"]) == {"error": "bad_request"}
     assert stack_env.items() == []
+
+
+def test_signed_batch_of_odd_events_is_200_and_every_message_stored_once(handler, lambda_context, stack_env,
+                                                                       capsys):
+    # Given a signed batch mixing every odd event kind Meta documents with ordinary messages
+    odd = [
+        {"recipient": {"id": PAGE_ID}, "timestamp": 1234567890,  # checkbox-plugin opt-in: no sender
+         "optin": {"ref": "pass-through", "user_ref": "checkbox-user-ref"}},
+        {"recipient": {"id": PAGE_ID}, "timestamp": 1458692752478,  # handover app_roles: no sender
+         "app_roles": {"123456789": ["primary_receiver"]}},
+        {"recipient": {"id": PAGE_ID}, "timestamp": 1458692752478,  # policy enforcement: no sender
+         "policy_enforcement": {"action": "block", "reason": "The bot violated our Platform Policies"}},
+        {"sender": {"user_ref": "USER-REF-ID"}, "recipient": {"id": PAGE_ID}, "timestamp": "1527459824",
+         "postback": {"mid": "m_postback_ref", "title": "Start", "payload": "START"}},  # string seconds
+        {"sender": {"id": "3998527223577371"}, "recipient": {"id": PAGE_ID}, "timestamp": 1_700_000_000_000,
+         "message_edit": {"mid": "m_1", "text": "edited", "num_edit": 1}},  # a type we do not model
+        {"sender": {"id": "3998527223577371"}, "recipient": {"id": PAGE_ID}, "message": {"text": "no mid"}},
+        "not an object",
+    ]
+    ordinary = [meta_message("m_odd_1", "first"), meta_message("m_odd_2", "second", sender="42"),
+                meta_message("m_odd_3", "third")]
+    body = {"object": "page", "entry": [
+        {"id": PAGE_ID, "time": "1700000000", "messaging": [ordinary[0], *odd[:4]]},
+        {"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [odd[4], ordinary[1], odd[5]],
+         "standby": [odd[6]]},
+        {"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [ordinary[2]]},
+        "not an entry",
+    ]}
+    raw = dumps(body)
+    # When it is delivered, and delivered again
+    first = handler(meta_post(raw), lambda_context)
+    second = handler(meta_post(raw), lambda_context)
+    # Then both answers are 200, and every event is stored exactly once
+    assert first["statusCode"] == 200 and json.loads(first["body"]) == {"stored": 11, "duplicates": 0}
+    assert second["statusCode"] == 200 and json.loads(second["body"]) == {"stored": 0, "duplicates": 11}
+    items = stack_env.items()
+    inbound = sorted(i["event_id"] for i in items if i["record_type"] == "inbound")
+    assert inbound == ["m_odd_1", "m_odd_2", "m_odd_3", "m_postback_ref"]
+    kinds = sorted(i["kind"] for i in items if i["record_type"] != "inbound")
+    assert kinds == ["handover", "optin", "policy_enforcement", *["unknown"] * 4]
+    optin = next(i for i in items if i["kind"] == "optin")
+    assert optin["user_id"] == "checkbox-user-ref" and optin["timestamp_ms"] == 1_234_567_890_000
+    # And the unknown events are counted in a metric
+    assert '"UnknownEvents":[4.0]' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_meta_batch_over_the_cap_is_413_and_nothing_stored(handler, lambda_context, stack_env):
+    from messenger.providers.meta.events import MAX_EVENTS_PER_POST
+
+    # Given a signed batch with one event more than Meta ever batches (small enough for the body limit)
+    events = [{"sender": {"id": "1"}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "read": {"watermark": i}}
+              for i in range(MAX_EVENTS_PER_POST + 1)]
+    raw = dumps(meta_body(*events))
+    assert len(raw) < 1_048_576
+    # When it is delivered / Then 413, and nothing is stored
+    response = handler(meta_post(raw), lambda_context)
+    assert response["statusCode"] == 413 and json.loads(response["body"]) == {"error": "payload_too_large"}
+    assert stack_env.items() == []
+
+
+def test_lone_surrogates_in_a_signed_body_are_replaced(handler, lambda_context, stack_env):
+    # Given signed Meta and Vonage bodies whose text holds lone UTF-16 surrogates (valid JSON escapes)
+    meta_raw = dumps(meta_body(meta_message("m_sur", "a\ud800b"))).replace(b"\\ud800", b"\\ud800")
+    vonage_raw = dumps(vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-00000000000f", "x\udfffy"))
+    assert b"\\ud800" in meta_raw and b"\\udfff" in vonage_raw
+    # When they are delivered
+    assert handler(meta_post(meta_raw), lambda_context)["statusCode"] == 200
+    assert handler(vonage_post("/vonage/inbound", vonage_raw), lambda_context)["statusCode"] == 200
+    # Then the texts are stored with U+FFFD in place of each surrogate: valid UTF-8 everywhere
+    texts = sorted(i["text"] for i in stack_env.items())
+    assert texts == ["a\ufffdb", "x\ufffdy"]
+    for text in texts:
+        text.encode("utf-8")
+
+
+def test_vonage_callbacks_we_cannot_read_are_stored_as_unknown(handler, lambda_context, stack_env):
+    # Given signed Vonage callbacks with a valid envelope: an unknown type, another channel, a broken text
+    bodies = [
+        vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000010") | {"message_type": "reaction",
+                                                                     "reaction": {"action": "react"}},
+        vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000011") | {"channel": "whatsapp"},
+        vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000012") | {"text": {"not": "text"}, "extra": [1]},
+    ]
+    # When each is delivered / Then each is answered 200 and stored once as an unanswered unknown event
+    for body in bodies:
+        assert handler(vonage_post("/vonage/inbound", dumps(body)), lambda_context)["statusCode"] == 200
+    items = stack_env.items()
+    assert len(items) == 3 and {(i["kind"], i["record_type"]) for i in items} == {("unknown", "event")}
 
 
 def test_oversized_body_is_413(handler, lambda_context, stack_env, monkeypatch):

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from messenger.errors import BadRequestError
+from messenger.errors import BadRequestError, PayloadTooLargeError
 from messenger.models import Kind, Provider, RecordType
-from messenger.providers.meta.events import parse_body
+from messenger.providers.meta.events import MAX_EVENTS_PER_POST, PAGE_LEVEL_USER, parse_body
 
 PAGE = "107083064136738"
 USER = "3998527223577371"
@@ -270,6 +270,106 @@ def test_unknown_kind_is_stored_as_unknown():
     assert event.raw["message_edit"]["text"] == "edited" and event.event_id.startswith("h-")
 
 
+# -- events without a sender, string timestamps (Meta reference examples) -------------------------
+
+
+def test_checkbox_plugin_optin_without_sender_is_keyed_by_user_ref():
+    # Given a messaging_optins event from the checkbox plugin: no sender, the user only as optin.user_ref
+    raw = {"recipient": {"id": PAGE}, "timestamp": 1234567890,
+           "optin": {"ref": "<PASS_THROUGH_PARAM>", "user_ref": "ref-from-checkbox"}}
+    # When parsed
+    event = one(raw)
+    # Then it is an opt-in of that user_ref (seconds became milliseconds), stored as a plain event
+    assert (event.kind, event.user_id, event.page_id) == (Kind.OPTIN, "ref-from-checkbox", PAGE)
+    assert event.timestamp_ms == 1_234_567_890_000 and event.error is None
+    assert event.record_type is RecordType.EVENT and event.conversation_id == f"meta#{PAGE}#ref-from-checkbox"
+
+
+def test_marketing_optin_with_sender_and_placeholder_timestamp():
+    # Given the messaging_optins reference example: a sender, and "TIMESTAMP" where a number belongs
+    raw = {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": "TIMESTAMP",
+           "optin": {"type": "notification_messages", "payload": "x", "notification_messages_token": "t"}}
+    # When parsed / Then an opt-in of the sender, timed by the entry
+    event = one(raw)
+    assert (event.kind, event.user_id, event.message_type, event.timestamp_ms) == (
+        Kind.OPTIN, USER, "notification_messages", TS)
+
+
+def test_app_roles_without_sender_is_a_page_level_handover():
+    # Given the messaging_handovers app_roles example: only the Page as recipient
+    raw = {"recipient": {"id": PAGE}, "timestamp": 1458692752478, "app_roles": {"123456789": ["primary_receiver"]}}
+    # When parsed
+    event = one(raw)
+    # Then it is a handover event about the Page, filed under the page-level user
+    assert (event.kind, event.message_type, event.user_id) == (Kind.HANDOVER, "app_roles", PAGE_LEVEL_USER)
+    assert event.timestamp_ms == 1458692752478 and event.record_type is RecordType.EVENT
+    assert event.event_id.startswith("h-") and event.error is None
+
+
+@pytest.mark.parametrize("key", ["policy_enforcement", "policy-enforcement"])
+def test_policy_enforcement_without_sender(key):
+    # Given the messaging_policy_enforcement example (current and older spelling of the key)
+    raw = {"recipient": {"id": PAGE}, "timestamp": 1458692752478,
+           key: {"action": "block", "reason": "The bot violated our Platform Policies"}}
+    # When parsed / Then it is a page-level policy enforcement event with its action
+    event = one(raw)
+    assert (event.kind, event.message_type, event.user_id) == (Kind.POLICY_ENFORCEMENT, "block", PAGE_LEVEL_USER)
+    assert event.record_type is RecordType.EVENT and event.raw[key]["reason"].startswith("The bot")
+
+
+def test_postback_with_user_ref_and_string_timestamp_in_seconds():
+    # Given the messaging_postbacks reference example: sender.user_ref, "All JSON properties ... are strings"
+    raw = {"sender": {"user_ref": "USER-REF-ID"}, "recipient": {"id": PAGE}, "timestamp": "1527459824",
+           "postback": {"mid": "m_MESSAGE-ID", "title": "TITLE", "payload": "PAYLOAD"}}
+    # When parsed / Then a postback of that user, its time in milliseconds
+    event = one(raw)
+    assert (event.kind, event.user_id, event.event_id, event.timestamp_ms) == (
+        Kind.POSTBACK, "USER-REF-ID", "m_MESSAGE-ID", 1_527_459_824_000)
+
+
+@pytest.mark.parametrize(("entry_time", "expected"), [("1527459824", 1_527_459_824_000),
+                                                      ("1458692752478", 1458692752478), (1527459824, 1527459824000)])
+def test_string_entry_time_in_seconds_or_milliseconds(entry_time, expected):
+    # Given an event without timestamp in an entry whose time is a string or in seconds
+    payload = {"object": "page", "entry": [{"id": PAGE, "time": entry_time, "messaging": [
+        {"sender": {"id": USER}, "recipient": {"id": PAGE}, "message": {"mid": "m_t", "text": "x"}}]}]}
+    # When parsed / Then the entry's time, in milliseconds
+    assert parse_body(json.dumps(payload).encode())[0].timestamp_ms == expected
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"message_edit": {"mid": "m_1", "text": "edited", "num_edit": 1}},
+     {"response_feedback": {"feedback": "Good response", "mid": "m_1"}},
+     {"messaging_game_plays": {"game_id": "1"}}],
+)
+def test_other_event_types_are_unknown_and_named(fields):
+    # Given an event type we do not model / When parsed
+    event = one(item(**fields))
+    # Then it is kept raw as unknown, named by its key, not flagged as unreadable
+    assert event.kind is Kind.UNKNOWN and event.message_type == next(iter(fields)) and event.error is None
+
+
+def test_more_events_than_meta_batches_is_too_large():
+    # Given one more event than Meta puts in a batch ("a maximum of 1000 updates")
+    items = [item(read={"watermark": TS + i}) for i in range(MAX_EVENTS_PER_POST + 1)]
+    # When parsed / Then it is refused whole (413) before any event is built; the maximum itself is accepted
+    with pytest.raises(PayloadTooLargeError):
+        parse_body(body(*items))
+    assert len(parse_body(body(*items[:MAX_EVENTS_PER_POST]))) == MAX_EVENTS_PER_POST
+
+
+def test_events_are_counted_across_entries_and_standby():
+    # Given the cap spread over several entries, messaging and standby
+    entries = [{"id": PAGE, "messaging": [item(read={"watermark": i})], "standby": [item(read={"watermark": -i})]}
+               for i in range(3)]
+    raw = json.dumps({"object": "page", "entry": entries}).encode()
+    # When parsed with a cap of 5 / Then 6 events are too many
+    with pytest.raises(PayloadTooLargeError):
+        parse_body(raw, max_events=5)
+    assert len(parse_body(raw, max_events=6)) == 6
+
+
 # -- standby, batches ---------------------------------------------------------------------------
 
 
@@ -355,33 +455,65 @@ def test_hash_id_differs_per_page():
         b'{"object":"instagram","entry":[]}',
         b'{"object":"page"}',
         b'{"object":"page","entry":{}}',
-        b'{"object":"page","entry":["x"]}',
-        b'{"object":"page","entry":[{"time":1,"messaging":[]}]}',
-        b'{"object":"page","entry":[{"id":"","messaging":[]}]}',
-        b'{"object":"page","entry":[{"id":true,"messaging":[]}]}',
-        b'{"object":"page","entry":[{"id":"1","messaging":{}}]}',
-        b'{"object":"page","entry":[{"id":"1","messaging":[1]}]}',
-        b'{"object":"page","entry":[{"id":"1","standby":"x"}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"recipient":{"id":"1"},"message":{"mid":"m"}}]}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"message":{"mid":"m"}}]}]}',
-        b'{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},'
-        b'"message":{"mid":"m"}}]}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},'
-        b'"message":{"text":"no mid"}}]}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},'
-        b'"message":{"mid":"m","text":5}}]}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},'
-        b'"message":{"mid":"m","attachments":{"type":"image"}}}]}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},'
-        b'"message":"hi"}]}]}',
-        b'{"object":"page","entry":[{"id":"1","time":1,"messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},'
-        b'"postback":[]}]}]}',
     ],
 )
-def test_missing_or_malformed_required_fields_are_bad_requests(raw):
-    # Given a body lacking a required field or with the wrong shape / When parsed / Then BadRequestError
+def test_a_wrong_envelope_is_a_bad_request(raw):
+    # Given a body that is not JSON, not an object, not object=page or without an entry list
+    # When parsed / Then BadRequestError: the only shape problems that refuse a POST
     with pytest.raises(BadRequestError):
         parse_body(raw)
+
+
+def _entry(*items: Any, **entry: Any) -> bytes:
+    return json.dumps({"object": "page", "entry": [{"id": "1", "time": TS, "messaging": list(items), **entry}]}
+                      ).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b'{"object":"page","entry":["x"]}', "entry is not an object"),
+        (b'{"object":"page","entry":[{"time":1,"messaging":[{"sender":{"id":"2"}}]}]}', "entry.id missing"),
+        (b'{"object":"page","entry":[{"id":"","messaging":[{"x":1}]}]}', "entry.id missing"),
+        (b'{"object":"page","entry":[{"id":true,"messaging":[{"x":1}]}]}', "entry.id missing"),
+        (b'{"object":"page","entry":[{"id":"1","messaging":{}}]}', "entry.messaging is not a list"),
+        (b'{"object":"page","entry":[{"id":"1","standby":"x"}]}', "entry.standby is not a list"),
+        (_entry(1), "messaging item is not an object"),
+        (_entry({"recipient": {"id": "1"}, "timestamp": TS, "message": {"mid": "m"}}), "event has no sender"),
+        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"text": "no mid"}}),
+         "message.mid missing"),
+        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"mid": "m", "text": 5}}),
+         "message.text must be a string"),
+        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"},
+                 "message": {"mid": "m", "attachments": {"type": "image"}}}),
+         "message.attachments must be a list"),
+        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": "hi"}), "message must be an object"),
+        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "postback": []}), "postback must be an object"),
+        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "read": "x"}), "read must be an object"),
+        (_entry({"recipient": {"id": "1"}, "take_thread_control": {"new_owner_app_id": 1}}), "event has no sender"),
+    ],
+)
+def test_an_event_we_cannot_read_is_kept_as_unknown(raw, reason):
+    # Given a valid envelope holding one event in a shape we cannot read
+    # When parsed
+    events = parse_body(raw)
+    # Then it is one unknown event with the reason, kept raw and never answered
+    assert len(events) == 1
+    event = events[0]
+    assert event.kind is Kind.UNKNOWN and event.record_type is RecordType.EVENT
+    assert event.error == {"code": "unparsed", "reason": reason}
+    assert event.event_id.startswith("h-") and event.raw
+
+
+def test_an_odd_event_never_costs_its_neighbours():
+    # Given a batch where a broken event sits between two ordinary messages
+    raw = _entry(item(message={"mid": "m_1", "text": "a"}), {"sender": {"id": USER}, "message": {"text": 5}},
+                 item(message={"mid": "m_2", "text": "b"}))
+    # When parsed / Then both messages come out as inbound, and the odd one as unknown
+    events = parse_body(raw)
+    assert [(e.kind, e.event_id) for e in events if e.kind is Kind.MESSAGE] == [(Kind.MESSAGE, "m_1"),
+                                                                               (Kind.MESSAGE, "m_2")]
+    assert [e.kind for e in events] == [Kind.MESSAGE, Kind.UNKNOWN, Kind.MESSAGE]
 
 
 def test_deeply_nested_json_is_a_bad_request():

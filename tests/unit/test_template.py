@@ -172,6 +172,40 @@ def test_http_api_fails_on_warnings_logs_access_and_throttles():
     assert {"ThrottlingBurstLimit", "ThrottlingRateLimit"} <= set(api["DefaultRouteSettings"])
 
 
+def test_http_api_throttling_comes_from_parameters():
+    # Given the template / Then the HTTP API's rate and burst are parameters, not hard-coded numbers
+    settings = props("HttpApi")["DefaultRouteSettings"]
+    assert settings == {"ThrottlingBurstLimit": {"Ref": "HttpApiThrottlingBurstLimit"},
+                        "ThrottlingRateLimit": {"Ref": "HttpApiThrottlingRateLimit"}}
+    parameters = template()["Parameters"]
+    rate, burst = parameters["HttpApiThrottlingRateLimit"], parameters["HttpApiThrottlingBurstLimit"]
+    assert (rate["Type"], burst["Type"]) == ("Number", "Number")
+    # And the defaults are above the old 100/200 that a busy Page's webhook traffic could exceed
+    assert rate["Default"] >= 1000 and burst["Default"] >= rate["Default"]
+    assert burst["MaxValue"] <= 5000 and rate["MaxValue"] <= 10000  # API Gateway's account-level defaults
+
+
+def test_reply_function_has_a_reserved_concurrency_parameter():
+    import re
+
+    from messenger.replying import DEFAULT_WORKERS
+
+    parameter = template()["Parameters"]["ReplyReservedConcurrency"]
+    # Given the template / Then the reply function's reserved concurrency is the parameter, unless 0 or empty
+    assert props("ReplyFunction")["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReplyConcurrencyUnreserved", {"Ref": "AWS::NoValue"}, {"Ref": "ReplyReservedConcurrency"}]}
+    assert template()["Conditions"]["ReplyConcurrencyUnreserved"] == {"Fn::Or": [
+        {"Fn::Equals": [{"Ref": "ReplyReservedConcurrency"}, ""]},
+        {"Fn::Equals": [{"Ref": "ReplyReservedConcurrency"}, "0"]}]}
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert all(pattern.fullmatch(v) for v in ("", "0", "4", "1000"))
+    assert not any(pattern.fullmatch(v) for v in ("-1", "04", "abc", "10000"))
+    # And the default keeps one Page's burst near Meta's 300 Send API calls/s per Page: each invocation has
+    # DEFAULT_WORKERS conversations in flight, and a send takes about 0.4 s
+    default = int(parameter["Default"])
+    assert 1 <= default and default * DEFAULT_WORKERS / 0.4 <= 1.1 * 300
+
+
 def test_reply_stream_event_reports_partial_failures_and_gives_up_to_the_queue():
     function = props("ReplyFunction")
     assert (function["CodeUri"], function["Handler"]) == ("functions/reply/", "app.lambda_handler")

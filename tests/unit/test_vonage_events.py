@@ -78,22 +78,31 @@ def test_v01_media(kind):
     assert event.payload_version == "v0.1"
 
 
-@pytest.mark.parametrize("kind", ["unsupported", "location", "reaction", "sticker", "custom"])
-def test_v1_other_types_stored_raw_with_message_type(kind):
-    # Given a v1 message of a type we do not model / When parsed
-    payload = v1(kind, **{kind: {"whatever": 1}})
+def test_v1_unsupported_is_a_message_kept_with_its_type():
+    # Given a v1 message Vonage could not represent / When parsed / Then an answered message with its raw JSON
+    payload = v1("unsupported")
     event = parse_inbound(dumps(payload))
-    # Then it is kept with its message_type and raw JSON, no text or attachments
-    assert event.message_type == kind and event.raw == payload
-    assert event.text is None and event.attachments == [] and event.kind is Kind.MESSAGE
+    assert (event.kind, event.message_type, event.raw, event.text) == (Kind.MESSAGE, "unsupported", payload, None)
+    assert event.record_type is RecordType.INBOUND
 
 
-@pytest.mark.parametrize("kind", ["unsupported", "location"])
-def test_v01_other_types_stored_raw_with_message_type(kind):
+@pytest.mark.parametrize("kind", ["location", "reaction", "sticker", "custom"])
+def test_v1_unknown_types_are_stored_raw_as_unknown(kind):
+    # Given a v1 message of a type the Messenger channel does not document / When parsed
+    payload = v1(kind, **{kind: {"whatsoever": 1}})
+    event = parse_inbound(dumps(payload))
+    # Then it is kept with its message_type and raw JSON as unknown: stored, never answered
+    assert (event.kind, event.message_type, event.raw) == (Kind.UNKNOWN, kind, payload)
+    assert event.text is None and event.attachments == [] and event.record_type is RecordType.EVENT
+    assert event.event_id == UUID and event.error is None
+
+
+@pytest.mark.parametrize(("kind", "expected"), [("unsupported", Kind.MESSAGE), ("location", Kind.UNKNOWN)])
+def test_v01_other_types_stored_raw_with_message_type(kind, expected):
     # Given a v0.1 message of a type we do not model / When parsed / Then kept with its type and raw JSON
     payload = v01({"type": kind})
     event = parse_inbound(dumps(payload))
-    assert event.message_type == kind and event.raw == payload and event.text is None
+    assert event.message_type == kind and event.raw == payload and event.text is None and event.kind is expected
 
 
 def test_unknown_fields_are_ignored():
@@ -143,24 +152,40 @@ def test_unparseable_timestamp_falls_back_to_now(timestamp, monkeypatch):
         {k: v for k, v in v1(text="x").items() if k != "to"},
         {k: v for k, v in v1(text="x").items() if k != "from"},
         v1(text="x", to={"type": "messenger"}),
-        v1(text="x", channel="whatsapp"),
-        v1(text=None),
-        v1(text=5),
-        v1("image"),
-        v1("image", image={"caption": "no url"}),
-        v1("image", image="https://x"),
-        {k: v for k, v in v1(text="x").items() if k != "message_type"} | {"message_type": ""},
-        v01({"text": "no type"}),
-        v01({"type": "text"}),
-        v01({"type": "file", "file": {}}),
-        {"message_uuid": UUID, "to": PAGE, "from": USER},
-        {"message_uuid": UUID, "to": PAGE, "from": USER, "message": "hi"},
+        v01({"type": "text", "text": "x"}) | {"from": {"type": "messenger"}},
     ],
 )
-def test_inbound_missing_required_fields_are_bad_requests(payload):
-    # Given an inbound body lacking a required field / When parsed / Then BadRequestError
+def test_inbound_without_its_envelope_is_a_bad_request(payload):
+    # Given an inbound body without the ids that key and route it / When parsed / Then BadRequestError
     with pytest.raises(BadRequestError):
         parse_inbound(dumps(payload))
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (v1(text="x", channel="whatsapp"), "channel 'whatsapp' is not messenger"),
+        (v1(text=None), "text missing"),
+        (v1(text=5), "text missing"),
+        (v1("image"), "image.url missing"),
+        (v1("image", image={"caption": "no url"}), "image.url missing"),
+        (v1("image", image="https://x"), "image.url missing"),
+        (v1(""), "message_type missing"),
+        (v1(7), "message_type missing"),
+        (v01({"text": "no type"}), "type missing"),
+        (v01({"type": "text"}), "text missing"),
+        (v01({"type": "file", "file": {}}), "file.url missing"),
+        ({"message_uuid": UUID, "to": PAGE, "from": USER}, "message_type missing"),
+        ({"message_uuid": UUID, "to": PAGE, "from": USER, "message": "hi"}, "message_type missing"),
+    ],
+)
+def test_inbound_we_cannot_read_is_kept_as_unknown(payload, reason):
+    # Given a signed inbound callback with its envelope but a body we cannot read / When parsed
+    event = parse_inbound(dumps(payload))
+    # Then it is stored raw as unknown with the reason (a 4xx would make Vonage drop it), never answered
+    assert (event.kind, event.event_id, event.page_id, event.user_id) == (Kind.UNKNOWN, UUID, PAGE, USER)
+    assert event.error == {"code": "unparsed", "reason": reason} and event.raw == payload
+    assert event.record_type is RecordType.EVENT
 
 
 @pytest.mark.parametrize("raw", [b"", b"nope", b"[]", b"1", b'"x"'])
@@ -247,7 +272,6 @@ def test_status_is_lowercased_and_both_timestamp_formats():
         status_v1(status=None),
         {k: v for k, v in status_v1().items() if k != "from"},
         {k: v for k, v in status_v1().items() if k != "to"},
-        status_v1(channel="sms"),
         status_v01(**{"from": {"type": "messenger"}}),
     ],
 )
@@ -255,6 +279,14 @@ def test_status_missing_required_fields_are_bad_requests(payload):
     # Given a status lacking a required field / When parsed / Then BadRequestError
     with pytest.raises(BadRequestError):
         parse_status(dumps(payload))
+
+
+def test_status_of_another_channel_is_kept_but_not_applied():
+    # Given a status callback for an SMS message on the same application / When parsed
+    event = parse_status(dumps(status_v1("delivered", channel="sms")))
+    # Then it is stored as unknown (so it never moves one of our Messenger messages), with the reason
+    assert event.kind is Kind.UNKNOWN
+    assert event.error == {"code": "unparsed", "reason": "channel 'sms' is not messenger"}
 
 
 def test_inbound_and_status_ids_never_collide():

@@ -23,6 +23,7 @@ class Kind(StrEnum):
     OPTIN = "optin"
     HANDOVER = "handover"
     ACCOUNT_LINKING = "account_linking"
+    POLICY_ENFORCEMENT = "policy_enforcement"
     STATUS = "status"
     UNKNOWN = "unknown"
 

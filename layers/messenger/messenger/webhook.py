@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from messenger import deletion
 from messenger.config import Settings
 from messenger.errors import BadRequestError, NotFoundError
 from messenger.ingest import IngestResult, ingest
+from messenger.models import Event, Kind
+from messenger.observability import logger, metrics
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta import signature as meta_signature
 from messenger.providers.meta.signed_request import parse_signed_request
@@ -35,7 +39,25 @@ def meta_verify(settings: Settings, mode: str | None, token: str | None, challen
 def meta_receive(settings: Settings, body: bytes, signature_header: str | None) -> IngestResult:
     secret = get_meta_secret(settings.require_meta_secret_id(), settings.secret_max_age_seconds)
     meta_signature.verify_signature(secret.app_secret, body, signature_header)
-    return ingest(store_for(settings), meta_events.parse_body(body), settings.handover_pause_seconds)
+    # Above Meta's documented batch size the POST is refused whole (413) before anything is stored.
+    events = meta_events.parse_body(body, max_events=meta_events.MAX_EVENTS_PER_POST)
+    note_odd_events(events)
+    return ingest(store_for(settings), events, settings.handover_pause_seconds)
+
+
+def note_odd_events(events: list[Event]) -> None:
+    """Count the events we store without understanding them, and say so when Meta restricts the Page."""
+    unknown = [e for e in events if e.kind is Kind.UNKNOWN]
+    if unknown:
+        metrics.add_metric(name="UnknownEvents", unit=MetricUnit.Count, value=len(unknown))
+        for event in unknown[:10]:  # the type and reason only, never the content
+            logger.warning("event stored as unknown", extra={
+                "provider": event.provider.value, "event_id": event.event_id, "event_type": event.message_type,
+                "reason": (event.error or {}).get("reason")})
+    for event in events:
+        if event.kind is Kind.POLICY_ENFORCEMENT:
+            logger.error("operator action: Meta took a policy enforcement action on the Page",
+                         extra={"page_id": event.page_id, "action": event.message_type})
 
 
 def _verify_vonage(settings: Settings, body: bytes, authorization: str | None) -> None:
@@ -52,12 +74,16 @@ def _verify_vonage(settings: Settings, body: bytes, authorization: str | None) -
 
 def vonage_inbound(settings: Settings, body: bytes, authorization: str | None) -> IngestResult:
     _verify_vonage(settings, body, authorization)
-    return ingest(store_for(settings), [vonage_events.parse_inbound(body)])
+    events = [vonage_events.parse_inbound(body)]
+    note_odd_events(events)
+    return ingest(store_for(settings), events)
 
 
 def vonage_status(settings: Settings, body: bytes, authorization: str | None) -> IngestResult:
     _verify_vonage(settings, body, authorization)
-    return ingest(store_for(settings), [vonage_events.parse_status(body)])
+    events = [vonage_events.parse_status(body)]
+    note_odd_events(events)
+    return ingest(store_for(settings), events)
 
 
 def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_url_base: str) -> dict[str, str]:

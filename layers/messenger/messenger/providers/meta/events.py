@@ -1,70 +1,154 @@
-"""Parse a verified Meta webhook body into normalised events: every entry, every messaging/standby item."""
+"""Parse a verified Meta webhook body into normalised events: every entry, every messaging/standby item.
+
+Only the envelope can refuse a POST (not JSON, `object` not `page`, `entry` not a list, more than
+MAX_EVENTS_PER_POST events). Inside it every item becomes an Event: the kinds we know are normalised, and
+anything else, or a known kind in a shape we cannot read, is kept raw as Kind.UNKNOWN with the reason in
+`error`, so one odd event never costs its neighbours (Meta redelivers a refused batch whole).
+
+Events without a user (see docs/messenger-coverage.md):
+- a checkbox-plugin opt-in has no `sender`; its user is `optin.user_ref` (the Send API accepts it as
+  `recipient.user_ref`), so the conversation is `meta#<page>#<user_ref>`;
+- Page-level events (`app_roles`, `policy_enforcement`) have only the Page: user PAGE_LEVEL_USER;
+- an entry without a usable `id` files its events under UNKNOWN_PAGE, as unknown events.
+"""
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
-from messenger.errors import BadRequestError
+from messenger.errors import BadRequestError, PayloadTooLargeError
 from messenger.models import Attachment, Event, Kind, Provider
-from messenger.parsing import ident, load_json_object, obj, opt_int, opt_obj, opt_str, stable_id
+from messenger.parsing import epoch_ms, load_json_object, obj, opt_int, opt_obj, opt_str, stable_id
 
+# Meta batches "a maximum of 1000 updates" per POST (Graph API webhooks, "Batching"); each messaging/standby
+# item is one update. More than that is no batch Meta sends: refused with 413 before anything is stored.
+MAX_EVENTS_PER_POST = 1000
+PAGE_LEVEL_USER = "_page"
+UNKNOWN_PAGE = "_unknown"
 HANDOVER_KEYS = ("pass_thread_control", "take_thread_control", "request_thread_control", "app_roles")
+# `policy_enforcement` today; older reference pages spell it `policy-enforcement`.
+POLICY_KEYS = ("policy_enforcement", "policy-enforcement")
 SIMPLE_KINDS = {
     "reaction": Kind.REACTION,
     "referral": Kind.REFERRAL,
     "optin": Kind.OPTIN,
     "account_linking": Kind.ACCOUNT_LINKING,
 }
+ENVELOPE_KEYS = frozenset({"sender", "recipient", "timestamp"})
+# Kinds that are about the Page, not about one person: they may come without a sender.
+PAGE_LEVEL_KINDS = frozenset({Kind.POLICY_ENFORCEMENT})
+SOURCES = ("messaging", "standby")
 
 
-def parse_body(body: bytes) -> list[Event]:
+def parse_body(body: bytes, max_events: int = MAX_EVENTS_PER_POST, now_ms: int | None = None) -> list[Event]:
     payload = load_json_object(body)
     if payload.get("object") != "page":
         raise BadRequestError("object must be 'page'")
     entries = payload.get("entry")
     if not isinstance(entries, list):
         raise BadRequestError("entry must be a list")
+    count = count_updates(entries)
+    if count > max_events:
+        raise PayloadTooLargeError(f"{count} events in one POST; at most {max_events} are accepted")
+    received_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     events: list[Event] = []
-    for entry_value in entries:
-        entry = obj(entry_value, "entry item")
-        page_id = ident(entry.get("id"), "entry.id")
-        entry_time = opt_int(entry.get("time"))
-        for source in ("messaging", "standby"):
-            items = entry.get(source, [])
-            if not isinstance(items, list):
-                raise BadRequestError(f"entry.{source} must be a list")
-            for item in items:
-                events.append(parse_event(page_id, obj(item, f"{source} item"), entry_time, source == "standby"))
+    for entry in entries:
+        events.extend(_entry_events(entry, received_ms))
     return events
 
 
-def parse_event(page_id: str, item: dict[str, Any], entry_time: int | None, standby: bool) -> Event:
-    sender = obj(item.get("sender"), "sender")
-    recipient = obj(item.get("recipient"), "recipient")
-    sender_id = ident(sender.get("id", sender.get("user_ref")), "sender.id")
-    recipient_id = ident(recipient.get("id", recipient.get("user_ref")), "recipient.id")
-    timestamp = opt_int(item.get("timestamp"))
-    if timestamp is None:
-        timestamp = entry_time
-    if timestamp is None:
-        raise BadRequestError("event timestamp missing")
-    from_page = sender_id == page_id
-    event = Event(
-        provider=Provider.META,
-        event_id="",
-        kind=Kind.UNKNOWN,
-        page_id=page_id,
-        user_id=recipient_id if from_page else sender_id,
-        timestamp_ms=timestamp,
-        from_page=from_page,
-        standby=standby,
-        raw=item,
-    )
-    _classify(event, item)
+def count_updates(entries: list[Any]) -> int:
+    """How many events the entries hold (an entry that is not an object counts as one odd event)."""
+    count = 0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            count += 1
+            continue
+        for source in SOURCES:
+            items = entry.get(source)
+            count += len(items) if isinstance(items, list) else int(items is not None)
+    return count
+
+
+def _entry_events(entry: Any, received_ms: int) -> list[Event]:
+    if not isinstance(entry, dict):
+        return [_unknown(UNKNOWN_PAGE, {"entry": entry}, received_ms, "entry is not an object")]
+    page_id = _ident(entry.get("id"))
+    entry_time = epoch_ms(entry.get("time"))
+    events: list[Event] = []
+    for source in SOURCES:
+        items = entry.get(source)
+        if items is None:
+            continue
+        if not isinstance(items, list):
+            raw = {"id": entry.get("id"), source: items}
+            events.append(_unknown(page_id or UNKNOWN_PAGE, raw, entry_time or received_ms,
+                                   f"entry.{source} is not a list"))
+            continue
+        for item in items:
+            timestamp = entry_time if entry_time is not None else received_ms
+            if page_id is None:
+                events.append(_unknown(UNKNOWN_PAGE, _as_object(item), timestamp, "entry.id missing"))
+            else:
+                events.append(parse_event(page_id, item, timestamp, source == "standby"))
+    return events
+
+
+def parse_event(page_id: str, item: Any, default_ms: int, standby: bool) -> Event:
+    """One messaging/standby item. Never raises for the item's shape: what we cannot read is UNKNOWN."""
+    if not isinstance(item, dict):
+        return _unknown(page_id, {"item": item}, default_ms, f"{'standby' if standby else 'messaging'} item "
+                        "is not an object", standby)
+    sender = opt_obj(item.get("sender"))
+    recipient = opt_obj(item.get("recipient"))
+    sender_id = _ident(sender.get("id")) or _ident(sender.get("user_ref"))
+    recipient_id = _ident(recipient.get("id")) or _ident(recipient.get("user_ref"))
+    timestamp = epoch_ms(item.get("timestamp"))
+    from_page = sender_id is not None and sender_id == page_id
+    user_id = recipient_id if from_page else sender_id
+    if user_id is None:
+        # A checkbox-plugin opt-in names its user only as optin.user_ref; Page-level events name nobody.
+        user_id = _ident(opt_obj(item.get("optin")).get("user_ref")) or PAGE_LEVEL_USER
+    event = _event(page_id, user_id, timestamp if timestamp is not None else default_ms, item, standby, from_page)
+    try:
+        _classify(event, item)
+        if event.user_id == PAGE_LEVEL_USER and not _page_level(event):
+            raise BadRequestError("event has no sender")
+    except BadRequestError as exc:
+        event = _event(page_id, user_id, event.timestamp_ms, item, standby, from_page)
+        event.message_type = _event_key(item)
+        event.error = {"code": "unparsed", "reason": str(exc)}
     if not event.event_id:
         event.event_id = stable_id(page_id, event.kind, item)
     return event
+
+
+def _event(page_id: str, user_id: str, timestamp_ms: int, item: dict[str, Any], standby: bool,
+           from_page: bool) -> Event:
+    return Event(provider=Provider.META, event_id="", kind=Kind.UNKNOWN, page_id=page_id, user_id=user_id,
+                 timestamp_ms=timestamp_ms, from_page=from_page, standby=standby, raw=item)
+
+
+def _unknown(page_id: str, raw: dict[str, Any], timestamp_ms: int, reason: str, standby: bool = False) -> Event:
+    event = _event(page_id, PAGE_LEVEL_USER, timestamp_ms, raw, standby, False)
+    event.error = {"code": "unparsed", "reason": reason}
+    event.event_id = stable_id(page_id, Kind.UNKNOWN, raw)
+    return event
+
+
+def _page_level(event: Event) -> bool:
+    return event.kind in PAGE_LEVEL_KINDS or (event.kind is Kind.HANDOVER and event.message_type == "app_roles")
+
+
+def _event_key(item: dict[str, Any]) -> str | None:
+    """The key naming the event type (`message`, `message_edit`, ...): what is left besides the envelope."""
+    return next((key for key in item if key not in ENVELOPE_KEYS), None)
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {"item": value}
 
 
 def _classify(event: Event, item: dict[str, Any]) -> None:
@@ -92,15 +176,26 @@ def _classify(event: Event, item: dict[str, Any]) -> None:
         event.message_type = key
         event.app_id = _handover_app_id(item[key])
         event.metadata = opt_str(opt_obj(item[key]).get("metadata"))
+    elif any(key in item for key in POLICY_KEYS):
+        policy = obj(item[next(key for key in POLICY_KEYS if key in item)], "policy_enforcement")
+        event.kind = Kind.POLICY_ENFORCEMENT
+        event.message_type = opt_str(policy.get("action"))  # warning | block | unblock
     else:
-        for key, kind in SIMPLE_KINDS.items():
-            if key in item:
-                event.kind = kind
-                if kind is Kind.REACTION:
-                    reaction = opt_obj(item[key])
-                    event.reaction = opt_str(reaction.get("emoji")) or opt_str(reaction.get("reaction"))
-                    event.reply_to_mid = opt_str(reaction.get("mid"))
-                return
+        _simple(event, item)
+
+
+def _simple(event: Event, item: dict[str, Any]) -> None:
+    for key, kind in SIMPLE_KINDS.items():
+        if key in item:
+            event.kind = kind
+            if kind is Kind.REACTION:
+                reaction = opt_obj(item[key])
+                event.reaction = opt_str(reaction.get("emoji")) or opt_str(reaction.get("reaction"))
+                event.reply_to_mid = opt_str(reaction.get("mid"))
+            elif kind is Kind.OPTIN:
+                event.message_type = opt_str(opt_obj(item[key]).get("type"))
+            return
+    event.message_type = _event_key(item)
 
 
 def _message(event: Event, message: dict[str, Any]) -> None:
@@ -118,8 +213,7 @@ def _message(event: Event, message: dict[str, Any]) -> None:
     event.quick_reply_payload = opt_str(opt_obj(message.get("quick_reply")).get("payload"))
     event.reply_to_mid = opt_str(opt_obj(message.get("reply_to")).get("mid"))
     event.metadata = opt_str(message.get("metadata"))
-    app_id = message.get("app_id")
-    event.app_id = str(app_id) if isinstance(app_id, int | str) and not isinstance(app_id, bool) else None
+    event.app_id = _ident(message.get("app_id"))
     attachments = message.get("attachments") or []
     if not isinstance(attachments, list):
         raise BadRequestError("message.attachments must be a list")
@@ -129,12 +223,11 @@ def _message(event: Event, message: dict[str, Any]) -> None:
 def _attachment(attachment: dict[str, Any]) -> Attachment:
     payload = opt_obj(attachment.get("payload"))
     coordinates = opt_obj(payload.get("coordinates"))
-    sticker = payload.get("sticker_id")
     return Attachment(
         type=opt_str(attachment.get("type")) or "unknown",
         url=opt_str(payload.get("url")),
         title=opt_str(attachment.get("title")) or opt_str(payload.get("title")),
-        sticker_id=str(sticker) if isinstance(sticker, int | str) and not isinstance(sticker, bool) else None,
+        sticker_id=_ident(payload.get("sticker_id")),
         coordinates={k: f for k, v in coordinates.items() if (f := _coordinate(v)) is not None} or None,
     )
 
@@ -155,9 +248,16 @@ def _mid(value: dict[str, Any]) -> str | None:
     return mid if isinstance(mid, str) and mid else None
 
 
+def _ident(value: Any) -> str | None:
+    """A provider id (Meta sends strings, sometimes numbers), or None."""
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
 def _handover_app_id(value: Any) -> str | None:
     data = opt_obj(value)
     for key in ("new_owner_app_id", "requested_owner_app_id", "previous_owner_app_id"):
-        if isinstance(data.get(key), int | str) and not isinstance(data.get(key), bool):
-            return str(data[key])
+        if (app_id := _ident(data.get(key))) is not None:
+            return app_id
     return None

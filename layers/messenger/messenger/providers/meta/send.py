@@ -21,11 +21,9 @@ from messenger.messages import Button, InboundMessage, OutgoingMessage, Template
 from messenger.observability import logger, tracer
 from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
 from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
+from messenger.providers.meta.limits import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE_MAX, TEXT_MAX, message_problems
 from messenger.secrets import MetaSecret
 
-TEXT_LIMIT = 2000
-MAX_QUICK_REPLIES = 13
-QUICK_REPLY_TITLE_LIMIT = 20
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80006, 1200})
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80006})
 PERMANENT_CODES = frozenset({10, 100, 190, 368, 551}) | frozenset(range(200, 300))
@@ -41,6 +39,8 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
                   metadata: str = BOT_METADATA) -> list[dict[str, Any]]:
     """The request bodies answering with `replies`, in order. PermanentSendError if one is invalid.
 
+    Every message is checked against the Send API's documented limits (providers/meta/limits.py) here, so a
+    reply Meta would refuse fails permanently with the reasons, before any request is sent.
     `metadata` comes back in Meta's echo: it tells our sends from a person's, and which message they answer.
     """
     check_tag(policy.tag)
@@ -57,7 +57,7 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
                 f"{len(reply.quick_replies)} quick replies; Meta allows at most {MAX_QUICK_REPLIES}",
                 code="too_many_quick_replies",
             )
-        messages: list[dict[str, Any]] = [{"text": chunk} for chunk in split_text(reply.text, TEXT_LIMIT)] \
+        messages: list[dict[str, Any]] = [{"text": chunk} for chunk in split_text(reply.text, TEXT_MAX)] \
             if reply.text else []
         if reply.attachment_url:
             messages.append({"attachment": {"type": reply.attachment_type,
@@ -66,7 +66,7 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
             messages.append({"attachment": {"type": "template", "payload": template_payload(reply.template)}})
         if reply.quick_replies:
             messages[-1]["quick_replies"] = [
-                {"content_type": "text", "title": q.title[:QUICK_REPLY_TITLE_LIMIT], "payload": q.payload}
+                {"content_type": "text", "title": q.title[:QUICK_REPLY_TITLE_MAX], "payload": q.payload}
                 for q in reply.quick_replies
             ]
         extra: dict[str, Any] = {}
@@ -78,6 +78,11 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
             if reply.reply_to_mid and index == 0:
                 body["reply_to"] = {"mid": reply.reply_to_mid}
             bodies.append(body)
+    for index, body in enumerate(bodies):
+        problems = message_problems(body["message"]) if "message" in body else []
+        if problems:
+            raise PermanentSendError(f"message {index + 1} of {len(bodies)} exceeds Meta's Send API limits: "
+                                     + "; ".join(problems[:5]), code="meta_invalid_message")
     return bodies
 
 

@@ -1,4 +1,11 @@
-"""Parse verified Vonage inbound and status callbacks (webhook versions v1 and v0.1) into events."""
+"""Parse verified Vonage inbound and status callbacks (webhook versions v1 and v0.1) into events.
+
+The envelope is `message_uuid`, `to` and `from` (and `status` on the status route): without them there is
+nothing to key or route, and the callback is refused (400). Inside a valid envelope every callback is
+stored: the message types we know are normalised, extra fields are kept in `raw`, and anything else (an
+unknown `message_type`, another channel, a known type in a shape we cannot read) is kept raw as
+Kind.UNKNOWN with the reason in `error`, never answered.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +18,27 @@ from messenger.models import Attachment, Event, Kind, Provider
 from messenger.parsing import ident, load_json_object, opt_obj, opt_str
 
 MEDIA_TYPES = ("image", "audio", "video", "file")
+# The Messenger inbound types of the Messages API; `unsupported` is a user's message Vonage cannot represent.
+MESSAGE_TYPES = ("text", *MEDIA_TYPES, "unsupported")
 STATUSES = ("submitted", "delivered", "read", "rejected", "undeliverable")
 
 
 def parse_inbound(body: bytes) -> Event:
     payload = load_json_object(body)
     message_uuid = ident(payload.get("message_uuid"), "message_uuid")
-    if "message_type" in payload or "channel" in payload:
-        return _inbound_v1(payload, message_uuid)
-    if isinstance(payload.get("message"), dict):
-        return _inbound_v01(payload, message_uuid)
-    raise BadRequestError("neither a v1 nor a v0.1 inbound message")
+    version = "v0.1" if isinstance(payload.get("to"), dict) or isinstance(payload.get("message"), dict) else "v1"
+    event = _inbound(payload, message_uuid, version)
+    try:
+        if version == "v1":
+            _inbound_v1(event, payload)
+        else:
+            _inbound_content(event, opt_obj(payload.get("message")).get("content"), "type")
+    except BadRequestError as exc:
+        event = _inbound(payload, message_uuid, version)
+        event.kind = Kind.UNKNOWN
+        event.message_type = opt_str(payload.get("message_type"))
+        event.error = {"code": "unparsed", "reason": str(exc)}
+    return event
 
 
 def parse_status(body: bytes) -> Event:
@@ -31,56 +48,53 @@ def parse_status(body: bytes) -> Event:
     if not isinstance(status, str) or not status:
         raise BadRequestError("status missing")
     version = "v0.1" if isinstance(payload.get("to"), dict) else "v1"
-    if version == "v1":
-        _require_messenger(payload)
+    channel = payload.get("channel")
+    kind = Kind.STATUS if version == "v0.1" or channel in (None, "messenger") else Kind.UNKNOWN
     return Event(
         provider=Provider.VONAGE,
         event_id=f"{message_uuid}#status#{status}",
-        kind=Kind.STATUS,
+        # A status of another channel's message is kept, not applied to any outbound message of ours.
+        kind=kind,
         # A status is about a message we sent: the Page is `from`, the user is `to`.
         page_id=_party(payload.get("from"), "from"),
         user_id=_party(payload.get("to"), "to"),
         timestamp_ms=_timestamp_ms(payload.get("timestamp")),
         from_page=True,
         status=status.lower(),
-        error=_error(payload.get("error")),
+        error=_error(payload.get("error")) if kind is Kind.STATUS else _channel_error(channel),
         mids=[message_uuid],
         payload_version=version,
         raw=payload,
     )
 
 
-def _require_messenger(payload: dict[str, Any]) -> None:
+def _channel_error(channel: Any) -> dict[str, Any]:
+    return {"code": "unparsed", "reason": f"channel {str(channel)[:40]!r} is not messenger"}
+
+
+def _inbound_v1(event: Event, payload: dict[str, Any]) -> None:
     channel = payload.get("channel")
     if channel is not None and channel != "messenger":
-        raise BadRequestError("channel must be 'messenger'")
+        raise BadRequestError(_channel_error(channel)["reason"])
+    _inbound_content(event, payload, "message_type")
 
 
-def _inbound_v1(payload: dict[str, Any], message_uuid: str) -> Event:
-    _require_messenger(payload)
-    return _inbound_content(payload, payload, "message_type", message_uuid, "v1")
-
-
-def _inbound_v01(payload: dict[str, Any], message_uuid: str) -> Event:
-    content = opt_obj(payload["message"].get("content"))
-    return _inbound_content(payload, content, "type", message_uuid, "v0.1")
-
-
-def _inbound_content(payload: dict[str, Any], content: dict[str, Any], type_key: str, message_uuid: str,
-                     version: str) -> Event:
+def _inbound_content(event: Event, content: Any, type_key: str) -> None:
     """The message fields live at the top level in v1 and under `message.content` in v0.1."""
+    content = opt_obj(content)
     message_type = content.get(type_key)
     if not isinstance(message_type, str) or not message_type:
         raise BadRequestError(f"{type_key} missing")
-    event = _inbound(payload, message_uuid, message_type, version)
-    if message_type == "text":
+    event.message_type = message_type
+    if message_type not in MESSAGE_TYPES:
+        event.kind = Kind.UNKNOWN  # a type we do not know is stored, never answered
+    elif message_type == "text":
         event.text = _text(content.get("text"))
     elif message_type in MEDIA_TYPES:
         event.attachments = [_media(message_type, content.get(message_type))]
-    return event
 
 
-def _inbound(payload: dict[str, Any], message_uuid: str, message_type: str, version: str) -> Event:
+def _inbound(payload: dict[str, Any], message_uuid: str, version: str) -> Event:
     return Event(
         provider=Provider.VONAGE,
         event_id=message_uuid,
@@ -88,7 +102,6 @@ def _inbound(payload: dict[str, Any], message_uuid: str, message_type: str, vers
         page_id=_party(payload.get("to"), "to"),
         user_id=_party(payload.get("from"), "from"),
         timestamp_ms=_timestamp_ms(payload.get("timestamp")),
-        message_type=message_type,
         payload_version=version,
         raw=payload,
     )
