@@ -411,7 +411,8 @@ def model(measured: dict[str, Any], init_s: dict[str, float], provider_latency_m
     requests = webhook.get("invocations", 0) * scale
     lines = [Line("API Gateway HTTP API requests", requests, "requests",
                   requests / 1e6 * PRICES["apigw_http_per_million"],
-                  f"{webhook.get('invocations', 0) / n:.2f} provider callbacks per message (measured)")]
+                  f"{webhook.get('invocations', 0) / n:.2f} requests per message: the inbound and its callbacks "
+                  "(measured)")]
     invocations = sum(f["invocations"] for f in fns.values()) * scale
     lines.append(Line("Lambda requests", invocations, "invocations",
                       invocations / 1e6 * PRICES["lambda_request_per_million"],
