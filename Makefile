@@ -10,7 +10,7 @@ SAM_CLI_VERSION ?= 1.170.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
 SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 
-.PHONY: help dev chat test unit integration e2e lint format bench events redrive clean sam-cli
+.PHONY: help dev chat test unit integration e2e lint format bench events redrive clean sam-cli smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ bench: deps ## benchmarks (ratios against a floor measured in the same run)
 
 events: deps ## regenerate and re-sign the sample events in events/
 	$(PY) scripts/make_events.py
+
+smoke: deps ## check a deployed stack (AWS_SAM_STACK_NAME, AWS_REGION); sends nothing to any user
+	$(PY) -m tools.smoke
 
 redrive: deps ## re-drive failed reply records from the on-failure queue (QUEUE_URL=...)
 	$(PY) -m tools.redrive $(if $(QUEUE_URL),--queue-url $(QUEUE_URL))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -221,3 +222,48 @@ def stream_function_id() -> str:
         if any(e.get("Type") == "DynamoDB" for e in events.values()):
             return logical_id
     raise LookupError("no function with a DynamoDB event in template.yaml")
+
+
+@dataclass(frozen=True)
+class MetricRef:
+    """A metric a dashboard or an alarm names; template references are kept as `<LogicalId>`."""
+
+    namespace: str
+    name: str
+    dimensions: tuple[tuple[str, str], ...]
+
+
+def _reference(value: Any) -> str:
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return "<" + ".".join(value["Fn::GetAtt"]) + ">"
+    return str(value)
+
+
+def dashboard_widgets(logical_id: str) -> list[dict[str, Any]]:
+    """The widgets of a dashboard's body (a JSON !Sub), with every ${...} turned into <...>."""
+    body = resources()[logical_id]["Properties"]["DashboardBody"]
+    text = body["Fn::Sub"] if isinstance(body, dict) else body
+    return json.loads(re.sub(r"\$\{([^}]+)\}", r"<\1>", text))["widgets"]
+
+
+def named_metrics() -> set[MetricRef]:
+    """Every metric that the template's dashboards and alarms name (not metric-math expressions)."""
+    found: set[MetricRef] = set()
+    for logical_id, resource in resources().items():
+        if resource.get("Type") == "AWS::CloudWatch::Dashboard":
+            for widget in dashboard_widgets(logical_id):
+                for row in (widget.get("properties") or {}).get("metrics", []):
+                    names = [cell for cell in row if isinstance(cell, str)]
+                    if len(names) >= 2:
+                        pairs = tuple(sorted(zip(names[2::2], names[3::2], strict=True)))
+                        found.add(MetricRef(names[0], names[1], pairs))
+        elif resource.get("Type") == "AWS::CloudWatch::Alarm":
+            props = resource["Properties"]
+            specs = [props] if "MetricName" in props else [
+                query["MetricStat"]["Metric"] for query in props.get("Metrics", []) if "MetricStat" in query]
+            for spec in specs:
+                pairs = tuple(sorted((d["Name"], _reference(d["Value"])) for d in spec.get("Dimensions", [])))
+                found.add(MetricRef(spec["Namespace"], spec["MetricName"], pairs))
+    return found

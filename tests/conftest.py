@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+# The caller's AWS settings, before they are replaced: only tests/e2e/conftest.py uses them, to discover the
+# deployed stack named by AWS_SAM_STACK_NAME (opt-in). Everything else runs on local services.
+CALLER_AWS_ENV = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
 # Never reach real AWS, whatever the machine's configuration says.
 for _name, _value in {
     "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",

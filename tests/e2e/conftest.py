@@ -1,4 +1,9 @@
-"""Start the local stack once per session (`python -m local` on free ports) and drive it over HTTP only."""
+"""Start the local stack once per session (`python -m local` on free ports) and drive it over HTTP only.
+
+With AWS_SAM_STACK_NAME set (and AWS_REGION), the tests that only need the webhook's URLs and secrets (the
+`deployment` fixture) target that deployed stack, found through its outputs as `make smoke` finds it; the
+tests that need the local stack's insides (sandbox, table, poller: the `stack` fixture) are skipped.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,7 +26,10 @@ from local.services import client, free_port
 from messenger.providers.meta.signature import sign as meta_sign
 from messenger.providers.vonage.signature import sign_callback
 from messenger.storage import from_item
+from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, ROOT, VONAGE
+from tools.smoke import Deployment, Secret, discover
+from tools.smoke import http as http
 
 STARTUP_TIMEOUT_S = 120
 
@@ -40,21 +46,6 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval: floa
         time.sleep(interval)
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 30) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
-            status, data = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, data = exc.code, exc.read()
-    try:
-        return status, json.loads(data) if data else None
-    except ValueError:
-        return status, data.decode(errors="replace")
-
-
 def new_user() -> str:
     return "7" + str(uuid.uuid4().int)[:15]
 
@@ -65,6 +56,7 @@ class LocalStack:
     sandbox: str
     dynamodb_url: str
     table: str
+    moto_url: str = ""
 
     def __post_init__(self) -> None:
         self.dynamodb = client("dynamodb", self.dynamodb_url)
@@ -157,8 +149,40 @@ def _stop(process: subprocess.Popen[bytes], info_file: Path) -> None:
             os.killpg(pid, signal.SIGKILL)
 
 
+DEPLOYED = os.environ.get("AWS_SAM_STACK_NAME")
+
+
+@contextlib.contextmanager
+def caller_aws_environment() -> Iterator[None]:
+    """The caller's own AWS_* variables (credentials, region, endpoints) while the deployed stack is read."""
+    ours = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+    for name in ours:
+        del os.environ[name]
+    os.environ.update(CALLER_AWS_ENV)
+    try:
+        yield
+    finally:
+        for name in [name for name in os.environ if name.startswith("AWS_")]:
+            del os.environ[name]
+        os.environ.update(ours)
+
+
+@pytest.fixture(scope="session")
+def deployment(request: pytest.FixtureRequest) -> Deployment:
+    """The webhook under test: the deployed stack (AWS_SAM_STACK_NAME), or else the local stack."""
+    if DEPLOYED:
+        with caller_aws_environment():
+            return discover(DEPLOYED)
+    local: LocalStack = request.getfixturevalue("stack")
+    urls = {"MetaWebhookUrl": f"{local.api}/meta/webhook", "VonageInboundUrl": f"{local.api}/vonage/inbound",
+            "VonageStatusUrl": f"{local.api}/vonage/status", "HttpApiUrl": local.api}
+    return Deployment("local", urls, Secret(META), Secret(VONAGE))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    if DEPLOYED:
+        pytest.skip(f"needs the local stack's sandbox and table; AWS_SAM_STACK_NAME={DEPLOYED} targets a deployed one")
     state = tmp_path_factory.mktemp("local-stack")
     ports = {name: str(free_port()) for name in ("PORT", "DYNAMODB_PORT", "MOTO_PORT", "SANDBOX_PORT")}
     env = {**os.environ, **ports, "LOCAL_STATE_DIR": str(state), "LOCAL_POLL_INTERVAL": "0.1",
@@ -177,7 +201,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             time.sleep(0.2)
         wait_until(lambda: http("GET", f"{api}/_local/health")[0] == 200, timeout=30)
         info = json.loads(info_file.read_text())
-        yield LocalStack(api=api, sandbox=info["sandbox"], dynamodb_url=info["dynamodb"], table=info["table"])
+        yield LocalStack(api=api, sandbox=info["sandbox"], dynamodb_url=info["dynamodb"], table=info["table"],
+                         moto_url=info["moto"])
     finally:
         _stop(process, info_file)
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from urllib.parse import urlencode
 
 import pytest
 
@@ -22,7 +23,8 @@ from tests.e2e.conftest import (
     vonage_inbound,
     wait_until,
 )
-from tests.helpers import META, PAGE_ID, ROOT
+from tests.helpers import PAGE_ID, ROOT
+from tools.smoke import Deployment
 
 pytestmark = pytest.mark.e2e
 
@@ -31,16 +33,18 @@ def reply_claims(stack: LocalStack, user: str) -> list[dict]:
     return [i for i in stack.items(user) if i.get("pk", "").startswith("REPLY#")]
 
 
-def test_unknown_routes_are_api_gateway_404s(stack: LocalStack) -> None:
-    status, body = http("GET", f"{stack.api}/nope")
+def test_unknown_routes_are_api_gateway_404s(deployment: Deployment) -> None:
+    api = deployment.outputs["HttpApiUrl"]
+    status, body = http("GET", f"{api}/nope")
     assert (status, body) == (404, {"message": "Not Found"})
-    assert http("DELETE", f"{stack.api}/meta/webhook")[0] == 404
+    assert http("DELETE", deployment.meta_webhook_url)[0] == 404
 
 
-def test_meta_verify_handshake(stack: LocalStack) -> None:
-    query = f"hub.mode=subscribe&hub.verify_token={META['verify_token']}&hub.challenge=1158201444"
-    assert http("GET", f"{stack.api}/meta/webhook?{query}") == (200, 1158201444)
-    assert http("GET", f"{stack.api}/meta/webhook?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")[0] == 403
+def test_meta_verify_handshake(deployment: Deployment) -> None:
+    query = urlencode({"hub.mode": "subscribe", "hub.verify_token": deployment.meta["verify_token"],
+                       "hub.challenge": "1158201444"})
+    assert http("GET", f"{deployment.meta_webhook_url}?{query}") == (200, 1158201444)
+    assert http("GET", f"{deployment.meta_webhook_url}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")[0] == 403
 
 
 def test_meta_message_is_answered_once_and_its_status_reaches_read(stack: LocalStack) -> None:

@@ -201,6 +201,19 @@ def test_transient_errors_are_retried_with_backoff_then_succeed():
     assert p.stats.counts == {"ReplyRetried": 2, "RepliesSent": 1}
 
 
+def test_reply_latency_is_the_users_message_time_to_the_providers_accept():
+    # Given a message the user sent 2.5 s before the (fake) clock's now
+    sender = FakeSender()
+    p, _ = pipeline(sender)
+    # When it is answered
+    assert p.handle(record(1, "a", ts=NOW_MS - 2_500)) == "sent"
+    # Then the end-to-end latency is recorded, and not for a reply that failed
+    assert p.stats.end_to_end == [2_500]
+    failing, _ = pipeline(FakeSender([PermanentSendError("bad")]))
+    failing.handle(record(2, "b", ts=NOW_MS - 2_500))
+    assert failing.stats.end_to_end == []
+
+
 def test_retries_stop_when_the_invocation_runs_short():
     sender = FakeSender([TransientSendError("503")] * 5)
     p, ledger = pipeline(sender, retry=RetryPolicy(max_attempts=5, base_delay_s=0.01, reserve_ms=10_000))

@@ -96,6 +96,7 @@ class ReplyStats:
         self._lock = threading.Lock()
         self.counts: dict[str, int] = {}
         self.latencies: list[float] = []
+        self.end_to_end: list[float] = []  # ReplyLatency: the user's message timestamp to the provider's accept
 
     def inc(self, name: str, value: int = 1) -> None:
         with self._lock:
@@ -106,14 +107,21 @@ class ReplyStats:
             if len(self.latencies) < self.MAX_LATENCIES:
                 self.latencies.append(ms)
 
+    def reply_latency(self, ms: float) -> None:
+        with self._lock:
+            if len(self.end_to_end) < self.MAX_LATENCIES:
+                self.end_to_end.append(max(0.0, ms))
+
     def flush(self) -> None:
         with self._lock:
-            counts, latencies = self.counts, self.latencies
-            self.counts, self.latencies = {}, []
+            counts, latencies, end_to_end = self.counts, self.latencies, self.end_to_end
+            self.counts, self.latencies, self.end_to_end = {}, [], []
         for name, value in counts.items():
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         for ms in latencies:
             metrics.add_metric(name="ProviderLatency", unit=MetricUnit.Milliseconds, value=round(ms, 1))
+        for ms in end_to_end:
+            metrics.add_metric(name="ReplyLatency", unit=MetricUnit.Milliseconds, value=round(ms, 1))
 
 
 STATS = ReplyStats()
@@ -214,6 +222,7 @@ class ReplyPipeline:
                 claim.parts_done += 1
                 if result.message_id:
                     claim.message_ids.append(result.message_id)
+        self.stats.reply_latency(self.clock() * 1000 - inbound.timestamp_ms)
         self.ledger.finish(claim, ClaimState.SENT, {"parts_total": len(bodies), "attempts": claim.attempts})
         self.stats.inc("RepliesSent")
         logger.info("reply sent", extra={**log, "message_ids": claim.message_ids})
