@@ -1,4 +1,4 @@
-"""Webhook benchmarks: warm handler time against a bare conditional PutItem, import time against boto3."""
+"""Webhook benchmarks: warm handler time against a bare conditional PutItem (cold imports: bench/coldstart.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import uuid
 from types import ModuleType
 from typing import Any
 
-from bench.common import LAYER, ROOT, Row, Stack, interleaved, subprocess_seconds
+from bench.common import ROOT, Row, Stack, interleaved
 from local.apigw import http_event
 from local.lambda_context import LambdaContext
 from local.services import client, sandbox_secrets
@@ -102,32 +102,3 @@ def handler_rows(stack: Stack, iterations: int, warmup: int) -> list[Row]:
         Row("webhook Meta message (warm)", meta_samples, floor_samples, goal=1.3),
         Row("webhook Vonage v1 inbound (warm)", vonage_samples, floor_samples, goal=1.3),
     ]
-
-
-IMPORT_WEBHOOK = f"""
-import sys, time
-sys.path[:0] = [{str(LAYER)!r}]
-start = time.perf_counter()
-import importlib.util
-spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions" / "webhook" / "app.py")!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-print(time.perf_counter() - start)
-"""
-IMPORT_BOTO3 = """
-import time
-start = time.perf_counter()
-import boto3
-print(time.perf_counter() - start)
-"""
-
-
-def import_rows(stack: Stack, runs: int) -> list[Row]:
-    # As in Lambda: with LAMBDA_TASK_ROOT set the X-Ray SDK uses its local sampler; outside Lambda it would
-    # build two botocore clients at import for centralised sampling, which never happens in production.
-    env = {"PATH": "/usr/bin:/bin", **stack.env, "LAMBDA_TASK_ROOT": str(ROOT / "functions" / "webhook"),
-           "AWS_LAMBDA_FUNCTION_NAME": "bench-webhook"}
-    env.pop("POWERTOOLS_TRACE_DISABLED", None)  # tracing is on in the deployed function: import what it imports
-    webhook = subprocess_seconds(IMPORT_WEBHOOK, env, runs)
-    boto3 = subprocess_seconds(IMPORT_BOTO3, env, runs)
-    return [Row("import functions/webhook/app.py vs boto3", webhook, boto3, goal=1.5)]

@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 from bench import cost
+from local.template import function_spec
+
+# The template's memory sizes (GB) of the two functions; the model bills each at its own.
+WEBHOOK_GB = function_spec("WebhookFunction").memory_mb / 1024
+REPLY_GB = function_spec("ReplyFunction").memory_mb / 1024
 
 
 def measurement(**overrides):
@@ -33,13 +38,13 @@ def test_requests_and_invocations_scale_the_measured_counts_to_a_million_message
 
 
 def test_duration_uses_the_warm_median_the_memory_size_and_the_cold_share():
-    # 4M x 10 ms + 1M x 20 ms at 512 MB = 30,000 GB-s; 1% cold adds 1 s of init to 1% of each
+    # 4M x 10 ms + 1M x 20 ms at the template's memory sizes; 1% cold adds 1 s of init to 1% of each
     warm = lines_by_item(provider_latency_ms=0, cold_share=0)["Lambda duration (arm64)"]
-    assert warm.quantity == pytest.approx(0.5 * (4e6 * 0.010 + 1e6 * 0.020))
+    assert warm.quantity == pytest.approx(WEBHOOK_GB * 4e6 * 0.010 + REPLY_GB * 1e6 * 0.020)
     cold = lines_by_item(provider_latency_ms=0, cold_share=0.01)["Lambda duration (arm64)"]
-    assert cold.quantity == pytest.approx(warm.quantity + 0.5 * 0.01 * 1.0 * 5e6)
+    assert cold.quantity == pytest.approx(warm.quantity + 0.01 * 1.0 * (WEBHOOK_GB * 4e6 + REPLY_GB * 1e6))
     waiting = lines_by_item(provider_latency_ms=250, cold_share=0)["Lambda duration (arm64)"]
-    assert waiting.quantity == pytest.approx(warm.quantity + 0.5 * 1e6 * 0.250)
+    assert waiting.quantity == pytest.approx(warm.quantity + REPLY_GB * 1e6 * 0.250)
 
 
 def test_dynamodb_units_include_the_gsi_and_ttl_deletes_cost_nothing():

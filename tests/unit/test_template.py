@@ -7,6 +7,7 @@ understands the short tags !Ref, !GetAtt, !Sub, !If ...) and linted in-process.
 from __future__ import annotations
 
 import json
+import subprocess
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -253,12 +254,22 @@ def test_reply_function_adds_its_settings_to_the_contract_environment():
     }
 
 
-def test_layer_is_built_by_sam_for_python313_arm64():
+def test_layer_is_built_by_its_makefile_for_python313_arm64():
     layer = resources()["MessengerLayer"]
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": "arm64"}
+    assert (TEMPLATE.parent / "layers" / "messenger" / "Makefile").is_file()
     assert layer["Properties"]["ContentUri"] == "layers/messenger/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.13"]
     assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+@pytest.mark.parametrize("function_id", ["WebhookFunction", "ReplyFunction"])
+def test_functions_are_built_by_the_functions_makefile(function_id: str):
+    # sam build runs `make build-<id>` from functions/Makefile (ContextPath) in a copy of the CodeUri.
+    assert resources()[function_id]["Metadata"] == {"BuildMethod": "makefile", "ContextPath": "functions"}
+    dry_run = subprocess.run(["make", "-n", "-f", "functions/Makefile", f"build-{function_id}", "ARTIFACTS_DIR=out"],
+                             cwd=TEMPLATE.parent, capture_output=True, text=True)
+    assert dry_run.returncode == 0, dry_run.stderr
 
 
 def test_events_table_keeps_its_schema_stream_ttl_pitr_and_encryption():

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from messenger.errors import ConfigError
 
@@ -13,8 +13,10 @@ DEFAULT_GRAPH_API_VERSION = "v25.0"
 DEFAULT_VONAGE_API_BASE = "https://api.nexmo.com"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
+    """Immutable settings. A NamedTuple, not a dataclass: @dataclass compiles its methods when the module is
+    imported, a few milliseconds of every cold start per class (docs/design.md, "Cold start")."""
+
     events_table: str
     meta_secret_id: str | None = None
     vonage_secret_id: str | None = None

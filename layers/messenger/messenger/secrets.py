@@ -2,27 +2,31 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities import parameters
 
 from messenger.errors import SecretUnavailableError
 
 
-@dataclass(frozen=True, slots=True)
-class MetaSecret:
-    app_secret: str = field(repr=False)
-    verify_token: str = field(repr=False)
-    page_tokens: dict[str, str] = field(repr=False)
+# NamedTuples rather than dataclasses for the cold start (see config.Settings); repr never shows a secret value.
+class MetaSecret(NamedTuple):
+    app_secret: str
+    verify_token: str
+    page_tokens: dict[str, str]
+
+    def __repr__(self) -> str:
+        return f"MetaSecret(pages={sorted(self.page_tokens)!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class VonageSecret:
+class VonageSecret(NamedTuple):
     application_id: str
-    private_key: str = field(repr=False)
-    signature_secret: str = field(repr=False)
-    api_key: str = field(repr=False)
+    private_key: str
+    signature_secret: str
+    api_key: str
+
+    def __repr__(self) -> str:
+        return f"VonageSecret(application_id={self.application_id!r})"
 
 
 def _fetch(secret_id: str, max_age: int) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""What each webhook route does, free of HTTP framework code: verify, parse, store."""
+"""What each webhook route does, free of HTTP framework code: verify, parse, store.
+
+The data-deletion routes' modules are imported when first used: a cold start for a message does not load them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ from functools import cache
 
 from aws_lambda_powertools.metrics import MetricUnit
 
-from messenger import deletion
 from messenger.config import Settings
 from messenger.errors import BadRequestError, NotFoundError
 from messenger.ingest import IngestResult, ingest
@@ -14,7 +16,6 @@ from messenger.models import Event, Kind
 from messenger.observability import logger, metrics
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta import signature as meta_signature
-from messenger.providers.meta.signed_request import parse_signed_request
 from messenger.providers.vonage import events as vonage_events
 from messenger.providers.vonage import signature as vonage_signature
 from messenger.secrets import get_meta_secret, get_vonage_secret
@@ -88,6 +89,9 @@ def vonage_status(settings: Settings, body: bytes, authorization: str | None) ->
 
 def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_url_base: str) -> dict[str, str]:
     """Verify Meta's signed_request, delete that user's data, answer {url, confirmation_code}."""
+    from messenger import deletion
+    from messenger.providers.meta.signed_request import parse_signed_request
+
     secret = get_meta_secret(settings.require_meta_secret_id(), settings.secret_max_age_seconds)
     values = form.get("signed_request") or []
     if len(values) > 1:
@@ -101,6 +105,8 @@ def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_ur
 def meta_data_deletion_status(settings: Settings, code: str) -> dict:
     if not code.isalnum() or len(code) > 64:
         raise NotFoundError("unknown confirmation code")
+    from messenger import deletion
+
     status = deletion.deletion_status(store_for(settings), code)
     if status is None:
         raise NotFoundError("unknown confirmation code")

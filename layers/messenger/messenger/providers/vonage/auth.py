@@ -1,4 +1,8 @@
-"""The RS256 application JWT for the Messages API, signed once and reused until shortly before expiry."""
+"""The RS256 application JWT for the Messages API, signed once and reused until shortly before expiry.
+
+PyJWT and `cryptography` are imported by the first signer, not with this module: the reply function's cold
+start does not pay for them until it first answers through Vonage.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,6 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any
-
-import jwt
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from messenger.errors import SecretUnavailableError
 
@@ -25,6 +26,8 @@ class AppJwt:
                  refresh_before_s: int = DEFAULT_REFRESH_BEFORE_S, clock: Callable[[], float] = time.time) -> None:
         if refresh_before_s >= ttl_s:
             raise ValueError("refresh_before_s must be shorter than ttl_s")
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
         try:
             self._key: Any = load_pem_private_key(private_key_pem.encode(), password=None)
         except (ValueError, TypeError):
@@ -46,6 +49,8 @@ class AppJwt:
             return token
         with self._lock:
             if self._token is None or self.clock() >= self._refresh_at:
+                import jwt
+
                 iat = int(self.clock())
                 claims = {"application_id": self.application_id, "iat": iat, "exp": iat + self.ttl_s,
                           "jti": str(uuid.uuid4())}
