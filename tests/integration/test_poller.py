@@ -58,7 +58,8 @@ def queue(moto_endpoint: str) -> tuple[Any, str]:
 
 
 def put(table: Table, key: str, record_type: str = "inbound") -> None:
-    table.client.put_item(TableName=table.name, Item={"pk": {"S": key}, "record_type": {"S": record_type}})
+    item = {"pk": {"S": key}, "sk": {"S": "EVT#1"}, "record_type": {"S": record_type}}
+    table.client.put_item(TableName=table.name, Item=item)
 
 
 def put_many(table: Table, count: int, prefix: str = "k") -> list[str]:
@@ -110,9 +111,9 @@ def test_records_the_filter_rejects_are_dropped_and_checkpointed(table: Table, s
     put(table, "in1")
     put(table, "echo1", "echo")
     put(table, "ev1", "event")
-    table.client.update_item(TableName=table.name, Key={"pk": {"S": "in1"}}, UpdateExpression="SET x = :x",
-                             ExpressionAttributeValues={":x": {"S": "y"}})
-    table.client.delete_item(TableName=table.name, Key={"pk": {"S": "ev1"}})
+    table.client.update_item(TableName=table.name, Key={"pk": {"S": "in1"}, "sk": {"S": "EVT#1"}},
+                             UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": "y"}})
+    table.client.delete_item(TableName=table.name, Key={"pk": {"S": "ev1"}, "sk": {"S": "EVT#1"}})
     put(table, "in2")
     stub = Stub()
     poller = make_poller(table, streams, stub)
