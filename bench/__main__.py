@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
             ("sends/s, one page, pipeline (in-memory ledger)", results["throughput_pipeline_only"]["sends_per_s"],
              ">=", 300),
             ("sends/s, one page, DynamoDB Local in the loop", results["throughput"]["sends_per_s"], ">=", 300),
+            ("table writes per answered message", results["table_calls_per_reply"]["writes"], "<=", 3),
+            ("table reads per answered message", results["table_calls_per_reply"]["reads"], "<=", 1),
             ("Vonage JWT signatures per 1,000 sends", results["vonage_jwt"]["signatures"], "<=", 1),
             ("peak RSS MB", results["peak_rss_mb"], "<=", 150),
         ]
