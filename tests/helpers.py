@@ -14,7 +14,7 @@ from local.services import sandbox_secrets
 from messenger.models import Event, Kind, Provider
 from messenger.providers.meta.signature import sign as meta_sign
 from messenger.providers.vonage.signature import sign_callback
-from messenger.storage import event_item, stream_keys
+from messenger.storage import event_item, stream_keys, to_item
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -89,6 +89,6 @@ def inbound_event(event_id: str, user: str, *, text: str = "hello", ts: int = 1_
 def stream_record(event: Event, seq: int, *, name: str = "INSERT", **overrides: Any) -> dict[str, Any]:
     """The stream record (as Lambda delivers it) of storing `event`; `overrides` replace item attributes."""
     image = event_item(event, now_s=event.timestamp_ms // 1000, retention_s=86400)
-    image.update({k: {"S": v} for k, v in overrides.items()})
+    image.update(to_item(overrides))
     return {"eventID": f"e{seq}", "eventName": name, "eventSource": "aws:dynamodb",
             "dynamodb": {"SequenceNumber": f"{seq:021d}", "NewImage": image, "Keys": stream_keys(image)}}

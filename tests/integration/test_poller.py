@@ -113,8 +113,8 @@ def test_records_the_filter_rejects_are_dropped_and_checkpointed(table: Table, s
     put(table, "in1")
     put(table, "echo1", "echo")
     put(table, "ev1", "event")
-    table.client.update_item(TableName=table.name, Key={"pk": {"S": "in1"}, "sk": {"S": "EVT#1"}},
-                             UpdateExpression="SET x = :x", ExpressionAttributeValues={":x": {"S": "y"}})
+    table.client.put_item(TableName=table.name, Item={"pk": {"S": "in1"}, "sk": {"S": "EVT#1"},  # a MODIFY
+                                                      "record_type": {"S": "inbound"}, "x": {"S": "y"}})
     table.client.delete_item(TableName=table.name, Key={"pk": {"S": "ev1"}, "sk": {"S": "EVT#1"}})
     put(table, "in2")
     stub = Stub()
