@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, value, op, goal in goals:
             ok = value >= goal if op == ">=" else value <= goal
             print(f"{name:58} {value:>8} {op} {goal:<5} {'PASS' if ok else 'MISS'}")
+        ceiling = results["dynamodb_local_ceiling"]
+        print(f"\nDynamoDB Local alone ({ceiling['threads']} threads, bare claim puts): "
+              f"{ceiling['calls_per_s']} calls/s, so at most {ceiling['sends_per_s_ceiling_at_4_calls']} "
+              "answered messages/s at 3 writes + 1 read each.")
     return 0
 
 

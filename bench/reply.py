@@ -140,6 +140,30 @@ def memory_ledger() -> Any:
     return ReplyLedger(MemoryStore())
 
 
+def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: int = 1200) -> dict[str, Any]:
+    """DynamoDB Local's own rate for claim-sized PutItems from `threads` threads: the most table calls per
+    second any pipeline can get from it on this machine (no pipeline, no provider in the loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from messenger.storage import NewClaim
+
+    pipeline, _, counted = build(table, endpoint, "http://127.0.0.1:9", threads)
+    store = pipeline.ledger.store
+    run_id = uuid.uuid4().hex[:8]
+
+    def put(i: int) -> None:
+        store.claim_reply(NewClaim(f"meta#page#ceiling-{i % 100}", f"{run_id}-{i}", "meta", "t", 0))
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(put, range(200)))  # warm-up
+        started = time.perf_counter()
+        list(pool.map(put, range(200, 200 + calls)))
+        elapsed = time.perf_counter() - started
+    per_s = calls / elapsed
+    return {"threads": threads, "puts": calls, "calls_per_s": round(per_s),
+            "sends_per_s_ceiling_at_4_calls": round(per_s / 4)}
+
+
 def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
@@ -170,6 +194,7 @@ def main() -> dict[str, Any]:
         endpoint = dynamodb_local.endpoint
         table = f"bench-{uuid.uuid4().hex[:8]}"
         create_events_table(client("dynamodb", endpoint), table)
+        results["dynamodb_local_ceiling"] = dynamodb_local_ceiling(table, endpoint)
 
         slow = FakeProvider(0.100)
         try:
