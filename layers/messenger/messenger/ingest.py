@@ -32,7 +32,7 @@ def ingest(store: Store, events: list[Event], pause_seconds: int = 3600) -> Inge
             result.statuses_applied += _apply_statuses(store, event)
             handover.record(store, event, pause_seconds)
             _reconcile_echo(store, event)
-            if store.put_event(event):
+            if store.store_event(event):
                 result.stored += 1
             else:
                 result.duplicates += 1

@@ -163,7 +163,7 @@ class DynamoStore:
             "pk": pk, "sk": sk, "record_type": RecordType.REPLY.value, "provider": claim.provider,
             "inbound_event_id": claim.inbound_event_id, "state": "claimed", "claim_token": claim.token,
             "attempts": 1, "parts_done": 0, "claimed_at_ms": claim.now_ms, "updated_at_ms": claim.now_ms,
-            "expires_at": self._expires(claim.now_ms // 1000),
+            "expires_at": self._expires(),
         })
         for _ in range(2):
             existing = self._put_new(item, return_existing=True)
@@ -204,7 +204,7 @@ class DynamoStore:
         update.set_if_absent("status", message.status)
         update.set_if_absent("status_rank", STATUS_RANK[message.status])
         update.set_if_absent("status_at_ms", message.sent_at_ms)
-        update.set_if_absent("expires_at", self._expires(message.sent_at_ms // 1000))
+        update.set_if_absent("expires_at", self._expires())
         self._update(codec.message_key(message.conversation, message.message_id), update)
 
     # -- profiles ---------------------------------------------------------------------------------------------

@@ -125,7 +125,7 @@ class MemoryStore:
                                "inbound_event_id": claim.inbound_event_id, "state": "claimed",
                                "claim_token": claim.token, "attempts": 1, "parts_done": 0,
                                "claimed_at_ms": claim.now_ms, "updated_at_ms": claim.now_ms,
-                               "expires_at": self._expires(claim.now_ms // 1000)})
+                               "expires_at": self._expires()})
             return None
 
     def reclaim_reply(self, conversation: str, inbound_event_id: str, *, old_token: str, token: str,
@@ -164,7 +164,7 @@ class MemoryStore:
                 "in_reply_to": message.in_reply_to, "part_index": message.part_index,
                 "sent_at_ms": message.sent_at_ms, "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
             }, {"status": message.status, "status_rank": STATUS_RANK[message.status],
-                "status_at_ms": message.sent_at_ms, "expires_at": self._expires(message.sent_at_ms // 1000)})
+                "status_at_ms": message.sent_at_ms, "expires_at": self._expires()})
 
     # -- profiles ---------------------------------------------------------------------------------------------
 
