@@ -58,12 +58,18 @@ def main(argv: list[str] | None = None) -> int:
             ("sends/s, one page, pipeline (in-memory ledger)", results["throughput_pipeline_only"]["sends_per_s"],
              ">=", 300),
             ("sends/s, one page, DynamoDB Local in the loop", results["throughput"]["sends_per_s"], ">=", 300),
+            ("table writes per answered message", results["table_calls_per_reply"]["writes"], "<=", 3),
+            ("table reads per answered message", results["table_calls_per_reply"]["reads"], "<=", 1),
             ("Vonage JWT signatures per 1,000 sends", results["vonage_jwt"]["signatures"], "<=", 1),
             ("peak RSS MB", results["peak_rss_mb"], "<=", 150),
         ]
         for name, value, op, goal in goals:
             ok = value >= goal if op == ">=" else value <= goal
             print(f"{name:58} {value:>8} {op} {goal:<5} {'PASS' if ok else 'MISS'}")
+        ceiling = results["dynamodb_local_ceiling"]
+        print(f"\nDynamoDB Local alone ({ceiling['threads']} threads, bare claim puts): "
+              f"{ceiling['calls_per_s']} calls/s, so at most {ceiling['sends_per_s_ceiling_at_4_calls']} "
+              "answered messages/s at 3 writes + 1 read each.")
     if not args.skip_cost:
         # A fresh interpreter: the cost run counts what the handlers print, so it must import them itself.
         print("\ncost of 1M inbound messages answered once (bench/cost.py) ...", flush=True)

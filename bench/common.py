@@ -7,8 +7,10 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +40,43 @@ BASE_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "1",
     "POWERTOOLS_LOG_LEVEL": "INFO",
 }
+
+
+WRITES = frozenset({"put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"})
+READS = frozenset({"get_item", "query", "scan", "batch_get_item", "transact_get_items"})
+
+
+class CountingClient:
+    """Wraps a boto3 DynamoDB client and counts its table calls (writes and reads), thread-safely."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in WRITES | READS:
+            return attribute
+
+        def counted(**kwargs: Any) -> Any:
+            with self._lock:
+                self.calls[name] += 1
+            return attribute(**kwargs)
+
+        return counted
+
+    @property
+    def writes(self) -> int:
+        return sum(n for name, n in self.calls.items() if name in WRITES)
+
+    @property
+    def reads(self) -> int:
+        return sum(n for name, n in self.calls.items() if name in READS)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
 
 
 @dataclass

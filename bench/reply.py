@@ -1,10 +1,11 @@
-"""Reply pipeline benchmark: concurrency gain, sustained throughput, JWT reuse, peak memory.
+"""Reply pipeline benchmark: concurrency gain, sustained throughput, table calls per reply, JWT reuse, memory.
 
     python -m bench.reply        (or bench.reply.main() from the bench runner)
 
-Real DynamoDB Local table (claims and outbound items are real writes); a tiny threaded HTTP server on
-127.0.0.1 plays the Send API / Messages API with a fixed latency. Secrets come from
-events/sandbox-secrets.json directly (no Secrets Manager in the loop).
+Real DynamoDB Local table (claims and outbound items are real writes, counted by wrapping the client);
+a tiny threaded HTTP server on 127.0.0.1 plays the Send API / Messages API with a fixed latency. The
+"pipeline only" rows swap in the in-memory store (messenger.storage.memory) to isolate the pipeline's own
+cost. Secrets come from events/sandbox-secrets.json directly (no Secrets Manager in the loop).
 """
 
 from __future__ import annotations
@@ -12,56 +13,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import resource
-import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.common import LAYER  # noqa: F401  (puts the messenger layer on sys.path)
+from bench.common import LAYER, CountingClient  # noqa: F401  (LAYER puts the messenger layer on sys.path)
 from local.services import LOCAL_CREDENTIALS, client, create_events_table, sandbox_secrets, start_dynamodb_local
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # must be set before listen(): the default backlog of 5 resets connections
-
-
-class MemoryLedger:
-    """The ledger without DynamoDB: isolates the pipeline's own cost (DynamoDB Local manages ~50 writes/s)."""
-
-    def __init__(self) -> None:
-        from messenger.outbox import Claim, Settled
-
-        self._claim, self._settled = Claim, Settled
-        self._lock = threading.Lock()
-        self.states: dict[str, str] = {}
-
-    def claim(self, inbound: Any) -> Any:
-        with self._lock:
-            if inbound.event_id in self.states:
-                return self._settled(self.states[inbound.event_id])
-            self.states[inbound.event_id] = "claimed"
-        return self._claim(inbound.event_id, "t", 1)
-
-    def part_sent(self, claim: Any, message_id: str | None) -> None:
-        claim.parts_done += 1
-
-    def finish(self, claim: Any, state: Any, details: Any = None) -> None:
-        with self._lock:
-            self.states[claim.pk] = str(state)
-
-    def record_outbound(self, *args: Any, **kwargs: Any) -> None:
-        return
-
-    def echoed(self, claim: Any) -> bool:
-        return False
-
-    def paused_until(self, inbound: Any) -> int:
-        return 0
-
-    def pause(self, *args: Any) -> None:
-        return
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -124,24 +87,25 @@ class FakeProvider:
 
 
 def make_records(n: int, conversations: int, provider: str = "meta", page: str = "107083064136738") -> list[dict]:
-    from messenger.storage import to_item
+    """Stream INSERT records of `n` inbound messages spread over `conversations`, as the table streams them."""
+    from messenger.models import Event, Kind, Provider
+    from messenger.storage import event_item, stream_keys
 
     now = int(time.time() * 1000)
     run = uuid.uuid4().hex[:8]
     records = []
     for i in range(n):
-        user = f"{9_000_000_000_000_000 + i % conversations}"
-        event_id = f"bench-{run}-{i}"
-        image = to_item({"pk": f"EVT#{provider}#{event_id}", "record_type": "inbound", "provider": provider,
-                         "kind": "message", "event_id": event_id, "page_id": page, "user_id": user,
-                         "conversation_id": f"{provider}#{page}#{user}", "timestamp_ms": now + i,
-                         "text": "hello, what are your opening hours?"})
-        records.append({"eventID": event_id, "eventName": "INSERT", "eventSource": "aws:dynamodb",
-                        "dynamodb": {"SequenceNumber": f"{i + 1:021d}", "NewImage": image}})
+        event = Event(provider=Provider(provider), event_id=f"bench-{run}-{i}", kind=Kind.MESSAGE, page_id=page,
+                      user_id=f"{9_000_000_000_000_000 + i % conversations}", timestamp_ms=now + i,
+                      text="hello, what are your opening hours?")
+        image = event_item(event, now_s=now // 1000, retention_s=86400)
+        records.append({"eventID": event.event_id, "eventName": "INSERT", "eventSource": "aws:dynamodb",
+                        "dynamodb": {"SequenceNumber": f"{i + 1:021d}", "Keys": stream_keys(image),
+                                     "NewImage": image}})
     return records
 
 
-def build(table: str, endpoint: str, base: str, workers: int) -> Any:
+def build(table: str, endpoint: str, base: str, workers: int) -> tuple[Any, Any, CountingClient]:
     from botocore.config import Config
 
     from messenger.outbox import ReplyLedger
@@ -150,7 +114,7 @@ def build(table: str, endpoint: str, base: str, workers: int) -> Any:
     from messenger.replying import ReplyPipeline, ReplyStats
     from messenger.responder import RuleResponder
     from messenger.secrets import MetaSecret, VonageSecret
-    from messenger.storage import EventStore
+    from messenger.storage import DynamoStore
 
     secrets = sandbox_secrets()
     meta, vonage = MetaSecret(**secrets["meta"]), VonageSecret(**secrets["vonage"])
@@ -159,13 +123,45 @@ def build(table: str, endpoint: str, base: str, workers: int) -> Any:
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         config=Config(max_pool_connections=workers + 4, retries={"mode": "standard", "max_attempts": 3}))
+    counting = CountingClient(dynamodb)
     vonage_client = VonageSendClient(base, pool_size=workers)
     pipeline = ReplyPipeline(
-        ledger=ReplyLedger(EventStore(table, client=dynamodb)), responder=RuleResponder(),
+        ledger=ReplyLedger(DynamoStore(table, client=counting)), responder=RuleResponder(),
         senders={"meta": MetaSender(MetaSendClient(base, "v25.0", pool_size=workers), lambda: meta),
                  "vonage": VonageSender(vonage_client, lambda: vonage)},
         stats=ReplyStats())
-    return pipeline, vonage_client
+    return pipeline, vonage_client, counting
+
+
+def memory_ledger() -> Any:
+    from messenger.outbox import ReplyLedger
+    from messenger.storage.memory import MemoryStore
+
+    return ReplyLedger(MemoryStore())
+
+
+def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: int = 1200) -> dict[str, Any]:
+    """DynamoDB Local's own rate for claim-sized PutItems from `threads` threads: the most table calls per
+    second any pipeline can get from it on this machine (no pipeline, no provider in the loop)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from messenger.storage import NewClaim
+
+    pipeline, _, counted = build(table, endpoint, "http://127.0.0.1:9", threads)
+    store = pipeline.ledger.store
+    run_id = uuid.uuid4().hex[:8]
+
+    def put(i: int) -> None:
+        store.claim_reply(NewClaim(f"meta#page#ceiling-{i % 100}", f"{run_id}-{i}", "meta", "t", 0))
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(put, range(200)))  # warm-up
+        started = time.perf_counter()
+        list(pool.map(put, range(200, 200 + calls)))
+        elapsed = time.perf_counter() - started
+    per_s = calls / elapsed
+    return {"threads": threads, "puts": calls, "calls_per_s": round(per_s),
+            "sends_per_s_ceiling_at_4_calls": round(per_s / 4)}
 
 
 def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
@@ -201,15 +197,22 @@ def main() -> dict[str, Any]:
 
         slow = FakeProvider(0.100)
         try:
-            concurrent, _ = build(table, endpoint, slow.url, 32)
-            sequential, _ = build(table, endpoint, slow.url, 1)
+            concurrent, _, counted = build(table, endpoint, slow.url, 32)
+            sequential, _, _ = build(table, endpoint, slow.url, 1)
+            # Warm DynamoDB Local's JIT and both clients' connections first, as a warm Lambda's would be.
+            run(concurrent, make_records(100, 50), workers=32, batch_size=100)
+            run(sequential, make_records(10, 10), workers=1, batch_size=10)
+            counted.reset()
             t_conc, f1 = run(concurrent, make_records(100, 50), workers=32, batch_size=100)
+            calls = dict(counted.calls)
+            results["table_calls_per_reply"] = {"writes": round(counted.writes / 100, 2),
+                                                "reads": round(counted.reads / 100, 2), "calls": calls}
             t_seq, f2 = run(sequential, make_records(100, 50), workers=1, batch_size=100)
             results["concurrency"] = {"records": 100, "conversations": 50, "provider_latency_ms": 100,
                                       "concurrent_s": round(t_conc, 3), "sequential_s": round(t_seq, 3),
                                       "ratio": round(t_seq / t_conc, 1), "failures": f1 + f2,
                                       "requests": slow.requests}
-            concurrent.ledger, sequential.ledger = MemoryLedger(), MemoryLedger()
+            concurrent.ledger, sequential.ledger = memory_ledger(), memory_ledger()
             t_conc, _ = run(concurrent, make_records(100, 50), workers=32, batch_size=100)
             t_seq, _ = run(sequential, make_records(100, 50), workers=1, batch_size=100)
             results["concurrency_pipeline_only"] = {"ledger": "in-memory", "concurrent_s": round(t_conc, 3),
@@ -219,25 +222,31 @@ def main() -> dict[str, Any]:
 
         fast = FakeProvider(0.010)
         try:
-            pipeline, vonage_client = build(table, endpoint, fast.url, 32)
+            pipeline, vonage_client, counted = build(table, endpoint, fast.url, 32)
             run(pipeline, make_records(100, 100), workers=32, batch_size=100)  # warm-up
             n = 2000
+            counted.reset()
+            started = time.perf_counter()
             elapsed, failures = run(pipeline, make_records(n, 1000), workers=32, batch_size=100)
             results["throughput"] = {"records": n, "conversations": 1000, "provider_latency_ms": 10,
                                      "batch_size": 100, "seconds": round(elapsed, 2),
-                                     "sends_per_s": round(n / elapsed), "failures": failures}
+                                     "sends_per_s": round(n / elapsed), "failures": failures,
+                                     "table_calls_per_s": round((counted.writes + counted.reads)
+                                                                / (time.perf_counter() - started))}
             elapsed25, _ = run(pipeline, make_records(n, 1000), workers=32, batch_size=25)
             results["throughput_batch25"] = {"records": n, "sends_per_s": round(n / elapsed25)}
             before = vonage_client.jwts.signatures
             run(pipeline, make_records(1000, 500, provider="vonage"), workers=32, batch_size=100)
             results["vonage_jwt"] = {"sends": 1000, "signatures": vonage_client.jwts.signatures - before}
-            pipeline.ledger = MemoryLedger()
+            pipeline.ledger = memory_ledger()
             elapsed_mem, failures_mem = run(pipeline, make_records(n, 1000), workers=32, batch_size=100)
             results["throughput_pipeline_only"] = {
-                "records": n, "provider_latency_ms": 10, "ledger": "in-memory (no DynamoDB)",
+                "records": n, "provider_latency_ms": 10, "ledger": "in-memory store (no DynamoDB)",
                 "sends_per_s": round(n / elapsed_mem), "failures": failures_mem}
         finally:
             fast.close()
+        # Last, when DynamoDB Local's JIT is as warm as it was for the rows above.
+        results["dynamodb_local_ceiling"] = dynamodb_local_ceiling(table, endpoint)
     finally:
         dynamodb_local.stop()
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

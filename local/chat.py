@@ -28,8 +28,10 @@ from local.http_api import add_layers_to_path
 from local.services import client, sandbox_secrets
 
 add_layers_to_path()
-from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402 - needs the layer on sys.path
+from messenger.models import conversation_id  # noqa: E402 - needs the layer on sys.path
+from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402
 from messenger.providers.vonage.signature import sign_callback  # noqa: E402
+from messenger.storage import DynamoStore  # noqa: E402
 
 STICKER_ID = 369239263222822  # Meta's "like" thumbs-up sticker
 STICKER_URL = "https://cdn.example.com/sticker-like.png"
@@ -73,7 +75,7 @@ class Chat:
         self.meta = secrets["meta"]
         self.vonage = secrets["vonage"]
         self.page_id = next(iter(self.meta["page_tokens"]))
-        self.dynamodb = client("dynamodb", self.endpoints.dynamodb)
+        self.store = DynamoStore(self.endpoints.table, client=client("dynamodb", self.endpoints.dynamodb))
         self.seen = self._last_request_id()
 
     def say(self, line: str) -> None:
@@ -168,9 +170,8 @@ class Chat:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             for message_id in ids:
-                item = self.dynamodb.get_item(TableName=self.endpoints.table, ConsistentRead=True,
-                                              Key={"pk": {"S": f"MSG#{self.provider}#{message_id}"}}).get("Item")
-                status = (item or {}).get("status", {}).get("S")
+                item = self.store.message(conversation_id(self.provider, self.page_id, self.user), message_id)
+                status = (item or {}).get("status")
                 if status and shown.get(message_id) != status:
                     shown[message_id] = status
                     self.say(f"     · {message_id[:18]}… {status}")

@@ -41,10 +41,11 @@ def add_layers_to_path() -> None:
 class LambdaFunction:
     """One function's handler, loaded from its CodeUri under a unique module name."""
 
-    def __init__(self, spec: FunctionSpec, log: Log = print) -> None:
+    def __init__(self, spec: FunctionSpec, log: Log = print, instance: str = "") -> None:
+        """`instance` names a separate copy (its own module globals), like another Lambda execution environment."""
         self.spec = spec
         self.log = log
-        self.module_name = f"local_lambda_{spec.function_id}"
+        self.module_name = f"local_lambda_{spec.function_id}{'_' + instance if instance else ''}"
         self.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.function_id}"
         self._lock = threading.Lock()
         self.module: ModuleType | None = None

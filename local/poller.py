@@ -16,9 +16,15 @@ What it does, per shard and in stream order (local.template.StreamSettings):
   to the on-failure destination as Lambda's invocation record (DDBStreamBatchInfo, requestContext,
   responseContext) and are checkpointed, so the shard moves on.
 
-Checkpoints are kept per shard in a CheckpointStore (memory, and a JSON file when given). A stopped poller
-finishes its in-flight invocation first, so a new poller on the same store resumes after the last finished
-record: nothing is lost and nothing finished is invoked again.
+- ParallelizationFactor: up to N batches of one shard are invoked at once. Each record goes to one of N
+  lanes by a hash of its partition key, so one key's records stay in one lane, in stream order; a lane
+  that fails or retries holds back only its own keys. Each lane calls its own `invoke` (one function
+  instance per concurrent batch, as in Lambda).
+
+Checkpoints are kept per shard in a CheckpointStore (memory, and a JSON file when given); a shard's
+checkpoint is the last record before which every record of every lane is finished. A stopped poller
+finishes its in-flight invocations first, so a new poller on the same store resumes after the last
+finished record: nothing is lost, and only records a lane finished beyond the checkpoint are invoked again.
 """
 
 from __future__ import annotations
@@ -30,15 +36,17 @@ import os
 import threading
 import time
 import uuid
+import zlib
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from local.filters import matches_any, parse_pattern
 from local.streams import StreamReader, strip_internal
-from local.template import StreamSettings
+from local.template import StreamSettings, hash_key
 
 RETRY_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
@@ -99,6 +107,25 @@ class _Entry:
 
 
 @dataclass
+class _Lane:
+    index: int
+    invoke: Invoke
+    buffer: deque[_Entry] = field(default_factory=deque)
+    busy: bool = False
+
+
+@dataclass
+class _Shard:
+    """One shard's lanes and the records read from it that are not yet finished (for the checkpoint)."""
+
+    shard_id: str
+    lanes: list[_Lane]
+    pending: deque[str] = field(default_factory=deque)  # sequence numbers read, in shard order
+    finished: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
 class PollerStats:
     invocations: int = 0
     records_invoked: int = 0
@@ -148,6 +175,8 @@ class StreamPoller:
         clock: Callable[[], float] = time.time,
         log: Log = print,
         name: str = "poller",
+        lane_invoke: Callable[[int], Invoke] | None = None,
+        partition_key: str | None = None,
     ) -> None:
         self.reader = reader
         self.invoke = invoke
@@ -162,10 +191,16 @@ class StreamPoller:
         self.log = log
         self.name = name
         self.stats = PollerStats()
-        self._buffers: dict[str, deque[_Entry]] = {}
+        self.lanes = max(1, settings.parallelization_factor)
+        self.partition_key = partition_key or hash_key()
+        self._lane_invokers = [lane_invoke(i) if lane_invoke else invoke for i in range(self.lanes)]
+        self._shards: dict[str, _Shard] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._busy = False
+        self._stats_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=self.lanes * 4, thread_name_prefix=f"{name}-lane") \
+            if self.lanes > 1 else None
+        self._futures: set[Future[None]] = set()
 
     # -- thread -----------------------------------------------------------------------------------
 
@@ -175,11 +210,12 @@ class StreamPoller:
         self._thread.start()
 
     def stop(self, timeout: float = 90) -> None:
-        """Stop after the in-flight invocation (if any) has finished and been checkpointed."""
+        """Stop after the in-flight invocations (if any) have finished and been checkpointed."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+        self._wait_for_lanes(timeout)
 
     @property
     def running(self) -> bool:
@@ -188,7 +224,10 @@ class StreamPoller:
     @property
     def idle(self) -> bool:
         """Nothing buffered and not invoking: every record read so far has been finished."""
-        return not self._busy and not any(self._buffers.values())
+        return not any(lane.busy or lane.buffer for shard in list(self._shards.values()) for lane in shard.lanes)
+
+    def _wait_for_lanes(self, timeout: float | None = None) -> None:
+        wait(list(self._futures), timeout=timeout)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -204,20 +243,54 @@ class StreamPoller:
     # -- one cycle --------------------------------------------------------------------------------
 
     def rewind(self) -> None:
-        self._buffers.clear()
+        self._wait_for_lanes()
+        self._shards.clear()
         self.reader.positions = self.checkpoints.get()
         self.reader.rewind()
 
+    def lane_of(self, record: dict[str, Any]) -> int:
+        """The lane of a record: a stable hash of its partition key, so one key always takes one lane."""
+        if self.lanes == 1:
+            return 0
+        key = (record["dynamodb"].get("Keys") or {}).get(self.partition_key) or {}
+        value = next(iter(key.values()), "") if isinstance(key, dict) else ""
+        return zlib.crc32(str(value).encode()) % self.lanes
+
+    def _shard(self, shard_id: str) -> _Shard:
+        if shard_id not in self._shards:
+            lanes = [_Lane(i, invoke) for i, invoke in enumerate(self._lane_invokers)]
+            self._shards[shard_id] = _Shard(shard_id, lanes)
+        return self._shards[shard_id]
+
     def run_once(self) -> int:
-        """Read new records, then invoke every batch that is ready. Returns the number of records read."""
+        """Read new records, then start every lane that has a batch ready. Returns the number of records read.
+
+        With one lane the batches run here, before it returns; with more, each lane runs on a worker thread.
+        """
         records = self.reader.poll()
         now = time.monotonic()
         for record in records:
             matched = matches_any(self.patterns, strip_internal(record))
-            self._buffers.setdefault(record["_shard"], deque()).append(_Entry(record, matched, now))
-        for shard_id in list(self._buffers):
-            self._process_shard(shard_id)
+            shard = self._shard(record["_shard"])
+            with shard.lock:
+                shard.pending.append(record["dynamodb"]["SequenceNumber"])
+                shard.lanes[self.lane_of(record)].buffer.append(_Entry(record, matched, now))
+        for shard in list(self._shards.values()):
+            for lane in shard.lanes:
+                self._start(shard, lane)
         return len(records)
+
+    def _start(self, shard: _Shard, lane: _Lane) -> None:
+        with shard.lock:
+            if lane.busy or not lane.buffer or self._stop.is_set():
+                return
+            lane.busy = True
+        if self._pool is None:
+            self._process_lane(shard, lane)
+            return
+        future = self._pool.submit(self._process_lane, shard, lane)
+        self._futures.add(future)
+        future.add_done_callback(self._futures.discard)
 
     def drain(self, timeout: float = 30) -> None:
         """Run cycles (ignoring the batching window's wait) until everything read has been finished."""
@@ -230,84 +303,111 @@ class StreamPoller:
                 time.sleep(0.05)
         raise TimeoutError("stream not drained in time")
 
-    def _process_shard(self, shard_id: str) -> None:
-        buffer = self._buffers[shard_id]
-        while buffer and not self._stop.is_set():
-            dropped = 0
-            while buffer and not buffer[0].matched:
-                dropped += self._commit(shard_id, buffer[0].record)
-            if dropped:
-                self.log(f"[{self.name}] shard {_short(shard_id)}: {dropped} record(s) dropped by FilterCriteria")
-            batch = [e for e in buffer if e.matched][: self.settings.batch_size]
-            if not batch:
-                return
-            waited = time.monotonic() - batch[0].seen_at
-            if len(batch) < self.settings.batch_size and waited < self.settings.batching_window_s:
-                return
-            self._busy = True
-            try:
-                if not self._run_batch(shard_id, [e.record for e in batch]):
+    def _process_lane(self, shard: _Shard, lane: _Lane) -> None:
+        try:
+            while not self._stop.is_set():
+                batch = self._ready_batch(shard, lane)
+                if not batch or not self._run_batch(shard, lane, batch):
                     return
-            finally:
-                self._busy = False
+        except Exception as exc:  # noqa: BLE001 - a lane must never die silently; the records stay buffered
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.log(f"[{self.name}] lane {lane.index} failed ({self.stats.last_error})")
+        finally:
+            with shard.lock:
+                lane.busy = False
 
-    def _commit(self, shard_id: str, record: dict[str, Any]) -> int:
-        """Checkpoint `record`: it and every record before it in the shard are finished. Returns filtered ones."""
-        buffer = self._buffers.get(shard_id, deque())
+    def _ready_batch(self, shard: _Shard, lane: _Lane) -> list[dict[str, Any]]:
+        """The lane's next batch, once full or its window has passed; filtered records before it are dropped."""
+        dropped = 0
+        with shard.lock:
+            while lane.buffer and not lane.buffer[0].matched:
+                dropped += self._commit(shard, lane, lane.buffer[0].record)
+            batch = [e for e in lane.buffer if e.matched][: self.settings.batch_size]
+        if dropped:
+            self.log(f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: {dropped} record(s) "
+                     "dropped by FilterCriteria")
+        if not batch:
+            return []
+        waited = time.monotonic() - batch[0].seen_at
+        if len(batch) < self.settings.batch_size and waited < self.settings.batching_window_s:
+            return []
+        return [e.record for e in batch]
+
+    def _lane_label(self, lane: _Lane) -> str:
+        return f" lane {lane.index}" if self.lanes > 1 else ""
+
+    def _finish(self, shard: _Shard, lane: _Lane, record: dict[str, Any]) -> None:
+        with shard.lock:
+            self._commit(shard, lane, record)
+
+    def _commit(self, shard: _Shard, lane: _Lane, record: dict[str, Any]) -> int:
+        """Finish `record` and the lane's records before it; move the shard's checkpoint over every record that
+        is now finished in all lanes. Call with the shard's lock held. Returns how many were filtered ones."""
         last = seq(record)
         filtered = 0
-        while buffer and seq(buffer[0].record) <= last:
-            filtered += not buffer.popleft().matched
-        self.stats.filtered += filtered
-        self.checkpoints.save(shard_id, record["dynamodb"]["SequenceNumber"])
+        while lane.buffer and seq(lane.buffer[0].record) <= last:
+            entry = lane.buffer.popleft()
+            filtered += not entry.matched
+            shard.finished.add(entry.record["dynamodb"]["SequenceNumber"])
+        with self._stats_lock:
+            self.stats.filtered += filtered
+        checkpoint = None
+        while shard.pending and shard.pending[0] in shard.finished:
+            checkpoint = shard.pending.popleft()
+            shard.finished.discard(checkpoint)
+        if checkpoint is not None:
+            self.checkpoints.save(shard.shard_id, checkpoint)
         return filtered
 
     # -- the event source mapping's retry rules ---------------------------------------------------
 
-    def _run_batch(self, shard_id: str, records: list[dict[str, Any]]) -> bool:
+    def _run_batch(self, shard: _Shard, lane: _Lane, records: list[dict[str, Any]]) -> bool:
         """Invoke until every record of the batch is finished or given up. False if stopped part-way."""
         work: list[tuple[list[dict[str, Any]], int]] = [(records, 0)]
         while work:
             if self._stop.is_set():
                 return False
             batch, retries = work.pop(0)
-            batch = self._expire(shard_id, batch, retries)
+            batch = self._expire(shard, lane, batch, retries)
             if not batch:
                 continue
-            outcome = self._invoke(shard_id, batch, retries)
+            outcome = self._invoke(shard, lane, batch, retries)
             if outcome.ok:
-                self._commit(shard_id, batch[-1])
+                self._finish(shard, lane, batch[-1])
                 continue
             if outcome.failed_index is not None:
                 if outcome.failed_index > 0:
-                    self._commit(shard_id, batch[outcome.failed_index - 1])
+                    self._finish(shard, lane, batch[outcome.failed_index - 1])
                 rest = batch[outcome.failed_index:]
-                self._retry_or_give_up(work, shard_id, rest, retries + 1, outcome)
+                self._retry_or_give_up(work, shard, lane, rest, retries + 1, outcome)
                 continue
             if self.settings.bisect_on_error and len(batch) > 1:
                 half = len(batch) // 2
-                self.stats.bisections += 1
-                self.log(f"[{self.name}] shard {_short(shard_id)}: bisecting {len(batch)} records "
-                         f"into {half} + {len(batch) - half}")
+                with self._stats_lock:
+                    self.stats.bisections += 1
+                self.log(f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: bisecting "
+                         f"{len(batch)} records into {half} + {len(batch) - half}")
                 work[0:0] = [(batch[:half], retries), (batch[half:], retries)]
                 continue
-            self._retry_or_give_up(work, shard_id, batch, retries + 1, outcome)
+            self._retry_or_give_up(work, shard, lane, batch, retries + 1, outcome)
         return True
 
-    def _retry_or_give_up(self, work: list[tuple[list[dict[str, Any]], int]], shard_id: str,
+    def _retry_or_give_up(self, work: list[tuple[list[dict[str, Any]], int]], shard: _Shard, lane: _Lane,
                           batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
         limit = self.settings.maximum_retry_attempts
         if 0 <= limit < retries:
-            self._give_up(shard_id, batch, RETRY_EXHAUSTED, retries, outcome)
+            self._give_up(shard, lane, batch, RETRY_EXHAUSTED, retries, outcome)
             return
-        self.stats.retries += 1
+        with self._stats_lock:
+            self.stats.retries += 1
         left = "unlimited" if limit < 0 else str(limit - retries + 1)
-        self.log(f"[{self.name}] shard {_short(shard_id)}: retry {retries} of {len(batch)} record(s) from seq "
+        where = f"shard {_short(shard.shard_id)}{self._lane_label(lane)}"
+        self.log(f"[{self.name}] {where}: retry {retries} of {len(batch)} record(s) from seq "
                  f"{batch[0]['dynamodb']['SequenceNumber']} ({left} attempt(s) left)")
         self._stop.wait(min(self.retry_delay_s * (2 ** (retries - 1)), 5.0))
         work.insert(0, (batch, retries))
 
-    def _expire(self, shard_id: str, batch: list[dict[str, Any]], retries: int) -> list[dict[str, Any]]:
+    def _expire(self, shard: _Shard, lane: _Lane, batch: list[dict[str, Any]], retries: int) -> list[dict[str, Any]]:
         max_age = self.settings.maximum_record_age_s
         if max_age < 0:
             return batch
@@ -319,21 +419,23 @@ class StreamPoller:
                 break
             expired += 1
         if expired:
-            self._give_up(shard_id, batch[:expired], RECORD_AGE_EXCEEDED, retries, None)
+            self._give_up(shard, lane, batch[:expired], RECORD_AGE_EXCEEDED, retries, None)
         return batch[expired:]
 
-    def _give_up(self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int,
+    def _give_up(self, shard: _Shard, lane: _Lane, batch: list[dict[str, Any]], condition: str, invokes: int,
                  outcome: Outcome | None) -> None:
-        message = self.failure_record(shard_id, batch, condition, invokes, outcome)
-        self.stats.sent_to_on_failure += len(batch)
-        self.stats.on_failure_messages += 1
+        message = self.failure_record(shard.shard_id, batch, condition, invokes, outcome)
+        with self._stats_lock:
+            self.stats.sent_to_on_failure += len(batch)
+            self.stats.on_failure_messages += 1
         where = "on-failure destination" if self.on_failure else "nowhere (no destination): discarded"
-        self.log(f"[{self.name}] shard {_short(shard_id)}: giving up on {len(batch)} record(s) "
+        self.log(f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: giving up on {len(batch)} "
+                 f"record(s) "
                  f"seq {batch[0]['dynamodb']['SequenceNumber']}..{batch[-1]['dynamodb']['SequenceNumber']} "
                  f"({condition}) -> {where}")
         if self.on_failure is not None:
             self.on_failure(message)
-        self._commit(shard_id, batch[-1])
+        self._finish(shard, lane, batch[-1])
 
     def failure_record(self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int,
                        outcome: Outcome | None) -> dict[str, Any]:
@@ -360,16 +462,17 @@ class StreamPoller:
             },
         }
 
-    def _invoke(self, shard_id: str, batch: list[dict[str, Any]], retries: int) -> Outcome:
+    def _invoke(self, shard: _Shard, lane: _Lane, batch: list[dict[str, Any]], retries: int) -> Outcome:
         event = {"Records": [strip_internal(r) for r in batch]}
         started = time.monotonic()
         try:
-            response = self.invoke(event)
+            response = lane.invoke(event)
             outcome = self._judge(response, batch)
         except Exception as exc:  # noqa: BLE001 - any exception is a function error, as in Lambda
             outcome = Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
         outcome.duration_ms = (time.monotonic() - started) * 1000
-        self._record(shard_id, batch, retries, outcome)
+        with self._stats_lock:
+            self._record(shard.shard_id, lane, batch, retries, outcome)
         return outcome
 
     def _judge(self, response: Any, batch: list[dict[str, Any]]) -> Outcome:
@@ -395,7 +498,8 @@ class StreamPoller:
             failed.append(index[identifier])
         return Outcome(ok=False, failed_index=min(failed))
 
-    def _record(self, shard_id: str, batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
+    def _record(self, shard_id: str, lane: _Lane, batch: list[dict[str, Any]], retries: int,
+                outcome: Outcome) -> None:
         stats = self.stats
         stats.invocations += 1
         stats.records_invoked += len(batch)
@@ -412,9 +516,10 @@ class StreamPoller:
             stats.last_error = outcome.error
             result = f"function error: {outcome.error}"
         first, last = batch[0]["dynamodb"]["SequenceNumber"], batch[-1]["dynamodb"]["SequenceNumber"]
-        stats.history.append({"shard": shard_id, "size": len(batch), "first": first, "last": last,
+        stats.history.append({"shard": shard_id, "lane": lane.index, "size": len(batch), "first": first, "last": last,
                               "attempt": retries + 1, "ok": outcome.ok, "failed_index": outcome.failed_index,
                               "error": outcome.error})
         del stats.history[:-200]
-        self.log(f"[{self.name}] invoke shard {_short(shard_id)}: {len(batch)} record(s) seq {first}..{last} "
+        self.log(f"[{self.name}] invoke shard {_short(shard_id)}{self._lane_label(lane)}: {len(batch)} record(s) "
+                 f"seq {first}..{last} "
                  f"attempt {retries + 1} -> {result} ({outcome.duration_ms:.0f} ms)")

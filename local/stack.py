@@ -248,13 +248,17 @@ class LocalStack:
             checkpoints = CheckpointStore(self.stream_arn, self.state / f"checkpoints-{self.ports.api}.json")
             reader = StreamReader(client("dynamodbstreams", self.dynamodb_url), self.stream_arn,
                                   settings.starting_position, positions=checkpoints.get(), region=REGION)
+            # One function instance per ParallelizationFactor lane: concurrent batches never share one.
+            lanes = [reply] + [LambdaFunction(reply.spec, log=self.log, instance=f"lane{i}")
+                               for i in range(1, settings.parallelization_factor)]
             self.poller = StreamPoller(
                 reader, reply.invoke, settings, checkpoints, on_failure=self._send_to_queue,
                 function_arn=reply.arn, poll_interval_s=self.poll_interval_s, retry_delay_s=self.retry_delay_s,
-                log=self.log,
+                log=self.log, lane_invoke=lambda lane: lanes[lane].invoke,
             )
             self.poller.start()
             self.log(f"[poller] polling {TABLE_NAME}'s stream for {self.reply_id}: batch {settings.batch_size}, "
+                     f"{settings.parallelization_factor} lane(s) per shard, "
                      f"window {settings.batching_window_s:g}s, retries {settings.maximum_retry_attempts}, "
                      f"max age {settings.maximum_record_age_s}s, bisect {settings.bisect_on_error}, "
                      f"{len(settings.filter_patterns)} filter pattern(s), resuming from "

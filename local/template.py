@@ -61,6 +61,12 @@ def table_definition(table_name: str, logical_id: str = "EventsTable") -> dict[s
     return definition
 
 
+def hash_key(logical_id: str = "EventsTable") -> str:
+    """The table's partition (HASH) key attribute: what the stream's ParallelizationFactor lanes are keyed by."""
+    schema = resources()[logical_id]["Properties"]["KeySchema"]
+    return next(key["AttributeName"] for key in schema if key["KeyType"] == "HASH")
+
+
 def ttl_attribute(logical_id: str = "EventsTable") -> str | None:
     spec = resources()[logical_id]["Properties"].get("TimeToLiveSpecification") or {}
     return spec.get("AttributeName") if spec.get("Enabled") else None

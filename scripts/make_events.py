@@ -38,7 +38,7 @@ from messenger.providers.meta.signature import sign  # noqa: E402
 from messenger.providers.meta.signed_request import make_signed_request  # noqa: E402
 from messenger.providers.vonage import events as vonage_events  # noqa: E402
 from messenger.providers.vonage.signature import sign_callback  # noqa: E402
-from messenger.storage import event_item  # noqa: E402
+from messenger.storage import event_item, stream_keys  # noqa: E402
 
 EVENTS = ROOT / "events"
 SECRETS = sandbox_secrets()
@@ -239,7 +239,7 @@ def stream_record(item: dict[str, Any], name: str, index: int) -> dict[str, Any]
         "awsRegion": REGION,
         "dynamodb": {
             "ApproximateCreationDateTime": FIXED_S,
-            "Keys": {"pk": item["pk"]},
+            "Keys": stream_keys(item),
             "NewImage": item,
             "SequenceNumber": f"{100000000000000000000 + index * 100 + len(name):021d}",
             "SizeBytes": len(json.dumps(item, separators=(",", ":"))),

@@ -91,11 +91,23 @@ class Table:
         pages = self.client.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True)
         return [from_item(item) for page in pages for item in page["Items"]]
 
-    def get(self, pk: str) -> dict[str, Any] | None:
-        from messenger.storage import from_item
+    def get(self, key: tuple[str, str]) -> dict[str, Any] | None:
+        """One item by its (pk, sk) key, e.g. `messenger.storage.codec.event_key(conversation, event_id)`."""
+        from messenger.storage.codec import from_item, key_attributes
 
-        item = self.client.get_item(TableName=self.name, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
+        item = self.client.get_item(TableName=self.name, Key=key_attributes(key), ConsistentRead=True).get("Item")
         return from_item(item) if item else None
+
+    def find(self, sk: str) -> dict[str, Any] | None:
+        """The one item with sort key `sk` (e.g. "REPLY#<event id>"), whatever its conversation."""
+        found = [item for item in self.items() if item["sk"] == sk]
+        assert len(found) <= 1, found
+        return found[0] if found else None
+
+    def store(self, retention_days: int = 90) -> Any:
+        from messenger.storage import DynamoStore
+
+        return DynamoStore(self.name, client=self.client, retention_days=retention_days)
 
 
 @pytest.fixture

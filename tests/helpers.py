@@ -11,8 +11,10 @@ from typing import Any
 
 from local.apigw import http_event
 from local.services import sandbox_secrets
+from messenger.models import Event, Kind, Provider
 from messenger.providers.meta.signature import sign as meta_sign
 from messenger.providers.vonage.signature import sign_callback
+from messenger.storage import event_item, stream_keys, to_item
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -76,3 +78,17 @@ def vonage_inbound_v1(message_uuid: str, text: str = "hello", user: str = "39985
                       page_id: str = PAGE_ID) -> dict[str, Any]:
     return {"channel": "messenger", "message_uuid": message_uuid, "to": page_id, "from": user,
             "timestamp": "2025-02-03T12:14:25Z", "message_type": "text", "text": text}
+
+
+def inbound_event(event_id: str, user: str, *, text: str = "hello", ts: int = 1_700_000_000_000,
+                  provider: str = "meta", page_id: str = "page") -> Event:
+    return Event(provider=Provider(provider), event_id=event_id, kind=Kind.MESSAGE, page_id=page_id, user_id=user,
+                 timestamp_ms=ts, text=text)
+
+
+def stream_record(event: Event, seq: int, *, name: str = "INSERT", **overrides: Any) -> dict[str, Any]:
+    """The stream record (as Lambda delivers it) of storing `event`; `overrides` replace item attributes."""
+    image = event_item(event, now_s=event.timestamp_ms // 1000, retention_s=86400)
+    image.update(to_item(overrides))
+    return {"eventID": f"e{seq}", "eventName": name, "eventSource": "aws:dynamodb",
+            "dynamodb": {"SequenceNumber": f"{seq:021d}", "NewImage": image, "Keys": stream_keys(image)}}

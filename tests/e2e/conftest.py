@@ -97,9 +97,9 @@ class LocalStack:
         items = [from_item(item) for page in pages for item in page["Items"]]
         return [i for i in items if user is None or i.get("user_id") == user or user in json.dumps(i)]
 
-    def item(self, pk: str) -> dict[str, Any] | None:
-        found = self.dynamodb.get_item(TableName=self.table, Key={"pk": {"S": pk}}, ConsistentRead=True).get("Item")
-        return from_item(found) if found else None
+    def find(self, sk: str) -> dict[str, Any] | None:
+        """The item with sort key `sk` (e.g. "MSG#<id>"), whatever its conversation."""
+        return next((item for item in self.items() if item["sk"] == sk), None)
 
     def poller(self) -> dict[str, Any]:
         return http("GET", f"{self.api}/_local/poller")[1]

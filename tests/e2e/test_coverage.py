@@ -31,7 +31,7 @@ def test_a_human_takes_over_then_hands_back(stack: LocalStack) -> None:
     stack.settled()
     # Then the bot keeps out of the conversation
     assert stack.sends(user) == []
-    claims = [i for i in stack.items(user) if i["pk"].startswith("REPLY#")]
+    claims = [i for i in stack.items(user) if i["sk"].startswith("REPLY#")]
     assert [c["state"] for c in claims] == ["skipped"]
     # When control is passed back to our app, the bot answers again
     handback = {"sender": {"id": user}, "recipient": {"id": PAGE_ID}, "timestamp": now_ms(),

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 
 def reply_claims(stack: LocalStack, user: str) -> list[dict]:
-    return [i for i in stack.items(user) if i.get("pk", "").startswith("REPLY#")]
+    return [i for i in stack.items(user) if i["sk"].startswith("REPLY#")]
 
 
 def test_unknown_routes_are_api_gateway_404s(deployment: Deployment) -> None:
@@ -59,7 +59,7 @@ def test_meta_message_is_answered_once_and_its_status_reaches_read(stack: LocalS
     assert sends[0]["body"]["messaging_type"] == "RESPONSE"
     # And the sandbox's echo, delivery and read callbacks move the outbound message to "read"
     mid = sends[0]["response"]["message_id"]
-    wait_until(lambda: (stack.item(f"MSG#meta#{mid}") or {}).get("status") == "read")
+    wait_until(lambda: (stack.find(f"MSG#{mid}") or {}).get("status") == "read")
     echo = wait_until(lambda: [i for i in stack.items(user) if i.get("record_type") == "echo"])
     assert echo[0]["app_id"]
     stack.settled()
@@ -75,7 +75,7 @@ def test_vonage_message_is_answered_once_and_its_status_reaches_read(stack: Loca
     body = sends[0]["body"]
     assert (body["channel"], body["to"], body["from"]) == ("messenger", user, PAGE_ID)
     uuid_ = sends[0]["response"]["message_uuid"]
-    wait_until(lambda: (stack.item(f"MSG#vonage#{uuid_}") or {}).get("status") == "read")
+    wait_until(lambda: (stack.find(f"MSG#{uuid_}") or {}).get("status") == "read")
     stack.settled()
     assert len(reply_claims(stack, user)) == 1
 

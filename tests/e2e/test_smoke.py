@@ -84,7 +84,7 @@ def test_make_smoke_finds_the_stack_through_its_outputs_and_sends_nothing(
     kinds = sorted(item.get("kind") for item in stack.items(user))
     assert kinds == ["echo", "status"], kinds
     assert stack.sends(user) == []
-    assert not [i for i in stack.items(user) if str(i.get("pk", "")).startswith("REPLY#")]
+    assert not [i for i in stack.items(user) if i["sk"].startswith("REPLY#")]
 
 
 def test_make_smoke_fails_when_the_secret_does_not_match_the_deployed_webhook(

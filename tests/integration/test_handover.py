@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from messenger.handover import BOT_METADATA, paused_until
-from messenger.storage import EventStore
+from messenger.handover import BOT_METADATA
+from messenger.models import conversation_id
 from tests.helpers import PAGE_ID, dumps, load_handler, meta_body, meta_post
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def thread_control(key: str, ts: int) -> dict:
 
 
 def pause(stack_env) -> int:
-    return paused_until(EventStore(stack_env.name), "meta", PAGE_ID, USER)
+    return stack_env.store().paused_until(conversation_id("meta", PAGE_ID, USER))
 
 
 def test_human_echo_pauses_and_pass_thread_control_resumes(handler, lambda_context, stack_env, monkeypatch):

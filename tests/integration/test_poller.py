@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -58,7 +59,8 @@ def queue(moto_endpoint: str) -> tuple[Any, str]:
 
 
 def put(table: Table, key: str, record_type: str = "inbound") -> None:
-    table.client.put_item(TableName=table.name, Item={"pk": {"S": key}, "record_type": {"S": record_type}})
+    item = {"pk": {"S": key}, "sk": {"S": "EVT#1"}, "record_type": {"S": record_type}}
+    table.client.put_item(TableName=table.name, Item=item)
 
 
 def put_many(table: Table, count: int, prefix: str = "k") -> list[str]:
@@ -71,7 +73,8 @@ def put_many(table: Table, count: int, prefix: str = "k") -> list[str]:
 def make_poller(table: Table, streams: Any, handler: Callable[[dict[str, Any]], Any], *,
                 checkpoints: CheckpointStore | None = None, failures: list[dict[str, Any]] | None = None,
                 clock: Callable[[], float] = time.time, **overrides: Any) -> StreamPoller:
-    settings = replace(stream_settings(), **{"batching_window_s": 0, **overrides})
+    # One lane unless a test asks for more: the batch-level rules are easiest to see on a single lane.
+    settings = replace(stream_settings(), **{"batching_window_s": 0, "parallelization_factor": 1, **overrides})
     checkpoints = checkpoints or CheckpointStore(table.stream_arn)
     reader = StreamReader(streams, table.stream_arn, settings.starting_position, positions=checkpoints.get())
     sink = failures.append if failures is not None else None
@@ -110,9 +113,9 @@ def test_records_the_filter_rejects_are_dropped_and_checkpointed(table: Table, s
     put(table, "in1")
     put(table, "echo1", "echo")
     put(table, "ev1", "event")
-    table.client.update_item(TableName=table.name, Key={"pk": {"S": "in1"}}, UpdateExpression="SET x = :x",
-                             ExpressionAttributeValues={":x": {"S": "y"}})
-    table.client.delete_item(TableName=table.name, Key={"pk": {"S": "ev1"}})
+    table.client.put_item(TableName=table.name, Item={"pk": {"S": "in1"}, "sk": {"S": "EVT#1"},  # a MODIFY
+                                                      "record_type": {"S": "inbound"}, "x": {"S": "y"}})
+    table.client.delete_item(TableName=table.name, Key={"pk": {"S": "ev1"}, "sk": {"S": "EVT#1"}})
     put(table, "in2")
     stub = Stub()
     poller = make_poller(table, streams, stub)
@@ -168,7 +171,7 @@ def test_function_errors_bisect_until_the_poison_record_exhausts_its_retries(
         return {"batchItemFailures": []}
 
     stub = Stub(behaviour)
-    settings = {"maximum_retry_attempts": 2}
+    settings = {"maximum_retry_attempts": 2, "parallelization_factor": 1}
     checkpoints = CheckpointStore(table.stream_arn)
     reader = StreamReader(streams, table.stream_arn, "TRIM_HORIZON")
     poller = StreamPoller(reader, stub, replace(stream_settings(), batching_window_s=0, **settings), checkpoints,
@@ -312,3 +315,94 @@ def test_stopping_mid_stream_loses_nothing_and_repeats_nothing(table: Table, str
     make_poller(table, streams, slow, checkpoints=checkpoints, batch_size=5).drain()
     # Then every record was finished exactly once, in order
     assert finished == keys
+
+
+# -- ParallelizationFactor: lanes by partition key ----------------------------------------------------
+
+
+def put_conversations(table: Table, conversations: int, per_conversation: int) -> list[tuple[str, str]]:
+    """Items of several conversations, interleaved as quick messages would be: (pk, sk) in write order."""
+    written = []
+    for n in range(per_conversation):
+        for c in range(conversations):
+            key = (f"conv{c:02d}", f"EVT#{n}")
+            table.client.put_item(TableName=table.name, Item={"pk": {"S": key[0]}, "sk": {"S": key[1]},
+                                                              "record_type": {"S": "inbound"}})
+            written.append(key)
+    return written
+
+
+class LaneStub:
+    """Records each invocation's keys, how many ran at once, and answers after a random short delay."""
+
+    def __init__(self, fail: Callable[[tuple[str, str]], bool] = lambda key: False) -> None:
+        self.fail = fail
+        self.lock = threading.Lock()
+        self.done: list[tuple[str, str]] = []
+        self.running = 0
+        self.max_running = 0
+        self.batches = 0
+
+    def __call__(self, event: dict[str, Any]) -> Any:
+        with self.lock:
+            self.running += 1
+            self.batches += 1
+            self.max_running = max(self.max_running, self.running)
+        try:
+            time.sleep(random.uniform(0, 0.03))
+            for record in event["Records"]:
+                keys = record["dynamodb"]["Keys"]
+                key = (keys["pk"]["S"], keys["sk"]["S"])
+                if self.fail(key):
+                    return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
+                with self.lock:
+                    self.done.append(key)
+            return None
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_lanes_run_batches_of_one_shard_concurrently_and_keep_each_key_in_order(table: Table, streams: Any):
+    # Given 12 conversations of 6 quick messages each, and 4 lanes with batches of 3
+    written = put_conversations(table, 12, 6)
+    stub = LaneStub()
+    poller = make_poller(table, streams, stub, parallelization_factor=4, batch_size=3)
+    # When drained
+    poller.drain(timeout=60)
+    # Then every record was finished once, several batches ran at once, each conversation in write order
+    assert sorted(stub.done) == sorted(written)
+    assert stub.max_running > 1 and stub.batches >= 24
+    for conversation in {pk for pk, _ in written}:
+        assert [k for k in stub.done if k[0] == conversation] == [k for k in written if k[0] == conversation]
+    # And the lane of a key never changes, and the shard is checkpointed after the last record
+    assert {poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}}}}) for _ in range(3)} == {
+        poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}, "sk": {"S": "EVT#9"}}}})}
+    assert poller.idle and len(poller.checkpoints.get()) == 1
+
+
+def test_a_failing_key_holds_back_only_its_own_lane(table: Table, streams: Any):
+    # Given conv00's second message fails twice before it succeeds
+    written = put_conversations(table, 8, 3)
+    failures: list[tuple[str, str]] = []
+
+    def fail(key: tuple[str, str]) -> bool:
+        if key == ("conv00", "EVT#1") and failures.count(key) < 2:
+            failures.append(key)
+            return True
+        return False
+
+    stub = LaneStub(fail)
+    poller = make_poller(table, streams, stub, parallelization_factor=4, batch_size=2)
+    poller.retry_delay_s = 0.3
+    # When drained
+    poller.drain(timeout=60)
+    # Then conv00 stayed in order, its later message was held back behind the retried one
+    assert [k for k in stub.done if k[0] == "conv00"] == [("conv00", f"EVT#{n}") for n in range(3)]
+    # And conversations in other lanes finished while conv00 waited for its retries
+    others = {pk for pk, _ in written if poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": pk}}}}) !=
+              poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv00"}}}})}
+    assert others
+    first_conv00_retry_done = stub.done.index(("conv00", "EVT#1"))
+    assert all(key in stub.done[:first_conv00_retry_done] for key in written if key[0] in others)
+    assert sorted(stub.done) == sorted(written) and poller.stats.retries == 2

@@ -11,7 +11,6 @@ import pytest
 
 from local.services import client
 from local.streams import StreamReader
-from messenger.storage import reply_key
 from tests.integration.test_reply_pipeline import USER_A, FakeProviders, ingest_meta, providers  # noqa: F401
 from tools import redrive as tool
 
@@ -76,7 +75,7 @@ def test_redrive_sends_once_and_deletes_the_message(providers, stack_env, stream
     assert first.deleted == 1 and first.kept == 0 and first.records == 1
     assert failed_batch_again.messages == 0
     assert len(providers.meta_calls) == 1
-    assert stack_env.get(reply_key("meta", "m.dlq.1"))["state"] == "sent"
+    assert stack_env.find("REPLY#m.dlq.1")["state"] == "sent"
     assert visible(sqs, queue_url) == 0
 
 
@@ -94,7 +93,7 @@ def test_redrive_keeps_the_message_while_records_fail(providers, stack_env, stre
     providers.meta_faults.clear()
     again = tool.redrive(sqs, streams, queue_url, tool.pipeline_process, out=io.StringIO())
     assert again.deleted == 1 and visible(sqs, queue_url) == 0
-    assert stack_env.get(reply_key("meta", "m.dlq.2"))["state"] == "sent"
+    assert stack_env.find("REPLY#m.dlq.2")["state"] == "sent"
 
 
 def test_dry_run_sends_and_deletes_nothing(providers, stack_env, streams, sqs, queue_url,  # noqa: F811

@@ -17,9 +17,9 @@ from local.streams import StreamReader, strip_internal
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
 from messenger.handover import BOT_METADATA, bot_metadata
+from messenger.models import conversation_id
 from messenger.outbox import ReplyLedger
 from messenger.replying import current_pipeline, inbound_from_record, pipeline_for
-from messenger.storage import EventStore, event_key, message_key, reply_key
 from tests.helpers import (
     META,
     PAGE_ID,
@@ -131,15 +131,14 @@ def test_meta_message_gets_exactly_one_reply_and_is_recorded(providers, stream, 
     assert call["body"]["messaging_type"] == "RESPONSE"
     assert "Hello" in call["body"]["message"]["text"]
     # And the claim and the outbound message are stored, with a TTL
-    claim = stack_env.get(reply_key("meta", "m.in.1"))
+    claim = stack_env.find("REPLY#m.in.1")
     assert claim["state"] == "sent" and claim["message_ids"] == ["m_1"] and claim["expires_at"] > time.time()
-    outbound = stack_env.get(message_key("meta", "m_1"))
+    outbound = stack_env.find("MSG#m_1")
     assert outbound["record_type"] == "outbound" and outbound["status"] == "sent"
-    assert outbound["in_reply_to"] == "m.in.1" and outbound["conversation_id"] == f"meta#{PAGE_ID}#{USER_A}"
+    assert outbound["in_reply_to"] == "m.in.1" and outbound["pk"] == f"meta#{PAGE_ID}#{USER_A}"
     assert outbound["expires_at"] > time.time()
     # And the outbound item is what a Meta read watermark finds
-    store = EventStore(stack_env.name, client=stack_env.client)
-    assert store.outbound_before("meta", PAGE_ID, USER_A, now_ms() + 1000) == ["m_1"]
+    assert stack_env.store().outbound_before(conversation_id("meta", PAGE_ID, USER_A), now_ms() + 1000) == ["m_1"]
 
 
 def test_vonage_message_is_answered_through_vonage(providers, stream, stack_env, lambda_context):
@@ -164,7 +163,7 @@ def test_vonage_message_is_answered_through_vonage(providers, stream, stack_env,
     token = call["headers"]["Authorization"].removeprefix("Bearer ")
     assert jwt.get_unverified_header(token)["alg"] == "RS256"
     # And the outbound item carries the message_uuid as submitted
-    outbound = stack_env.get(message_key("vonage", "aaaaaaaa-0000-4000-8000-000000000001"))
+    outbound = stack_env.find("MSG#aaaaaaaa-0000-4000-8000-000000000001")
     assert outbound["status"] == "submitted" and outbound["record_type"] == "outbound"
 
 
@@ -204,8 +203,8 @@ def test_transient_failure_fails_only_that_conversation_then_retry_sends_once(
     a_attempts = [c for c in providers.meta_calls if c["body"]["recipient"]["id"] == USER_A]
     assert len(a_attempts) == 2  # one in-invocation retry (max_attempts=2), then reported
     assert [t for u, t in providers.meta_texts if u == USER_B]
-    assert stack_env.get(reply_key("meta", "m.a.1"))["state"] == "retryable"
-    assert stack_env.get(reply_key("meta", "m.a.2")) is None
+    assert stack_env.find("REPLY#m.a.1")["state"] == "retryable"
+    assert stack_env.find("REPLY#m.a.2") is None
     # When the provider recovers and Lambda retries from the lowest failed sequence number
     providers.meta_faults.clear()
     retry_from = min(failed, key=int)
@@ -215,7 +214,7 @@ def test_transient_failure_fails_only_that_conversation_then_retry_sends_once(
     # Then A's two messages are answered once each, in order; B is not answered again
     sent = [c["body"]["recipient"]["id"] for c in providers.meta_calls[before:]]
     assert sent == [USER_A, USER_A]
-    claim = stack_env.get(reply_key("meta", "m.a.1"))
+    claim = stack_env.find("REPLY#m.a.1")
     assert claim["state"] == "sent" and claim["attempts"] == 2
 
 
@@ -241,7 +240,7 @@ def test_permanent_and_ambiguous_errors_are_recorded_not_retried(
     # Then it was tried once, recorded with the reason, and not reported for retry
     assert first == second == {"batchItemFailures": []}
     assert len(providers.meta_calls) == 1
-    claim = stack_env.get(reply_key("meta", "m.p.1"))
+    claim = stack_env.find("REPLY#m.p.1")
     assert claim["state"] == state and claim["code"] == code
     assert META["page_tokens"][PAGE_ID] not in json.dumps(claim)
 
@@ -254,23 +253,22 @@ def test_message_outside_the_24h_window_is_not_answered(providers, stream, stack
     # Then nothing is sent and the claim says why
     assert result == {"batchItemFailures": []}
     assert providers.meta_calls == []
-    claim = stack_env.get(reply_key("meta", "m.old.1"))
+    claim = stack_env.find("REPLY#m.old.1")
     assert claim["state"] == "failed" and claim["code"] == "outside_window"
 
 
 def test_status_that_arrived_first_is_not_moved_back(stack_env):
     # Given a delivery status recorded before the reply wrote its outbound item
-    store = EventStore(stack_env.name, client=stack_env.client)
-    store.apply_status("vonage", "uuid-early", "delivered", at_ms=now_ms())
-    item = stack_env.get(event_key("vonage", "x"))
-    assert item is None
+    store = stack_env.store()
+    store.apply_status(conversation_id("vonage", PAGE_ID, USER_A), "uuid-early", "delivered", at_ms=now_ms())
+    assert stack_env.find("EVT#x") is None
     from messenger.messages import InboundMessage
 
     inbound = InboundMessage("vonage", "evt-1", "message", PAGE_ID, USER_A, f"vonage#{PAGE_ID}#{USER_A}", now_ms())
     # When the reply records the message as submitted
     ReplyLedger(store).record_outbound(inbound, "uuid-early", status="submitted", text="hi", part_index=0)
     # Then the status stays delivered and the message fields are filled in
-    outbound = stack_env.get(message_key("vonage", "uuid-early"))
+    outbound = stack_env.find("MSG#uuid-early")
     assert outbound["status"] == "delivered" and outbound["record_type"] == "outbound"
     assert outbound["in_reply_to"] == "evt-1"
 
@@ -289,7 +287,7 @@ def test_a_human_echo_pauses_the_bot_and_pass_thread_control_resumes_it(provider
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
     # Then the bot stays quiet and says why in the claim
     assert providers.meta_calls == []
-    assert stack_env.get(reply_key("meta", "m.in.p1"))["state"] == "skipped"
+    assert stack_env.find("REPLY#m.in.p1")["state"] == "skipped"
     # When control is passed back to our app, the next message is answered
     ingest_meta(lambda_context, {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 2,
                                  "pass_thread_control": {"new_owner_app_id": 1, "metadata": "done"}})
@@ -335,7 +333,7 @@ def test_profile_lookup_personalises_and_failures_never_block(providers, stream,
     assert texts == ["Hi , got it.", "Hi Ada, got it.", "Hi Ada, got it."]
     lookups = [c for c in providers.mock.calls if c.request.method == "GET" and USER_A in c.request.url]
     assert len(lookups) == 1
-    assert stack_env.get(f"PROFILE#meta#{PAGE_ID}#{USER_A}")["first_name"] == "Ada"
+    assert stack_env.get((conversation_id("meta", PAGE_ID, USER_A), "PROFILE"))["first_name"] == "Ada"
 
 
 # -- ambiguous sends reconciled through Meta's echo ------------------------------------------------------
@@ -355,11 +353,11 @@ def test_an_echo_of_our_send_settles_an_ambiguous_claim_as_sent(providers, strea
     ingest_meta(lambda_context, meta_message("m.amb.1", "hello", sender=USER_A, ts=ts))
     providers.meta_faults[USER_A] = (400, AMBIGUOUS_REPLY)
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
-    assert stack_env.get(reply_key("meta", "m.amb.1"))["state"] == "ambiguous"
+    assert stack_env.find("REPLY#m.amb.1")["state"] == "ambiguous"
     # When Meta's echo of that send arrives (its metadata names the message we answered)
     ingest_meta(lambda_context, our_echo("m.amb.1", "m_echoed_1", ts + 1))
     # Then the claim is settled as sent, the echo did not pause the bot, and nothing was sent twice
-    claim = stack_env.get(reply_key("meta", "m.amb.1"))
+    claim = stack_env.find("REPLY#m.amb.1")
     assert claim["state"] == "sent" and claim["reconciled_by"] == "echo"
     assert claim["echo_mids"] == ["m_echoed_1"]
     assert len(providers.meta_calls) == 1
@@ -388,5 +386,5 @@ def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(pro
     # When the send then ends unclear
     assert reply(records, lambda_context) == {"batchItemFailures": []}
     # Then the claim says sent (confirmed by the echo), not ambiguous
-    claim = stack_env.get(reply_key("meta", "m.amb.3"))
+    claim = stack_env.find("REPLY#m.amb.3")
     assert claim["state"] == "sent" and claim["reconciled_by"] == "echo"

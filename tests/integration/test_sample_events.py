@@ -24,23 +24,23 @@ OUT = "aaaaaaaa-bbbb-4ccc-8ddd-000000000201"  # the outbound message the status 
 # name -> (status, {pk: (record_type, kind)} of the EVT items it stores, MSG statuses it sets)
 EXPECTED: dict[str, tuple[int, dict[str, tuple[str, str]], dict[str, str]]] = {
     "meta_verify.json": (200, {}, {}),
-    "meta_text_batch.json": (200, {f"EVT#meta#m_sample_text_{i}": ("inbound", "message") for i in (1, 2, 3)}, {}),
-    "meta_echo.json": (200, {"EVT#meta#m_sample_echo_1": ("echo", "echo")}, {}),
+    "meta_text_batch.json": (200, {f"EVT#m_sample_text_{i}": ("inbound", "message") for i in (1, 2, 3)}, {}),
+    "meta_echo.json": (200, {"EVT#m_sample_echo_1": ("echo", "echo")}, {}),
     "meta_delivery_read.json": (200, {"delivery": ("event", "delivery"), "read": ("event", "read")},
-                                {"MSG#meta#m_sample_echo_1": "delivered"}),
-    "meta_postback.json": (200, {"EVT#meta#m_sample_postback_1": ("inbound", "postback")}, {}),
+                                {"MSG#m_sample_echo_1": "delivered"}),
+    "meta_postback.json": (200, {"EVT#m_sample_postback_1": ("inbound", "postback")}, {}),
     "meta_reaction.json": (200, {"reaction": ("event", "reaction")}, {}),
-    "meta_attachments.json": (200, {"EVT#meta#m_sample_attachments_1": ("inbound", "message")}, {}),
-    "meta_standby.json": (200, {"EVT#meta#m_sample_standby_1": ("event", "message")}, {}),
+    "meta_attachments.json": (200, {"EVT#m_sample_attachments_1": ("inbound", "message")}, {}),
+    "meta_standby.json": (200, {"EVT#m_sample_standby_1": ("event", "message")}, {}),
     "meta_handover.json": (200, {"take": ("event", "handover"), "pass": ("event", "handover")}, {}),
-    "vonage_inbound_v1.json": (200, {"EVT#vonage#aaaaaaaa-bbbb-4ccc-8ddd-000000000101": ("inbound", "message")}, {}),
-    "vonage_inbound_v01.json": (200, {"EVT#vonage#aaaaaaaa-bbbb-cccc-dddd-0123456789ab": ("inbound", "message")}, {}),
-    "vonage_inbound_image_v1.json": (200, {"EVT#vonage#aaaaaaaa-bbbb-4ccc-8ddd-000000000102": ("inbound", "message")},
+    "vonage_inbound_v1.json": (200, {"EVT#aaaaaaaa-bbbb-4ccc-8ddd-000000000101": ("inbound", "message")}, {}),
+    "vonage_inbound_v01.json": (200, {"EVT#aaaaaaaa-bbbb-cccc-dddd-0123456789ab": ("inbound", "message")}, {}),
+    "vonage_inbound_image_v1.json": (200, {"EVT#aaaaaaaa-bbbb-4ccc-8ddd-000000000102": ("inbound", "message")},
                                      {}),
-    "vonage_status_v1.json": (200, {f"EVT#vonage#{OUT}#status#delivered": ("event", "status")},
-                              {f"MSG#vonage#{OUT}": "delivered"}),
-    "vonage_status_v01.json": (200, {f"EVT#vonage#{OUT}#status#rejected": ("event", "status")},
-                               {f"MSG#vonage#{OUT}": "rejected"}),
+    "vonage_status_v1.json": (200, {f"EVT#{OUT}#status#delivered": ("event", "status")},
+                              {f"MSG#{OUT}": "delivered"}),
+    "vonage_status_v01.json": (200, {f"EVT#{OUT}#status#rejected": ("event", "status")},
+                               {f"MSG#{OUT}": "rejected"}),
 }
 STREAMS = {
     "stream_inbound_meta.json": ("meta_text_batch.json", True),
@@ -168,12 +168,12 @@ def test_sample_event_through_the_webhook_handler(handler, lambda_context, stack
         assert response["body"] == "1158201444"
     # And exactly the expected events are stored, once each
     items = stack_env.items()
-    events = {i["pk"]: (i["record_type"], i["kind"]) for i in items if i["pk"].startswith("EVT#")}
+    events = {i["sk"]: (i["record_type"], i["kind"]) for i in items if i["sk"].startswith("EVT#")}
     named = {k: v for k, v in evt_items.items() if k.startswith("EVT#")}
     assert {k: v for k, v in events.items() if k in named} == named
     assert sorted(v for v in events.values()) == sorted(evt_items.values())
     # And the statuses it carries are applied to the outbound messages
-    assert {i["pk"]: i["status"] for i in items if i["pk"].startswith("MSG#")} == msg_statuses
+    assert {i["sk"]: i["status"] for i in items if i["sk"].startswith("MSG#")} == msg_statuses
     if name != "meta_verify.json":
         assert json.loads(again["body"])["stored"] == 0
 
@@ -192,11 +192,12 @@ def test_stream_samples_are_what_the_table_streams(handler, lambda_context, stac
         image = from_item(record["dynamodb"]["NewImage"])
         if image["provider"] == "meta" and source.startswith("vonage_"):
             continue  # stream_status_ignored also carries Meta receipts, checked by their own sample below
-        stored = stack_env.get(image["pk"])
-        assert stored is not None, image["pk"]
+        stored = stack_env.get((image["pk"], image["sk"]))
+        assert stored is not None, image["sk"]
         assert {k: v for k, v in stored.items() if k not in VOLATILE} == {
             k: v for k, v in image.items() if k not in VOLATILE}
-        assert record["dynamodb"]["Keys"] == {"pk": record["dynamodb"]["NewImage"]["pk"]}
+        new_image = record["dynamodb"]["NewImage"]
+        assert record["dynamodb"]["Keys"] == {"pk": new_image["pk"], "sk": new_image["sk"]}
     # And only the inbound samples pass the reply function's filter (record_type inbound)
     types = {r["dynamodb"]["NewImage"]["record_type"]["S"] for r in records}
     assert types == {"inbound"} if inbound else "inbound" not in types
@@ -210,7 +211,7 @@ def test_meta_receipts_in_the_status_stream_sample_match_the_table(handler, lamb
         image = from_item(record["dynamodb"]["NewImage"])
         if image["provider"] != "meta":
             continue
-        stored = stack_env.get(image["pk"])
+        stored = stack_env.get((image["pk"], image["sk"]))
         assert {k: v for k, v in stored.items() if k not in VOLATILE} == {
             k: v for k, v in image.items() if k not in VOLATILE}
 
@@ -245,6 +246,6 @@ def test_data_deletion_samples_through_the_webhook_handler(handler, lambda_conte
     assert response["statusCode"] == 200
     answer = json.loads(response["body"])
     assert answer["url"] == f"http://localhost:3000/meta/data-deletion/{answer['confirmation_code']}"
-    assert len([i for i in stack_env.items() if i["pk"].startswith("EVT#")]) == before - 2
+    assert len([i for i in stack_env.items() if i["sk"].startswith("EVT#")]) == before - 2
     # And the status sample (a code that was never issued) answers 404
     assert handler(load_event("meta_data_deletion_status.json"), lambda_context)["statusCode"] == 404

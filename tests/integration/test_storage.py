@@ -12,7 +12,8 @@ from botocore.exceptions import ClientError
 from messenger import webhook
 from messenger.config import get_settings
 from messenger.models import STATUS_RANK, Event, Kind, Provider, conversation_id
-from messenger.storage import EventStore, conversation_sort, event_key, message_key, to_item
+from messenger.storage import DynamoStore, OutboundMessage
+from messenger.storage.codec import event_key, message_key
 from tests.helpers import (
     PAGE_ID,
     SECRETS,
@@ -32,8 +33,8 @@ RETENTION_DAYS = 7
 
 
 @pytest.fixture
-def store(table) -> EventStore:
-    return EventStore(table.name, client=table.client, retention_days=RETENTION_DAYS)
+def store(table) -> DynamoStore:
+    return table.store(RETENTION_DAYS)
 
 
 @pytest.fixture
@@ -74,20 +75,19 @@ def text_event(event_id: str, ts: int = 1_700_000_000_000, provider: Provider = 
                  timestamp_ms=ts, text="hi", raw={"mid": event_id})
 
 
-def put_outbound(store: EventStore, provider: str, message_id: str, sent_ms: int, user: str = USER) -> None:
+def conv(provider: str = "vonage", user: str = USER) -> str:
+    return conversation_id(provider, PAGE_ID, user)
+
+
+def put_outbound(store: DynamoStore, provider: str, message_id: str, sent_ms: int, user: str = USER) -> None:
     """An outbound item as the reply function records it, then moved to `submitted`."""
-    pk = message_key(provider, message_id)
-    store.put_new(to_item({
-        "pk": pk, "record_type": "outbound", "provider": provider, "message_id": message_id, "page_id": PAGE_ID,
-        "user_id": user, "conversation_id": conversation_id(provider, PAGE_ID, user),
-        "conversation_sort": conversation_sort(sent_ms, pk), "sent_at_ms": sent_ms,
-        "expires_at": int(time.time()) + store.retention_s,
-    }))
-    assert store.apply_status(provider, message_id, "submitted", at_ms=sent_ms)
+    store.record_outbound(OutboundMessage(conv(provider, user), provider, message_id, PAGE_ID, user, "m_in", 0,
+                                          sent_ms, "sending"))
+    assert store.apply_status(conv(provider, user), message_id, "submitted", at_ms=sent_ms)
 
 
-def status_of(table, provider: str, message_id: str) -> str | None:
-    item = table.get(message_key(provider, message_id))
+def status_of(table, provider: str, message_id: str, user: str = USER) -> str | None:
+    item = table.get(message_key(conv(provider, user), message_id))
     return item.get("status") if item else None
 
 
@@ -98,24 +98,25 @@ def test_conditional_put_stores_an_event_once(table, store):
     # Given one event
     event = text_event("m_once")
     # When it is stored three times
-    results = [store.put_event(event) for _ in range(3)]
+    results = [store.store_event(event) for _ in range(3)]
     # Then only the first write happened, and one item exists
     assert results == [True, False, False]
-    assert [i["pk"] for i in table.items()] == [event_key("meta", "m_once")]
+    assert [(i["pk"], i["sk"]) for i in table.items()] == [event_key(conv("meta"), "m_once")]
 
 
 def test_redelivery_does_not_overwrite_the_first_copy(table, store):
     # Given a stored event
-    store.put_event(text_event("m_keep"), now_s=1_000)
+    store.store_event(text_event("m_keep"), now_s=1_000)
     # When a redelivery arrives later (same id, different receive time)
-    assert store.put_event(text_event("m_keep"), now_s=2_000) is False
+    assert store.store_event(text_event("m_keep"), now_s=2_000) is False
     # Then the original item is untouched
-    assert table.get(event_key("meta", "m_keep"))["received_at"] == 1_000
+    assert table.get(event_key(conv("meta"), "m_keep"))["received_at"] == 1_000
 
 
 def test_same_id_different_providers_are_different_items(table, store):
     # Given the same id from Meta and from Vonage / When both are stored / Then both exist
-    assert store.put_event(text_event("same-id")) and store.put_event(text_event("same-id", provider=Provider.VONAGE))
+    assert store.store_event(text_event("same-id"))
+    assert store.store_event(text_event("same-id", provider=Provider.VONAGE))
     assert len(table.items()) == 2
 
 
@@ -142,7 +143,7 @@ def test_batch_with_failed_third_write_is_503_then_redelivery_completes_it(handl
     # And every event is in the table exactly once
     items = env.items()
     assert sorted(i["event_id"] for i in items) == mids
-    assert len({i["pk"] for i in items}) == len(items) == 5
+    assert len({(i["pk"], i["sk"]) for i in items}) == len(items) == 5
     assert flaky.puts == 3 + 5
 
 
@@ -166,11 +167,11 @@ def test_status_never_moves_backwards(table, store):
     # Given an outbound message
     put_outbound(store, "vonage", "uuid-order", 1_000)
     # When statuses arrive out of order: read before delivered
-    assert store.apply_status("vonage", "uuid-order", "read", at_ms=3_000) is True
-    assert store.apply_status("vonage", "uuid-order", "delivered", at_ms=2_000) is False
-    assert store.apply_status("vonage", "uuid-order", "submitted", at_ms=1_500) is False
+    assert store.apply_status(conv("vonage"), "uuid-order", "read", at_ms=3_000) is True
+    assert store.apply_status(conv("vonage"), "uuid-order", "delivered", at_ms=2_000) is False
+    assert store.apply_status(conv("vonage"), "uuid-order", "submitted", at_ms=1_500) is False
     # Then it stays read, with read's time and rank
-    item = table.get(message_key("vonage", "uuid-order"))
+    item = table.get(message_key(conv(), "uuid-order"))
     assert (item["status"], item["status_rank"], item["status_at_ms"]) == ("read", STATUS_RANK["read"], 3_000)
 
 
@@ -179,27 +180,27 @@ def test_failure_statuses_are_terminal(table, store, terminal):
     # Given a submitted message that was then rejected, with the reason
     put_outbound(store, "vonage", "uuid-rej", 1_000)
     error = {"code": "1340", "reason": "Outside of the allowed window"}
-    assert store.apply_status("vonage", "uuid-rej", terminal, at_ms=2_000, error=error)
+    assert store.apply_status(conv("vonage"), "uuid-rej", terminal, at_ms=2_000, error=error)
     # When later statuses arrive / Then none moves it
     for later in ("submitted", "delivered", "read", "rejected"):
-        assert store.apply_status("vonage", "uuid-rej", later, at_ms=3_000) is False
-    item = table.get(message_key("vonage", "uuid-rej"))
+        assert store.apply_status(conv("vonage"), "uuid-rej", later, at_ms=3_000) is False
+    item = table.get(message_key(conv(), "uuid-rej"))
     assert item["status"] == terminal and item["status_error"] == error
 
 
 def test_unknown_status_is_ignored(table, store):
     # Given an outbound message / When a status we do not know arrives / Then nothing changes
     put_outbound(store, "vonage", "uuid-unk", 1_000)
-    assert store.apply_status("vonage", "uuid-unk", "teleported", at_ms=2_000) is False
+    assert store.apply_status(conv("vonage"), "uuid-unk", "teleported", at_ms=2_000) is False
     assert status_of(table, "vonage", "uuid-unk") == "submitted"
 
 
 def test_status_before_outbound_record_is_kept_and_not_undone(table, store):
     # Given a status callback that arrives before the reply function recorded its message
-    assert store.apply_status("vonage", "uuid-early", "delivered", at_ms=2_000)
+    assert store.apply_status(conv("vonage"), "uuid-early", "delivered", at_ms=2_000)
     # When the late "submitted" arrives / Then the item stays delivered and carries a TTL
-    assert store.apply_status("vonage", "uuid-early", "submitted", at_ms=1_000) is False
-    item = table.get(message_key("vonage", "uuid-early"))
+    assert store.apply_status(conv("vonage"), "uuid-early", "submitted", at_ms=1_000) is False
+    item = table.get(message_key(conv(), "uuid-early"))
     assert item["status"] == "delivered" and item["expires_at"] > time.time()
 
 
@@ -245,7 +246,7 @@ def test_meta_delivery_with_mids_marks_those_messages(handler, lambda_context, e
     assert response["statusCode"] == 200
     assert [status_of(env, "meta", m) for m in ("m_out_1", "m_out_2", "m_out_3")] == [
         "delivered", "delivered", "submitted"]
-    assert [i["kind"] for i in env.items() if i["pk"].startswith("EVT#")] == ["delivery"]
+    assert [i["kind"] for i in env.items() if i["sk"].startswith("EVT#")] == ["delivery"]
     # And a redelivery of the receipt changes nothing and stores nothing new
     assert json.loads(handler(meta_post(raw), lambda_context)["body"]) == {"stored": 0, "duplicates": 1}
 
@@ -266,15 +267,16 @@ def test_meta_read_watermark_updates_outbound_items(handler, lambda_context, env
     store = webhook.store_for(get_settings())
     for mid, sent in (("m_r1", 1_000), ("m_r2", 2_000), ("m_r3", 5_000), ("m_r4", 1_500)):
         put_outbound(store, "meta", mid, sent)
-    store.apply_status("meta", "m_r1", "delivered", at_ms=1_100)
-    store.apply_status("meta", "m_r4", "failed", at_ms=1_600)
+    store.apply_status(conv("meta"), "m_r1", "delivered", at_ms=1_100)
+    store.apply_status(conv("meta"), "m_r4", "failed", at_ms=1_600)
     # And an outbound message to another user in the same period
     put_outbound(store, "meta", "m_other", 1_000, user="555")
     # When the user reads up to 4000 ms
     assert handler(meta_post(dumps(meta_body(receipt("read", 4_000)))), lambda_context)["statusCode"] == 200
     # Then the messages before the watermark are read; the later one, the failed one and the other user's are not
-    assert [status_of(env, "meta", m) for m in ("m_r1", "m_r2", "m_r3", "m_r4", "m_other")] == [
-        "read", "read", "submitted", "failed", "submitted"]
+    assert [status_of(env, "meta", m) for m in ("m_r1", "m_r2", "m_r3", "m_r4")] == [
+        "read", "read", "submitted", "failed"]
+    assert status_of(env, "meta", "m_other", user="555") == "submitted"
     # And a later delivery receipt cannot move them back
     handler(meta_post(dumps(meta_body(receipt("delivery", 4_000, ts=1_700_000_200_000)))), lambda_context)
     assert status_of(env, "meta", "m_r1") == "read"
@@ -311,11 +313,11 @@ def test_every_item_expires_after_the_retention_period(handler, lambda_context, 
     items = env.items()
     assert len(items) >= 9
     # Then every item carries expires_at
-    assert all("expires_at" in i for i in items), [i["pk"] for i in items if "expires_at" not in i]
+    assert all("expires_at" in i for i in items), [i["sk"] for i in items if "expires_at" not in i]
     # And for events it is exactly received_at + 7 days; for the rest, 7 days after they were written
     retention = RETENTION_DAYS * 86_400
     for item in items:
-        if item["pk"].startswith("EVT#"):
+        if item["sk"].startswith("EVT#"):
             assert item["expires_at"] == item["received_at"] + retention
             assert before <= item["received_at"] <= after
         else:

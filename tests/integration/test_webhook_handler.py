@@ -81,7 +81,7 @@ def test_meta_base64_body_is_verified_over_decoded_bytes(handler, lambda_context
     event["body"] = base64.b64encode(raw).decode()
     event["isBase64Encoded"] = True
     assert handler(event, lambda_context)["statusCode"] == 200
-    assert stack_env.get("EVT#meta#m_b64")["text"] == "h\u00e9llo"
+    assert stack_env.find("EVT#m_b64")["text"] == "h\u00e9llo"
 
 
 @pytest.mark.parametrize(
@@ -239,10 +239,10 @@ def test_vonage_status_moves_forward_only(handler, lambda_context, stack_env):
     assert status("submitted") == 200
     assert status("read") == 200
     assert status("delivered") == 200
-    item = stack_env.get(f"MSG#vonage#{uuid}")
+    item = stack_env.find(f"MSG#{uuid}")
     assert item["status"] == "read"
-    assert {i["pk"] for i in stack_env.items()} == {
-        f"MSG#vonage#{uuid}", *(f"EVT#vonage#{uuid}#status#{s}" for s in ("submitted", "read", "delivered"))}
+    assert {i["sk"] for i in stack_env.items()} == {
+        f"MSG#{uuid}", *(f"EVT#{uuid}#status#{s}" for s in ("submitted", "read", "delivered"))}
 
 
 def test_storage_failure_is_503_so_the_provider_redelivers(handler, lambda_context, stack_env, monkeypatch):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from local.http_api import Router, to_http
 from local.stack import SECRET_NAMES, TABLE_NAME, LocalStack, Ports
-from local.template import function_environment, function_spec, http_routes, stream_function_id, stream_settings
+from local.template import (
+    function_environment,
+    function_spec,
+    hash_key,
+    http_routes,
+    stream_function_id,
+    stream_settings,
+)
 
 
 def test_http_routes_come_from_the_webhook_functions_httpapi_events() -> None:
@@ -81,3 +88,9 @@ def test_lambda_results_become_http_like_api_gateway() -> None:
         201, {"x-a": "1"}, ["c=1"], b"hi")
     assert to_http({"statusCode": 200, "body": "aGk=", "isBase64Encoded": True})[3] == b"hi"
     assert to_http({"ok": True}) == (200, {"content-type": "application/json"}, [], b'{"ok": true}')
+
+
+def test_the_poller_lanes_come_from_the_template():
+    # The stream's lanes: ParallelizationFactor batches per shard, records keyed by the table's partition key
+    assert stream_settings().parallelization_factor == 10
+    assert hash_key() == "pk"

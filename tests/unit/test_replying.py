@@ -17,7 +17,7 @@ from messenger.delivery import (
     TransientSendError,
 )
 from messenger.messages import OutgoingMessage
-from messenger.outbox import Claim, ClaimState, Settled
+from messenger.outbox import ClaimState, ReplyLedger
 from messenger.replying import (
     ConversationOrderedProcessor,
     ReplyPipeline,
@@ -25,19 +25,16 @@ from messenger.replying import (
     RetryLaterError,
     inbound_from_record,
 )
-from messenger.storage import to_item
+from messenger.storage.memory import MemoryStore
+from tests.helpers import inbound_event, stream_record
 
 NOW_MS = 1_800_000_000_000
 
 
 def record(seq: int, user: str, event_id: str | None = None, *, name: str = "INSERT", record_type: str = "inbound",
            ts: int = NOW_MS, text: str = "hello") -> dict[str, Any]:
-    event_id = event_id or f"m{seq}"
-    image = to_item({"pk": f"EVT#meta#{event_id}", "record_type": record_type, "provider": "meta", "kind": "message",
-                     "event_id": event_id, "page_id": "page", "user_id": user,
-                     "conversation_id": f"meta#page#{user}", "timestamp_ms": ts, "text": text})
-    return {"eventID": f"e{seq}", "eventName": name, "eventSource": "aws:dynamodb",
-            "dynamodb": {"SequenceNumber": f"{seq:021d}", "NewImage": image, "Keys": {"pk": image["pk"]}}}
+    event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
+    return stream_record(event, seq, name=name, record_type=record_type)
 
 
 class Context:
@@ -121,39 +118,16 @@ def test_only_inserts_of_inbound_items_are_answered():
 # -- pipeline with fakes ---------------------------------------------------------------------------
 
 
-class FakeLedger:
-    def __init__(self) -> None:
-        self.claims: dict[str, dict[str, Any]] = {}
-        self.outbound: list[str] = []
-        self.pauses: dict[str, int] = {}
+class Ledger(ReplyLedger):
+    """The real ledger on the in-memory store, with shortcuts for the assertions."""
 
-    def claim(self, inbound):
-        state = self.claims.get(inbound.event_id)
-        if state is None or state["state"] == ClaimState.RETRYABLE:
-            attempts = 1 if state is None else state["attempts"] + 1
-            parts = 0 if state is None else state["parts_done"]
-            self.claims[inbound.event_id] = {"state": ClaimState.CLAIMED, "attempts": attempts, "parts_done": parts}
-            return Claim(inbound.event_id, "t", attempts, parts, [])
-        return Settled(state["state"])
+    def claim_state(self, event_id: str, user: str = "a") -> str | None:
+        state = self.store.reply_state(f"meta#page#{user}", event_id)
+        return state.state if state else None
 
-    def part_sent(self, claim, message_id):
-        claim.parts_done += 1
-        self.claims[claim.pk]["parts_done"] = claim.parts_done
-
-    def finish(self, claim, state, details=None):
-        self.claims[claim.pk].update({"state": state, "parts_done": claim.parts_done, **(details or {})})
-
-    def record_outbound(self, inbound, message_id, **kwargs):
-        self.outbound.append(message_id)
-
-    def echoed(self, claim):
-        return False
-
-    def paused_until(self, inbound):
-        return self.pauses.get(inbound.conversation_id, 0)
-
-    def pause(self, inbound, until_ms, at_ms):
-        self.pauses[inbound.conversation_id] = until_ms
+    @property
+    def outbound(self) -> list[str]:
+        return [i["message_id"] for i in self.store.conversation_items("meta#page#a") if i["sk"].startswith("MSG#")]
 
 
 class FakeSender:
@@ -183,8 +157,8 @@ class Fixed:
         return [OutgoingMessage(text=t) for t in self.texts]
 
 
-def pipeline(sender: FakeSender, *texts: str, retry: RetryPolicy | None = None) -> tuple[ReplyPipeline, FakeLedger]:
-    ledger = FakeLedger()
+def pipeline(sender: FakeSender, *texts: str, retry: RetryPolicy | None = None) -> tuple[ReplyPipeline, Ledger]:
+    ledger = Ledger(MemoryStore(), clock=lambda: NOW_MS / 1000)
     sleeps: list[float] = []
     p = ReplyPipeline(ledger=ledger, responder=Fixed(*(texts or ("hi",))), senders={"meta": sender},
                       retry=retry or RetryPolicy(max_attempts=3, base_delay_s=0.01, reserve_ms=0),
@@ -219,7 +193,7 @@ def test_retries_stop_when_the_invocation_runs_short():
     p, ledger = pipeline(sender, retry=RetryPolicy(max_attempts=5, base_delay_s=0.01, reserve_ms=10_000))
     with pytest.raises(RetryLaterError):
         p.handle(record(1, "a"), remaining_ms=lambda: 9_000)
-    assert len(sender.posted) == 1 and ledger.claims["m1"]["state"] == ClaimState.RETRYABLE
+    assert len(sender.posted) == 1 and ledger.claim_state("m1") == ClaimState.RETRYABLE
 
 
 def test_retry_after_longer_than_the_cap_is_not_waited_for():
@@ -253,7 +227,7 @@ def test_permanent_and_ambiguous_are_settled_not_retried(error, state, metric):
     p, ledger = pipeline(sender)
     assert p.handle(record(1, "a")) in ("failed", "ambiguous")
     assert p.handle(record(1, "a")) == f"already_{state.value}"
-    assert len(sender.posted) == 1 and ledger.claims["m1"]["state"] == state
+    assert len(sender.posted) == 1 and ledger.claim_state("m1") == state
     assert p.stats.counts[metric] == 1
 
 
@@ -262,7 +236,7 @@ def test_ignored_records_touch_nothing():
     p, ledger = pipeline(sender)
     assert p.handle(record(1, "a", record_type="outbound")) == "ignored"
     assert p.handle(record(1, "a", name="MODIFY")) == "ignored"
-    assert ledger.claims == {} and sender.posted == []
+    assert ledger.store.items == {} and sender.posted == []
 
 
 def test_backoff_is_bounded_and_jittered():

@@ -274,10 +274,11 @@ def test_functions_are_built_by_the_functions_makefile(function_id: str):
 
 def test_events_table_keeps_its_schema_stream_ttl_pitr_and_encryption():
     table = props("EventsTable")
-    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "by_conversation"
-    assert [key["AttributeName"] for key in index["KeySchema"]] == ["conversation_id", "conversation_sort"]
+    # Keyed by conversation (pk) and item kind#id (sk), without an index: every item is paid once.
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
+                                  {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
+    assert "GlobalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in table
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -338,3 +339,13 @@ def test_outputs_give_every_url_and_id_a_deployer_needs():
         "Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/meta/webhook"
     }
     assert all(output.get("Description") for output in outputs.values())
+
+
+def test_table_permissions_are_the_verbs_the_store_uses():
+    by_sid = {(owner, statement.get("Sid")): statement for owner, statement in iam_statements()}
+    webhook = next(s for (owner, sid), s in by_sid.items() if sid == "EventsTableReadWrite" and "Webhook" in owner)
+    reply = next(s for (owner, sid), s in by_sid.items() if sid == "EventsTableReadWrite" and "Reply" in owner)
+    assert sorted(webhook["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
+                                         "dynamodb:Query", "dynamodb:UpdateItem"]
+    assert sorted(reply["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert webhook["Resource"] == reply["Resource"] == {"Fn::GetAtt": ["EventsTable", "Arn"]}

@@ -9,49 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from typing import Any
 
 from messenger.models import Provider, conversation_id
-from messenger.storage import EventStore, to_item
-
-
-def deletion_key(code: str) -> str:
-    return f"DEL#{code}"
+from messenger.storage import Store
 
 
 def new_confirmation_code() -> str:
     return secrets.token_hex(10)
 
 
-def delete_user_data(store: EventStore, user_id: str, page_ids: list[str], code: str) -> int:
+def delete_user_data(store: Store, user_id: str, page_ids: list[str], code: str) -> int:
     """Record the request, delete the user's conversations, mark it completed. Returns items deleted."""
-    now = int(time.time())
-    record = {
-        "pk": deletion_key(code),
-        "record_type": "deletion",
-        "status": "in_progress",
-        # Only a hash of the id is kept: the record must not itself retain the user's data.
-        "user_hash": hashlib.sha256(user_id.encode()).hexdigest(),
-        "requested_at": now,
-        "expires_at": now + store.retention_s,
-    }
-    store.put_new(to_item(record))
-    deleted = sum(
-        store.delete_conversation(conversation_id(Provider.META, page_id, user_id)) for page_id in page_ids
-    )
-    store.update(
-        deletion_key(code),
-        "SET #status = :done, deleted_items = :n, completed_at = :t",
-        None,
-        {"#status": "status"},
-        {":done": {"S": "completed"}, ":n": {"N": str(deleted)}, ":t": {"N": str(int(time.time()))}},
-    )
-    return deleted
+    # Only a hash of the id is kept: the record must not itself retain the user's data.
+    user_hash = hashlib.sha256(user_id.encode()).hexdigest()
+    conversations = [conversation_id(Provider.META, page_id, user_id) for page_id in page_ids]
+    return store.delete_user_data(code, user_hash, conversations)
 
 
-def deletion_status(store: EventStore, code: str) -> dict[str, Any] | None:
-    item = store.get(deletion_key(code))
+def deletion_status(store: Store, code: str) -> dict[str, Any] | None:
+    item = store.deletion(code)
     if item is None:
         return None
     return {

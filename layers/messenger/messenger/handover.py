@@ -9,10 +9,8 @@ rule of the responder) pauses the conversation the same way (see docs/messenger-
 
 from __future__ import annotations
 
-import time
-
-from messenger.models import Event, Kind, conversation_id
-from messenger.storage import EventStore
+from messenger.models import Event, Kind
+from messenger.storage import Store
 
 BOT_METADATA = "messenger-webhook:bot"
 
@@ -33,10 +31,6 @@ def answered_event_id(metadata: str | None) -> str | None:
     return metadata[len(BOT_METADATA) + 1:] or None
 
 
-def state_key(conversation: str) -> str:
-    return f"CONV#{conversation}"
-
-
 def pause_change(event: Event, pause_seconds: int) -> int | None:
     """The `paused_until` (epoch ms) this event sets, 0 to resume, None when it changes nothing."""
     if event.kind is Kind.ECHO and not is_ours(event.metadata):
@@ -49,35 +43,9 @@ def pause_change(event: Event, pause_seconds: int) -> int | None:
     return None
 
 
-def record(store: EventStore, event: Event, pause_seconds: int) -> bool:
+def record(store: Store, event: Event, pause_seconds: int) -> bool:
     """Apply the event's pause/resume to the conversation state; older events never override newer ones."""
     paused_until = pause_change(event, pause_seconds)
     if paused_until is None:
         return False
-    return set_pause(store, event.conversation_id, paused_until, event.timestamp_ms, event.kind.value)
-
-
-def set_pause(store: EventStore, conversation: str, paused_until_ms: int, at_ms: int, reason: str) -> bool:
-    now = int(time.time())
-    return store.update(
-        state_key(conversation),
-        "SET paused_until_ms = :until, state_at_ms = :at, pause_reason = :reason, record_type = :rt, "
-        "conversation_id = :c, conversation_sort = :sort, expires_at = :exp",
-        "attribute_not_exists(state_at_ms) OR state_at_ms <= :at",
-        {},
-        {
-            ":until": {"N": str(paused_until_ms)},
-            ":at": {"N": str(at_ms)},
-            ":reason": {"S": reason},
-            ":rt": {"S": "state"},
-            ":c": {"S": conversation},
-            ":sort": {"S": f"{0:013d}#{state_key(conversation)}"},
-            ":exp": {"N": str(now + store.retention_s)},
-        },
-    )
-
-
-def paused_until(store: EventStore, provider: str, page_id: str, user_id: str) -> int:
-    """Epoch ms until which the bot stays quiet in this conversation (0 when it may answer)."""
-    item = store.get(state_key(conversation_id(provider, page_id, user_id)))
-    return int(item.get("paused_until_ms", 0)) if item else 0
+    return store.set_pause(event.conversation_id, paused_until, event.timestamp_ms, event.kind.value)

@@ -13,7 +13,7 @@ from messenger import handover
 from messenger.errors import StorageError
 from messenger.models import Event, Kind
 from messenger.observability import logger
-from messenger.storage import EventStore, reply_key
+from messenger.storage import Store
 
 
 @dataclass(slots=True)
@@ -23,7 +23,7 @@ class IngestResult:
     statuses_applied: int = 0
 
 
-def ingest(store: EventStore, events: list[Event], pause_seconds: int = 3600) -> IngestResult:
+def ingest(store: Store, events: list[Event], pause_seconds: int = 3600) -> IngestResult:
     result = IngestResult()
     for index, event in enumerate(events):
         try:
@@ -32,7 +32,7 @@ def ingest(store: EventStore, events: list[Event], pause_seconds: int = 3600) ->
             result.statuses_applied += _apply_statuses(store, event)
             handover.record(store, event, pause_seconds)
             _reconcile_echo(store, event)
-            if store.put_event(event):
+            if store.store_event(event):
                 result.stored += 1
             else:
                 result.duplicates += 1
@@ -46,10 +46,10 @@ def ingest(store: EventStore, events: list[Event], pause_seconds: int = 3600) ->
     return result
 
 
-def _apply_statuses(store: EventStore, event: Event) -> int:
+def _apply_statuses(store: Store, event: Event) -> int:
     if event.kind is Kind.STATUS and event.status:
         applied = store.apply_status(
-            event.provider, event.mids[0], event.status, at_ms=event.timestamp_ms, error=event.error
+            event.conversation_id, event.mids[0], event.status, at_ms=event.timestamp_ms, error=event.error
         )
         return int(applied)
     if event.kind not in (Kind.DELIVERY, Kind.READ):
@@ -58,11 +58,11 @@ def _apply_statuses(store: EventStore, event: Event) -> int:
     ids = event.mids
     if not ids and event.watermark_ms is not None:
         # Meta may send only a watermark: everything sent up to then has reached that status.
-        ids = store.outbound_before(event.provider, event.page_id, event.user_id, event.watermark_ms, below=status)
-    return sum(store.apply_status(event.provider, mid, status, at_ms=event.timestamp_ms) for mid in ids)
+        ids = store.outbound_before(event.conversation_id, event.watermark_ms, below=status)
+    return sum(store.apply_status(event.conversation_id, mid, status, at_ms=event.timestamp_ms) for mid in ids)
 
 
-def _reconcile_echo(store: EventStore, event: Event) -> None:
+def _reconcile_echo(store: Store, event: Event) -> None:
     """An echo of our own send proves it was delivered to Meta: settle an ambiguous reply claim as sent.
 
     The echo's mid is also kept on the claim, so a reply function that only later decides the send was
@@ -71,11 +71,5 @@ def _reconcile_echo(store: EventStore, event: Event) -> None:
     inbound_id = handover.answered_event_id(event.metadata) if event.kind is Kind.ECHO else None
     if inbound_id is None:
         return
-    key = reply_key(event.provider, inbound_id)
-    store.update(key, "ADD echo_mids :mid", "attribute_exists(pk)", {}, {":mid": {"SS": [event.event_id]}})
-    settled = store.update(
-        key, "SET #state = :sent, reconciled_by = :echo", "#state = :ambiguous", {"#state": "state"},
-        {":sent": {"S": "sent"}, ":echo": {"S": "echo"}, ":ambiguous": {"S": "ambiguous"}},
-    )
-    if settled:
+    if store.reconcile_echo(event.conversation_id, inbound_id, event.event_id):
         logger.info("ambiguous reply confirmed by Meta's echo", extra={"event_id": inbound_id})

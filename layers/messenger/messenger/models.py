@@ -36,6 +36,9 @@ class RecordType(StrEnum):
     EVENT = "event"  # everything else we store and acknowledge
     OUTBOUND = "outbound"  # a message we sent (written by the reply Lambda, updated by statuses)
     REPLY = "reply"  # the reply claim of one inbound message
+    STATE = "state"  # a conversation's state (the handover pause)
+    PROFILE = "profile"  # a conversation's cached first name
+    DELETION = "deletion"  # a data-deletion request and its outcome
 
 
 # A status never moves backwards; failures are terminal and outrank delivery.

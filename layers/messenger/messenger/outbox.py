@@ -19,13 +19,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from messenger import handover
 from messenger.errors import StorageError
 from messenger.messages import InboundMessage
-from messenger.models import STATUS_RANK, RecordType
-from messenger.storage import EventStore, conversation_sort, message_key, reply_key, to_attribute, to_item
-
-OUTBOUND_TEXT_LIMIT = 2000
+from messenger.storage import NewClaim, OutboundMessage, Store
 
 
 class ClaimState(StrEnum):
@@ -48,7 +44,8 @@ class ClaimBusyError(StorageError):
 
 @dataclass(slots=True)
 class Claim:
-    pk: str
+    conversation: str
+    inbound_event_id: str
     token: str
     attempts: int
     parts_done: int = 0
@@ -63,7 +60,7 @@ class Settled:
 
 
 class ReplyLedger:
-    def __init__(self, store: EventStore, *, clock: Callable[[], float] = time.time, stale_after_s: int = 900):
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, stale_after_s: int = 900):
         self.store = store
         self.clock = clock
         self.stale_after_s = stale_after_s
@@ -73,108 +70,69 @@ class ReplyLedger:
 
     def echoed(self, claim: Claim) -> bool:
         """True when Meta already echoed a message of this reply (so an unclear send did go out)."""
-        item = self.store.get(claim.pk)
-        return bool(item and item.get("echo_mids"))
+        state = self.store.reply_state(claim.conversation, claim.inbound_event_id)
+        return bool(state and state.echo_mids)
 
     def paused_until(self, inbound: InboundMessage) -> int:
         """Epoch ms until which a person has this conversation (0: the bot may answer)."""
-        return handover.paused_until(self.store, inbound.provider, inbound.page_id, inbound.user_id)
+        return self.store.paused_until(inbound.conversation_id)
 
     def pause(self, inbound: InboundMessage, until_ms: int, at_ms: int) -> None:
-        handover.set_pause(self.store, inbound.conversation_id, until_ms, at_ms, "handover_requested")
+        self.store.set_pause(inbound.conversation_id, until_ms, at_ms, "handover_requested")
 
     def claim(self, inbound: InboundMessage) -> Claim | Settled:
         """Own the reply to `inbound`, or learn that it is settled. ClaimBusyError if someone else is on it."""
-        pk = reply_key(inbound.provider, inbound.event_id)
         token = uuid.uuid4().hex
         now_ms = self._now_ms()
-        item = to_item({
-            "pk": pk, "record_type": RecordType.REPLY.value, "provider": inbound.provider,
-            "inbound_event_id": inbound.event_id, "conversation_id": inbound.conversation_id,
-            "state": ClaimState.CLAIMED.value, "claim_token": token, "attempts": 1, "parts_done": 0,
-            "claimed_at_ms": now_ms, "updated_at_ms": now_ms,
-            "expires_at": int(self.clock()) + self.store.retention_s,
-        })
-        if self.store.put_new(item):
-            return Claim(pk, token, attempts=1)
-        existing = self.store.get(pk)
-        if existing is None:  # expired and deleted between the two calls: claim afresh
-            if self.store.put_new(item):
-                return Claim(pk, token, attempts=1)
-            raise ClaimBusyError("reply claim raced")
-        state = existing.get("state")
-        if state in TERMINAL:
-            return Settled(state)
-        if state == ClaimState.RETRYABLE:
-            return self._reclaim(pk, existing, token, now_ms)
-        if now_ms - int(existing.get("updated_at_ms", 0)) > self.stale_after_s * 1000:
-            self._finish(pk, str(existing.get("claim_token")), ClaimState.AMBIGUOUS,
+        conversation, event_id = inbound.conversation_id, inbound.event_id
+        existing = self.store.claim_reply(NewClaim(conversation, event_id, inbound.provider, token, now_ms))
+        if existing is None:
+            return Claim(conversation, event_id, token, attempts=1)
+        if existing.state in TERMINAL:
+            return Settled(existing.state)
+        if existing.state == ClaimState.RETRYABLE:
+            attempts = existing.attempts + 1
+            if not self.store.reclaim_reply(conversation, event_id, old_token=existing.token, token=token,
+                                            attempts=attempts, now_ms=now_ms):
+                raise ClaimBusyError("another invocation re-claimed this reply first")
+            return Claim(conversation, event_id, token, attempts, existing.parts_done, list(existing.message_ids))
+        if now_ms - existing.updated_at_ms > self.stale_after_s * 1000:
+            stale = Claim(conversation, event_id, existing.token, existing.attempts, existing.parts_done,
+                          list(existing.message_ids))
+            self._finish(stale, ClaimState.AMBIGUOUS,
                          {"error_class": "StaleClaim", "code": "stale_claim",
                           "reason": "a previous attempt stopped mid-send; it may or may not have been delivered"})
             return Settled(ClaimState.AMBIGUOUS.value)
         raise ClaimBusyError("another invocation is sending this reply")
-
-    def _reclaim(self, pk: str, existing: dict[str, Any], token: str, now_ms: int) -> Claim:
-        attempts = int(existing.get("attempts", 1)) + 1
-        moved = self.store.update(
-            pk,
-            "SET #state = :claimed, claim_token = :token, attempts = :attempts, updated_at_ms = :now",
-            "#state = :retryable AND claim_token = :old",
-            {"#state": "state"},
-            {":claimed": {"S": ClaimState.CLAIMED.value}, ":token": {"S": token}, ":attempts": {"N": str(attempts)},
-             ":now": {"N": str(now_ms)}, ":retryable": {"S": ClaimState.RETRYABLE.value},
-             ":old": {"S": str(existing.get("claim_token", ""))}},
-        )
-        if not moved:
-            raise ClaimBusyError("another invocation re-claimed this reply first")
-        return Claim(pk, token, attempts, int(existing.get("parts_done", 0)), list(existing.get("message_ids", [])))
 
     def part_sent(self, claim: Claim, message_id: str | None) -> None:
         """Checkpoint one sent part, so a retry after a later part's failure resumes after it."""
         claim.parts_done += 1
         if message_id:
             claim.message_ids.append(message_id)
-        self._set(claim.pk, claim.token, {"parts_done": claim.parts_done, "message_ids": claim.message_ids})
+        self._set(claim, {"parts_done": claim.parts_done, "message_ids": claim.message_ids})
 
     def finish(self, claim: Claim, state: ClaimState, details: dict[str, Any] | None = None) -> None:
         values: dict[str, Any] = {"parts_done": claim.parts_done, "message_ids": claim.message_ids, **(details or {})}
-        self._finish(claim.pk, claim.token, state, values)
+        self._finish(claim, state, values)
 
-    def _finish(self, pk: str, token: str, state: ClaimState, values: dict[str, Any]) -> None:
+    def _finish(self, claim: Claim, state: ClaimState, values: dict[str, Any]) -> None:
         values = {**values, "state": state.value}
         if state in TERMINAL:
             values["settled_at_ms"] = self._now_ms()
-        self._set(pk, token, values)
+        self._set(claim, values)
 
-    def _set(self, pk: str, token: str, values: dict[str, Any]) -> None:
+    def _set(self, claim: Claim, values: dict[str, Any]) -> None:
         values = {k: v for k, v in values.items() if v is not None}
         values["updated_at_ms"] = self._now_ms()
-        names = {f"#a{i}": name for i, name in enumerate(values)}
-        attrs = {f":v{i}": to_attribute(value) for i, value in enumerate(values.values())}
-        attrs[":token"] = {"S": token}
-        update = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
-        if not self.store.update(pk, update, "claim_token = :token", names, attrs):
+        if not self.store.settle_reply(claim.conversation, claim.inbound_event_id, claim.token, values):
             raise ClaimBusyError("the reply claim was taken over by another invocation")
 
     def record_outbound(self, inbound: InboundMessage, message_id: str, *, status: str, text: str | None,
                         part_index: int) -> None:
-        """Upsert the `MSG#` item a status callback may already have created: never move its status back."""
-        pk = message_key(inbound.provider, message_id)
-        now_ms = self._now_ms()
-        fields: dict[str, Any] = {
-            "record_type": RecordType.OUTBOUND.value, "provider": inbound.provider, "message_id": message_id,
-            "page_id": inbound.page_id, "user_id": inbound.user_id, "conversation_id": inbound.conversation_id,
-            "conversation_sort": conversation_sort(now_ms, pk), "in_reply_to": inbound.event_id,
-            "part_index": part_index, "sent_at_ms": now_ms,
-        }
-        if text:
-            fields["text"] = text[:OUTBOUND_TEXT_LIMIT]
-        names = {f"#f{i}": name for i, name in enumerate(fields)}
-        values = {f":f{i}": to_attribute(value) for i, value in enumerate(fields.values())}
-        update = "SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields)))
-        update += (", #status = if_not_exists(#status, :status), status_rank = if_not_exists(status_rank, :rank)"
-                   ", status_at_ms = if_not_exists(status_at_ms, :now), expires_at = if_not_exists(expires_at, :exp)")
-        names["#status"] = "status"
-        values.update({":status": {"S": status}, ":rank": {"N": str(STATUS_RANK[status])},
-                       ":now": {"N": str(now_ms)}, ":exp": {"N": str(int(self.clock()) + self.store.retention_s)}})
-        self.store.update(pk, update, None, names, values)
+        """Record the outbound message; a status callback that came first keeps its (later) status."""
+        self.store.record_outbound(OutboundMessage(
+            conversation=inbound.conversation_id, provider=inbound.provider, message_id=message_id,
+            page_id=inbound.page_id, user_id=inbound.user_id, in_reply_to=inbound.event_id, part_index=part_index,
+            sent_at_ms=self._now_ms(), status=status, text=text,
+        ))

@@ -35,7 +35,7 @@ from messenger.delivery import (
 )
 from messenger.errors import MessengerError
 from messenger.messages import InboundMessage
-from messenger.models import Kind, RecordType
+from messenger.models import Kind
 from messenger.observability import logger, metrics, tracer
 from messenger.outbox import Claim, ClaimState, ReplyLedger, Settled
 from messenger.policy import PolicyRefusedError, decide
@@ -44,7 +44,7 @@ from messenger.providers.meta.send import MetaSendClient, MetaSender
 from messenger.providers.vonage.send import VonageSendClient, VonageSender
 from messenger.responder import Responder, load_responder
 from messenger.secrets import MetaSecret, VonageSecret, get_meta_secret, get_vonage_secret
-from messenger.storage import EventStore, dynamodb_client, from_item
+from messenger.storage import DynamoStore, dynamodb_client, new_inbound, record_conversation
 
 DEFAULT_WORKERS = 32
 ANSWERED_KINDS = frozenset({Kind.MESSAGE.value, Kind.POSTBACK.value})
@@ -67,13 +67,11 @@ class NotAttemptedError(RetryLaterError):
 
 def inbound_from_record(record: dict[str, Any]) -> InboundMessage | None:
     """The inbound message of an INSERT of a record_type=inbound item; None for anything else."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if image.get("record_type", {}).get("S") != RecordType.INBOUND.value:
-        return None
     try:
-        message = InboundMessage.from_item(from_item(image))
+        item = new_inbound(record)
+        if item is None:
+            return None
+        message = InboundMessage.from_item(item)
     except (KeyError, ValueError, TypeError):
         logger.warning("inbound record without the fields a reply needs", extra={"event_id": record.get("eventID")})
         return None
@@ -81,8 +79,7 @@ def inbound_from_record(record: dict[str, Any]) -> InboundMessage | None:
 
 
 def conversation_key(record: dict[str, Any]) -> str:
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    conversation = image.get("conversation_id", {}).get("S")
+    conversation = record_conversation(record)
     return f"c:{conversation}" if conversation else f"r:{record.get('eventID')}:{id(record)}"
 
 
@@ -387,7 +384,7 @@ class _LockedSecret:
 
 def build_pipeline(settings: Settings, *, workers: int = DEFAULT_WORKERS, **options: Any) -> ReplyPipeline:
     client = dynamodb_client(max_pool_connections=workers + 4)
-    store = EventStore(settings.events_table, client=client, retention_days=settings.retention_days)
+    store = DynamoStore(settings.events_table, client=client, retention_days=settings.retention_days)
 
     def meta_secret() -> MetaSecret:
         return get_meta_secret(settings.require_meta_secret_id(), settings.secret_max_age_seconds)

@@ -19,16 +19,16 @@ from messenger.providers.meta import signature as meta_signature
 from messenger.providers.vonage import events as vonage_events
 from messenger.providers.vonage import signature as vonage_signature
 from messenger.secrets import get_meta_secret, get_vonage_secret
-from messenger.storage import EventStore
+from messenger.storage import DynamoStore
 
 
 @cache
-def event_store(table_name: str, retention_days: int) -> EventStore:
+def event_store(table_name: str, retention_days: int) -> DynamoStore:
     """One store (and one pooled DynamoDB client) per warm container."""
-    return EventStore(table_name, retention_days=retention_days)
+    return DynamoStore(table_name, retention_days=retention_days)
 
 
-def store_for(settings: Settings) -> EventStore:
+def store_for(settings: Settings) -> DynamoStore:
     return event_store(settings.events_table, settings.retention_days)
 
 

@@ -1,0 +1,16 @@
+"""The events table behind a port of domain verbs (docs/design.md, "Keys" and "Access patterns").
+
+- `port.py`: the `Store` Protocol and the records it exchanges;
+- `codec.py`: keys and the item codec (boto3's TypeSerializer/TypeDeserializer);
+- `dynamodb.py`: `DynamoStore`, the only code that writes a DynamoDB expression;
+- `memory.py`: `MemoryStore`, the in-memory twin for unit tests and benchmarks (imported from there).
+"""
+
+from messenger.storage.codec import event_item, from_item, new_inbound, record_conversation, stream_keys, to_item
+from messenger.storage.dynamodb import DynamoStore, dynamodb_client
+from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Store
+
+__all__ = [
+    "CachedProfile", "DynamoStore", "NewClaim", "OutboundMessage", "ReplyState", "Store", "dynamodb_client",
+    "event_item", "from_item", "new_inbound", "record_conversation", "stream_keys", "to_item",
+]

@@ -1,0 +1,217 @@
+"""`MemoryStore`: the storage port in a dict, for unit tests and benchmarks (the one in-memory fake).
+
+Same keys, same conditions and the same answers as DynamoStore; thread-safe. `operations` counts the
+table calls DynamoStore would make for the same verbs, so tests and benches can check the cost too.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+from messenger.models import STATUS_RANK, Event, RecordType
+from messenger.storage import codec
+from messenger.storage.codec import Key
+from messenger.storage.dynamodb import OUTBOUND_TEXT_LIMIT
+from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState
+
+
+class MemoryStore:
+    def __init__(self, retention_days: int = 90) -> None:
+        self.retention_s = retention_days * 86400
+        self.items: dict[Key, dict[str, Any]] = {}
+        self.operations: Counter[str] = Counter()
+        self._lock = threading.RLock()
+
+    def _expires(self, now_s: int | None = None) -> int:
+        return (now_s or int(time.time())) + self.retention_s
+
+    def _item(self, key: Key, op: str = "GetItem") -> dict[str, Any] | None:
+        self.operations[op] += 1
+        item = self.items.get(key)
+        return copy.deepcopy(item) if item is not None else None
+
+    def _upsert(self, key: Key, values: dict[str, Any], absent: dict[str, Any] | None = None) -> dict[str, Any]:
+        item = self.items.setdefault(key, {"pk": key[0], "sk": key[1]})
+        item.update({k: copy.deepcopy(v) for k, v in values.items() if v is not None})
+        for name, value in (absent or {}).items():
+            item.setdefault(name, value)
+        return item
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        """An item by its key (for tests)."""
+        with self._lock:
+            item = self.items.get(key)
+            return copy.deepcopy(item) if item is not None else None
+
+    # -- provider events ----------------------------------------------------------------------------
+
+    def store_event(self, event: Event, now_s: int | None = None) -> bool:
+        values = codec.event_values(event, now_s=now_s or int(time.time()), retention_s=self.retention_s)
+        key = (values["pk"], values["sk"])
+        with self._lock:
+            self.operations["PutItem"] += 1
+            if key in self.items:
+                return False
+            self.items[key] = codec.from_item(codec.to_item(values))
+            return True
+
+    def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
+                     error: dict[str, Any] | None = None) -> bool:
+        rank = STATUS_RANK.get(status)
+        if rank is None:
+            return False
+        key = codec.message_key(conversation, message_id)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            current = self.items.get(key, {}).get("status_rank")
+            if current is not None and current >= rank:
+                return False
+            self._upsert(key, {"record_type": RecordType.OUTBOUND.value, "message_id": message_id, "status": status,
+                               "status_rank": rank, "status_at_ms": at_ms, "status_error": error},
+                         {"expires_at": self._expires()})
+            return True
+
+    def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
+        with self._lock:
+            self.operations["Query"] += 1
+            return [item["message_id"] for (pk, sk), item in sorted(self.items.items())
+                    if pk == conversation and sk.startswith(codec.MESSAGE) and "sent_at_ms" in item
+                    and item["sent_at_ms"] <= watermark_ms and item.get("status_rank", 0) < STATUS_RANK[below]]
+
+    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
+        key = codec.reply_key(conversation, inbound_event_id)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            item = self.items.get(key)
+            if item is None:
+                return False
+            item["echo_mids"] = sorted(set(item.get("echo_mids", [])) | {echo_mid})
+            self.operations["UpdateItem"] += 1
+            if item.get("state") != "ambiguous":
+                return False
+            item.update(state="sent", reconciled_by="echo")
+            return True
+
+    # -- conversation state ---------------------------------------------------------------------------
+
+    def set_pause(self, conversation: str, paused_until_ms: int, at_ms: int, reason: str) -> bool:
+        key = codec.state_key(conversation)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            if self.items.get(key, {}).get("state_at_ms", at_ms) > at_ms:
+                return False
+            self._upsert(key, {"paused_until_ms": paused_until_ms, "state_at_ms": at_ms, "pause_reason": reason,
+                               "record_type": RecordType.STATE.value, "expires_at": self._expires()})
+            return True
+
+    def paused_until(self, conversation: str) -> int:
+        with self._lock:
+            item = self._item(codec.state_key(conversation))
+        return int(item.get("paused_until_ms", 0)) if item else 0
+
+    # -- the reply ledger -------------------------------------------------------------------------------
+
+    def claim_reply(self, claim: NewClaim) -> ReplyState | None:
+        key = codec.reply_key(claim.conversation, claim.inbound_event_id)
+        with self._lock:
+            self.operations["PutItem"] += 1
+            if key in self.items:
+                return ReplyState.from_values(self.items[key])
+            self._upsert(key, {"record_type": RecordType.REPLY.value, "provider": claim.provider,
+                               "inbound_event_id": claim.inbound_event_id, "state": "claimed",
+                               "claim_token": claim.token, "attempts": 1, "parts_done": 0,
+                               "claimed_at_ms": claim.now_ms, "updated_at_ms": claim.now_ms,
+                               "expires_at": self._expires()})
+            return None
+
+    def reclaim_reply(self, conversation: str, inbound_event_id: str, *, old_token: str, token: str,
+                      attempts: int, now_ms: int) -> bool:
+        key = codec.reply_key(conversation, inbound_event_id)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            item = self.items.get(key)
+            if item is None or item.get("state") != "retryable" or item.get("claim_token") != old_token:
+                return False
+            item.update(state="claimed", claim_token=token, attempts=attempts, updated_at_ms=now_ms)
+            return True
+
+    def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:
+        key = codec.reply_key(conversation, inbound_event_id)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            item = self.items.get(key)
+            if item is None or item.get("claim_token") != token:
+                return False
+            self._upsert(key, values)
+            return True
+
+    def reply_state(self, conversation: str, inbound_event_id: str) -> ReplyState | None:
+        with self._lock:
+            item = self._item(codec.reply_key(conversation, inbound_event_id))
+        return ReplyState.from_values(item) if item else None
+
+    def record_outbound(self, message: OutboundMessage) -> None:
+        key = codec.message_key(message.conversation, message.message_id)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            self._upsert(key, {
+                "record_type": RecordType.OUTBOUND.value, "provider": message.provider,
+                "message_id": message.message_id, "page_id": message.page_id, "user_id": message.user_id,
+                "in_reply_to": message.in_reply_to, "part_index": message.part_index,
+                "sent_at_ms": message.sent_at_ms, "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
+            }, {"status": message.status, "status_rank": STATUS_RANK[message.status],
+                "status_at_ms": message.sent_at_ms, "expires_at": self._expires()})
+
+    # -- profiles ---------------------------------------------------------------------------------------------
+
+    def cached_profile(self, conversation: str) -> CachedProfile | None:
+        with self._lock:
+            item = self._item(codec.profile_key(conversation))
+        return CachedProfile(item.get("first_name") or None, int(item.get("profile_expires_at", 0))) if item else None
+
+    def cache_profile(self, conversation: str, first_name: str | None, expires_at: int) -> None:
+        key = codec.profile_key(conversation)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            item = self._upsert(key, {"record_type": RecordType.PROFILE.value, "profile_expires_at": expires_at,
+                                      "expires_at": expires_at, "first_name": first_name or None})
+            if not first_name:
+                item.pop("first_name", None)
+
+    # -- data deletion ----------------------------------------------------------------------------------------
+
+    def delete_user_data(self, code: str, user_hash: str, conversations: list[str]) -> int:
+        now = int(time.time())
+        key = codec.deletion_key(code)
+        with self._lock:
+            self.operations["PutItem"] += 1
+            self.items.setdefault(key, {"pk": key[0], "sk": key[1], "record_type": RecordType.DELETION.value,
+                                        "status": "in_progress", "user_hash": user_hash, "requested_at": now,
+                                        "expires_at": self._expires(now)})
+            doomed = [k for k in self.items if k[0] in set(conversations)]
+            for doomed_key in doomed:
+                del self.items[doomed_key]
+            self.operations["Query"] += len(conversations)
+            self.operations["BatchWriteItem"] += -(-len(doomed) // 25)
+            self.operations["UpdateItem"] += 1
+            self.items[key].update(status="completed", deleted_items=len(doomed), completed_at=int(time.time()))
+            return len(doomed)
+
+    def deletion(self, code: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._item(codec.deletion_key(code))
+
+    # -- reading ------------------------------------------------------------------------------------------------
+
+    def conversation_items(self, conversation: str) -> list[dict[str, Any]]:
+        with self._lock:
+            self.operations["Query"] += 1
+            return [copy.deepcopy(item) for (pk, _), item in sorted(self.items.items()) if pk == conversation]
+
+    def message(self, conversation: str, message_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._item(codec.message_key(conversation, message_id))

@@ -1,0 +1,131 @@
+"""The storage port: the domain verbs every other module uses, and the records they exchange.
+
+Two implementations keep to it: `DynamoStore` (storage/dynamodb.py, the table) and `MemoryStore`
+(storage/memory.py, for unit tests and benchmarks). Conversations are the ids of
+`models.conversation_id(provider, page_id, user_id)`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from messenger.models import Event
+
+
+@dataclass(frozen=True, slots=True)
+class NewClaim:
+    """What claiming the reply to one inbound message writes."""
+
+    conversation: str
+    inbound_event_id: str
+    provider: str
+    token: str
+    now_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyState:
+    """A stored reply claim (see outbox.py for the states)."""
+
+    state: str
+    token: str
+    attempts: int = 1
+    parts_done: int = 0
+    message_ids: list[str] = field(default_factory=list)
+    updated_at_ms: int = 0
+    echo_mids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> ReplyState:
+        return cls(
+            state=str(values.get("state", "")),
+            token=str(values.get("claim_token", "")),
+            attempts=int(values.get("attempts", 1)),
+            parts_done=int(values.get("parts_done", 0)),
+            message_ids=list(values.get("message_ids", [])),
+            updated_at_ms=int(values.get("updated_at_ms", 0)),
+            echo_mids=list(values.get("echo_mids", [])),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A message we sent: recorded after the provider accepted it, updated later by status callbacks."""
+
+    conversation: str
+    provider: str
+    message_id: str
+    page_id: str
+    user_id: str
+    in_reply_to: str
+    part_index: int
+    sent_at_ms: int
+    status: str
+    text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CachedProfile:
+    first_name: str | None
+    expires_at: int
+
+
+class Store(Protocol):
+    """The events table, in domain verbs. Every write is conditional where a rule needs it; False = no change."""
+
+    retention_s: int
+
+    # -- provider events (webhook) --------------------------------------------------------------------
+    def store_event(self, event: Event, now_s: int | None = None) -> bool:
+        """Store the event once. True if written now, False if it was already there (a redelivery)."""
+
+    def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
+                     error: dict[str, Any] | None = None) -> bool:
+        """Move an outbound message to `status` unless it is already there or further. True if moved."""
+
+    def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
+        """Ids of the conversation's outbound messages sent at or before `watermark_ms`, not yet at `below`."""
+
+    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
+        """Keep an echo's mid on the reply claim it answers; settle that claim as sent if it was ambiguous."""
+
+    # -- conversation state -----------------------------------------------------------------------------
+    def set_pause(self, conversation: str, paused_until_ms: int, at_ms: int, reason: str) -> bool:
+        """Pause (or resume, with 0) the bot; an older change (`at_ms`) never overrides a newer one."""
+
+    def paused_until(self, conversation: str) -> int:
+        """Epoch ms until which the bot stays quiet in this conversation (0 when it may answer)."""
+
+    # -- the reply ledger ---------------------------------------------------------------------------------
+    def claim_reply(self, claim: NewClaim) -> ReplyState | None:
+        """Create the claim. None if it is ours now; otherwise the claim that was already there."""
+
+    def reclaim_reply(self, conversation: str, inbound_event_id: str, *, old_token: str, token: str,
+                      attempts: int, now_ms: int) -> bool:
+        """Take over a `retryable` claim still held by `old_token`. False if someone else moved it first."""
+
+    def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:
+        """Update the claim's fields (state, progress, outcome) if `token` still holds it."""
+
+    def reply_state(self, conversation: str, inbound_event_id: str) -> ReplyState | None: ...
+
+    def record_outbound(self, message: OutboundMessage) -> None:
+        """Upsert the outbound message; a status a callback stored first is kept (never moved back)."""
+
+    # -- profiles -------------------------------------------------------------------------------------------
+    def cached_profile(self, conversation: str) -> CachedProfile | None: ...
+
+    def cache_profile(self, conversation: str, first_name: str | None, expires_at: int) -> None: ...
+
+    # -- data deletion --------------------------------------------------------------------------------------
+    def delete_user_data(self, code: str, user_hash: str, conversations: list[str]) -> int:
+        """Record the request under `code`, delete every item of the conversations, mark it completed."""
+
+    def deletion(self, code: str) -> dict[str, Any] | None: ...
+
+    # -- reading (support, tests) -----------------------------------------------------------------------------
+    def conversation_items(self, conversation: str) -> list[dict[str, Any]]:
+        """Every item of one conversation, decoded, in key order."""
+
+    def message(self, conversation: str, message_id: str) -> dict[str, Any] | None: ...
