@@ -23,8 +23,10 @@ def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
     webhook, reply = result["functions"]["WebhookFunction"], result["functions"]["ReplyFunction"]
     # Then each message cost 4 HTTP API requests (inbound + 3 callbacks) and one reply invocation
     assert (webhook["invocations"], reply["invocations"]) == (8, 2)
-    # And DynamoDB units, stdout bytes and items were counted for both functions
-    assert webhook["wru_table"] >= 8 and reply["wru_table"] >= 2 and webhook["wru_gsi"] > 0
+    # And DynamoDB units, stdout bytes and items were counted for both functions; the table has no index, so
+    # no unit is an index's (the meter splits them from DynamoDB's own ConsumedCapacity)
+    assert webhook["wru_table"] >= 8 and reply["wru_table"] >= 2
+    assert webhook["wru_gsi"] == reply["wru_gsi"] == 0
     assert webhook["log_bytes"] > 1000 and reply["log_bytes"] > 500
     assert result["storage"]["items"] >= 10
     assert {line["item"] for line in result["lines"]} >= {
