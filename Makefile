@@ -10,7 +10,7 @@ SAM_CLI_VERSION ?= 1.170.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
 SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 
-.PHONY: help dev chat test unit integration e2e lint format bench events redrive clean sam-cli smoke
+.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,11 +56,19 @@ integration: deps ## integration tests (DynamoDB Local, moto)
 e2e: deps ## end-to-end tests over HTTP against the local stack
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-lint: deps ## ruff and cfn-lint
+lint: deps ## ruff, mypy (strict on the layer and both handlers) and cfn-lint
 	$(PY) -m ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(VENV)/bin/cfn-lint template.yaml
 
-format: deps
+typecheck: deps ## mypy --strict on what Lambda runs (pyproject.toml [tool.mypy])
+	$(PY) -m mypy layers/messenger/messenger
+	@# One call per handler: both modules are named `app`.
+	$(PY) -m mypy functions/webhook/app.py
+	$(PY) -m mypy functions/reply/app.py
+
+format: deps ## ruff format, then the lint fixes ruff can make
+	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
 bench: deps ## benchmarks (ratios against a floor measured in the same run)

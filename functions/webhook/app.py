@@ -1,5 +1,7 @@
 """Webhook Lambda: HTTP routing only. Verification, parsing and storage live in the messenger layer."""
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -16,7 +18,7 @@ app = APIGatewayHttpResolver()
 
 
 @app.get("/meta/webhook")
-def meta_verify() -> Response:
+def meta_verify() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
     challenge = webhook.meta_verify(
         get_settings(), query.get("hub.mode"), query.get("hub.verify_token"), query.get("hub.challenge")
@@ -25,28 +27,28 @@ def meta_verify() -> Response:
 
 
 @app.post("/meta/webhook")
-def meta_receive() -> Response:
+def meta_receive() -> Response[Any]:
     settings, body = _settings_and_body()
     result = webhook.meta_receive(settings, body, app.current_event.headers.get("x-hub-signature-256"))
     return _accepted("meta", result)
 
 
 @app.post("/vonage/inbound")
-def vonage_inbound() -> Response:
+def vonage_inbound() -> Response[Any]:
     settings, body = _settings_and_body()
     result = webhook.vonage_inbound(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
 
 
 @app.post("/vonage/status")
-def vonage_status() -> Response:
+def vonage_status() -> Response[Any]:
     settings, body = _settings_and_body()
     result = webhook.vonage_status(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
 
 
 @app.post("/meta/data-deletion")
-def meta_data_deletion() -> Response:
+def meta_data_deletion() -> Response[Any]:
     settings, body = _settings_and_body()
     base = public_base_url(app.current_event.raw_event) + "/meta/data-deletion"
     answer = webhook.meta_data_deletion(settings, form_fields(body), base)
@@ -55,7 +57,7 @@ def meta_data_deletion() -> Response:
 
 
 @app.get("/meta/data-deletion/<code>")
-def meta_data_deletion_status(code: str) -> Response:
+def meta_data_deletion_status(code: str) -> Response[Any]:
     return Response(200, content_types.APPLICATION_JSON, webhook.meta_data_deletion_status(get_settings(), code))
 
 
@@ -65,7 +67,7 @@ def _settings_and_body() -> tuple[Settings, bytes]:
     return settings, raw_body(app.current_event.raw_event, settings.max_body_bytes)
 
 
-def _accepted(provider: str, result: IngestResult) -> Response:
+def _accepted(provider: str, result: IngestResult) -> Response[Any]:
     metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=result.stored)
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result.duplicates)
     logger.info("events accepted", extra={"provider": provider, "stored": result.stored,
@@ -74,7 +76,7 @@ def _accepted(provider: str, result: IngestResult) -> Response:
 
 
 @app.exception_handler(MessengerError)
-def handle_messenger_error(error: MessengerError) -> Response:
+def handle_messenger_error(error: MessengerError) -> Response[Any]:
     status = status_for(error)
     if isinstance(error, UnsignedCallbackError):
         metrics.add_metric(name="UnsignedCallbacks", unit=MetricUnit.Count, value=1)
@@ -86,7 +88,7 @@ def handle_messenger_error(error: MessengerError) -> Response:
 
 
 @app.exception_handler(Exception)
-def handle_unexpected(error: Exception) -> Response:
+def handle_unexpected(error: Exception) -> Response[Any]:
     logger.exception("unexpected failure", extra={"path": app.current_event.path})
     return Response(500, content_types.APPLICATION_JSON, {"error": "internal_error"})
 
@@ -94,5 +96,5 @@ def handle_unexpected(error: Exception) -> Response:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -25,7 +25,8 @@ def load_json_object(body: bytes) -> dict[str, Any]:
     if _depth_exceeds(value, MAX_DEPTH):
         raise BadRequestError("body is nested too deeply")
     if _SURROGATE_ESCAPE.search(text):
-        value = _replace_lone_surrogates(value)
+        replaced: dict[str, Any] = _replace_lone_surrogates(value)
+        return replaced
     return value
 
 

@@ -47,7 +47,7 @@ def default_rules() -> dict[str, Any]:
     return rules
 
 
-class _Fields(dict):
+class _Fields(dict[str, str]):
     def __missing__(self, key: str) -> str:
         return ""
 

@@ -6,6 +6,7 @@ The data-deletion routes' modules are imported when first used: a cold start for
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -102,7 +103,7 @@ def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_ur
     return {"url": f"{status_url_base}/{code}", "confirmation_code": code}
 
 
-def meta_data_deletion_status(settings: Settings, code: str) -> dict:
+def meta_data_deletion_status(settings: Settings, code: str) -> dict[str, Any]:
     if not code.isalnum() or len(code) > 64:
         raise NotFoundError("unknown confirmation code")
     from messenger import deletion
