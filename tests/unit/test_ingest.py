@@ -33,17 +33,26 @@ def test_each_event_is_stored_once():
     assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3"]
 
 
-def test_a_failed_write_raises_after_the_earlier_events_are_stored():
-    class FailingThird(MemoryStore):
+def test_a_transient_failure_raises_and_the_redelivery_stores_what_is_missing_once():
+    class FailingThirdOnce(MemoryStore):
+        failed = False
+
         def store_event(self, event: Event, now_s: int | None = None) -> bool:
-            if event.event_id == "m3":
+            if event.event_id == "m3" and not self.failed:
+                self.failed = True
                 raise StorageError("throttled")
             return super().store_event(event, now_s)
 
-    store = FailingThird()
+    store = FailingThirdOnce()
+    batch = [event("m1"), event("m2"), event("m3"), event("m4")]
+    # When one put of the batch fails transiently, the batch raises (the handler answers 5xx)
     with pytest.raises(StorageError):
-        ingest(store, [event("m1"), event("m2"), event("m3"), event("m4")])
-    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2"]
+        ingest(store, batch)
+    assert "EVT#m3" not in {sk for _, sk in store.items}
+    # Then the provider's redelivery stores the missing event and recognises the others
+    again = ingest(store, batch)
+    assert (again.stored, again.duplicates) == (1, 3)
+    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3", "EVT#m4"]
 
 
 def test_delivery_mids_and_read_watermarks_move_outbound_statuses():
