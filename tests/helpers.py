@@ -92,3 +92,29 @@ def stream_record(event: Event, seq: int, *, name: str = "INSERT", **overrides: 
     image.update(to_item(overrides))
     return {"eventID": f"e{seq}", "eventName": name, "eventSource": "aws:dynamodb",
             "dynamodb": {"SequenceNumber": f"{seq:021d}", "NewImage": image, "Keys": stream_keys(image)}}
+
+
+LONG_USER = "9" * 5000  # over the partition key's 2,048 bytes on its own
+BIG_TEXT_CHARS = 450_000  # the text and its raw copy make an item over 400 KB
+
+
+def unstorable_batch(tag: str, user: str = "3998527223577371") -> tuple[bytes, dict[str, str]]:
+    """A signed-ready Meta body of events DynamoDB cannot take as they are, between two ordinary messages.
+
+    Returns the body and the mid of each case: `ok1`, `ok2` (ordinary), `big` (an item over 400 KB), `long_mid`
+    (a sort key over 1,024 bytes), `long_user` (a conversation over 2,048 bytes), `huge_number` (a location
+    DynamoDB cannot hold a number of).
+    """
+    mids = {"ok1": f"m.{tag}.ok1", "big": f"m.{tag}.big", "long_mid": f"m.{tag}." + "x" * 3000,
+            "long_user": f"m.{tag}.long-user", "huge_number": f"m.{tag}.huge-number", "ok2": f"m.{tag}.ok2"}
+    location = {"type": "location", "payload": {"coordinates": {"lat": 1e300, "long": 2.5}}}
+    body = meta_body(
+        meta_message(mids["ok1"], "first", sender=user),
+        meta_message(mids["big"], "a" * BIG_TEXT_CHARS, sender=user),
+        meta_message(mids["long_mid"], "long mid", sender=user),
+        meta_message(mids["long_user"], "long user", sender=LONG_USER),
+        {"sender": {"id": user}, "recipient": {"id": PAGE_ID}, "timestamp": 1_700_000_000_000,
+         "message": {"mid": mids["huge_number"], "attachments": [location]}},
+        meta_message(mids["ok2"], "second", sender=user),
+    )
+    return dumps(body), mids

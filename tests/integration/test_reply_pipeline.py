@@ -10,6 +10,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 import responses
 
 from local.services import client
@@ -388,3 +389,59 @@ def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(pro
     # Then the claim says sent (confirmed by the echo), not ambiguous
     claim = stack_env.find("REPLY#m.amb.3")
     assert claim["state"] == "sent" and claim["reconciled_by"] == "echo"
+
+
+def delivery_and_read(mid: str, ts: int) -> list[dict]:
+    user, page = {"id": USER_A}, {"id": PAGE_ID}
+    return [{"sender": user, "recipient": page, "timestamp": ts, "delivery": {"mids": [mid], "watermark": ts}},
+            {"sender": user, "recipient": page, "timestamp": ts + 1, "read": {"watermark": ts + 1}}]
+
+
+def assert_whole_reply_read(table, inbound_mid: str, mid: str) -> None:
+    conversation = conversation_id("meta", PAGE_ID, USER_A)
+    claim = table.find(f"REPLY#{inbound_mid}")
+    assert claim["state"] == "sent" and claim["message_ids"] == [mid]
+    item = table.get((conversation, f"MSG#{mid}"))
+    assert item["record_type"] == "outbound" and item["status"] == "read" and item["pk"] == conversation
+    assert (item["text"], item["in_reply_to"], item["user_id"]) == ("Hello!", inbound_mid, USER_A)
+
+
+def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read(providers, stream, stack_env,
+                                                                                  lambda_context):
+    # Given a send that timed out after the request left (ambiguous)
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.to.1", "hello", sender=USER_A, ts=ts))
+    providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
+    providers.mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
+                                lambda request: (_ for _ in ()).throw(requests.exceptions.ReadTimeout()))
+    assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
+    assert stack_env.find("REPLY#m.to.1")["state"] == "ambiguous"
+    # When its echo arrives, then Meta's delivery and read events
+    ingest_meta(lambda_context, our_echo("m.to.1", "m_echoed_to", ts + 1))
+    ingest_meta(lambda_context, *delivery_and_read("m_echoed_to", ts + 2))
+    # Then the claim holds the echo's mid and the outbound message is whole and read
+    assert_whole_reply_read(stack_env, "m.to.1", "m_echoed_to")
+
+
+def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read(providers, stream, stack_env,
+                                                                                lambda_context):
+    # Given the echo of our send reaches the webhook while the reply function still waits, then the send
+    # ends unclear
+    ts = now_ms()
+    ingest_meta(lambda_context, meta_message("m.to.2", "hello", sender=USER_A, ts=ts))
+    records = drain(stream)
+    providers.meta_faults[USER_A] = (400, AMBIGUOUS_REPLY)
+    original = providers._meta
+
+    def echo_then_answer(request):
+        ingest_meta(lambda_context, our_echo("m.to.2", "m_echoed_to2", ts + 1))
+        return original(request)
+
+    providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
+    providers.mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
+                                echo_then_answer)
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    # When Meta's delivery and read events follow
+    ingest_meta(lambda_context, *delivery_and_read("m_echoed_to2", ts + 2))
+    # Then the claim holds the echo's mid and the outbound message is whole and read
+    assert_whole_reply_read(stack_env, "m.to.2", "m_echoed_to2")

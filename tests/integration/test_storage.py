@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -15,6 +17,8 @@ from messenger.models import STATUS_RANK, Event, Kind, Provider, conversation_id
 from messenger.storage import DynamoStore, OutboundMessage
 from messenger.storage.codec import event_key, message_key
 from tests.helpers import (
+    BIG_TEXT_CHARS,
+    LONG_USER,
     PAGE_ID,
     SECRETS,
     dumps,
@@ -22,6 +26,7 @@ from tests.helpers import (
     meta_body,
     meta_message,
     meta_post,
+    unstorable_batch,
     vonage_inbound_v1,
     vonage_post,
 )
@@ -58,10 +63,13 @@ class ThrottleOnNthPut:
         self._client = client
         self._fail_on = fail_on
         self.puts = 0
+        self._lock = threading.Lock()
 
     def put_item(self, **kwargs: Any) -> Any:
-        self.puts += 1
-        if self.puts == self._fail_on:
+        with self._lock:  # a batch's puts run on several threads
+            self.puts += 1
+            fail = self.puts == self._fail_on
+        if fail:
             error = {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}
             raise ClientError(error, "PutItem")
         return self._client.put_item(**kwargs)
@@ -132,19 +140,19 @@ def test_batch_with_failed_third_write_is_503_then_redelivery_completes_it(handl
     cached.client = flaky
     # When Meta delivers it
     first = handler(meta_post(raw), lambda_context)
-    # Then the webhook answers 503 so Meta redelivers, with the first two stored
+    # Then the webhook answers 503 so Meta redelivers, with the other four stored (the puts run side by side)
     assert first["statusCode"] == 503 and json.loads(first["body"]) == {"error": "storage_unavailable"}
-    assert sorted(i["event_id"] for i in env.items()) == mids[:2]
+    assert len(env.items()) == 4
     # When Meta redelivers the same body (the table has recovered)
     second = handler(meta_post(raw), lambda_context)
-    # Then the rest is stored, the first two are recognised as duplicates
+    # Then the missing one is stored, the other four are recognised as duplicates
     assert second["statusCode"] == 200
-    assert json.loads(second["body"]) == {"stored": 3, "duplicates": 2}
+    assert json.loads(second["body"]) == {"stored": 1, "duplicates": 4}
     # And every event is in the table exactly once
     items = env.items()
     assert sorted(i["event_id"] for i in items) == mids
     assert len({(i["pk"], i["sk"]) for i in items}) == len(items) == 5
-    assert flaky.puts == 3 + 5
+    assert flaky.puts == 5 + 5
 
 
 def test_failed_vonage_write_is_503_then_stored_once(handler, lambda_context, env):
@@ -343,3 +351,68 @@ def test_no_item_contains_a_secret_value(handler, lambda_context, env):
     for secret in secrets:
         assert secret not in dumped
     assert "PRIVATE KEY" not in dumped and "Bearer" not in dumped and "sha256=" not in dumped
+
+
+# -- events DynamoDB cannot take as they are ------------------------------------------------------------
+
+
+class RejectPuts:
+    """A DynamoDB client that answers ValidationException to every PutItem `refuse(item)` is true for."""
+
+    def __init__(self, client: Any, refuse: Callable[[dict[str, Any]], bool]) -> None:
+        self._client = client
+        self._refuse = refuse
+        self.rejected = 0
+
+    def put_item(self, **kwargs: Any) -> Any:
+        if self._refuse(kwargs["Item"]):
+            self.rejected += 1
+            error = {"Error": {"Code": "ValidationException", "Message": "One or more parameter values were invalid"}}
+            raise ClientError(error, "PutItem")
+        return self._client.put_item(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_signed_batch_of_unstorable_events_is_200_stored_bounded_and_redelivered_as_duplicates(
+        handler, lambda_context, env):
+    # Given a signed batch: an oversized text, a long mid, a long user id and a huge number between two
+    # ordinary messages
+    body, mids = unstorable_batch("dyn", user=USER)
+    # When Meta delivers it
+    first = handler(meta_post(body), lambda_context)
+    # Then it is answered 200 and every event is stored once, the odd ones in a bounded form
+    assert first["statusCode"] == 200 and json.loads(first["body"]) == {"stored": 6, "duplicates": 0}
+    items = {i["event_id"]: i for i in env.items()}
+    assert sorted(items) == sorted(mids.values())
+    assert items[mids["ok1"]]["text"] == "first" and items[mids["ok2"]]["text"] == "second"
+    assert "text" not in items[mids["big"]] and items[mids["big"]]["omitted"]["text"]["bytes"] == BIG_TEXT_CHARS
+    assert "~sha256:" in items[mids["long_mid"]]["sk"] and items[mids["long_mid"]]["text"] == "long mid"
+    assert items[mids["long_user"]]["user_id"] == LONG_USER and "~sha256:" in items[mids["long_user"]]["pk"]
+    assert items[mids["huge_number"]]["omitted"] == {"attachments": {"reason": "not_storable"}}
+    # When Meta redelivers it / Then nothing new is stored
+    second = handler(meta_post(body), lambda_context)
+    assert second["statusCode"] == 200 and json.loads(second["body"]) == {"stored": 0, "duplicates": 6}
+    assert len(env.items()) == 6
+
+
+def test_a_validation_exception_is_permanent_the_safe_form_is_tried_then_the_event_skipped(
+        handler, lambda_context, env):
+    # Given a table that refuses m_odd while it holds a number attribute, and m_gone in any form
+    raw = dumps(meta_body(meta_message("m_ok"), meta_message("m_odd"), meta_message("m_gone")))
+    cached = webhook.store_for(get_settings())
+
+    def refuse(item: dict[str, Any]) -> bool:
+        mid = item.get("event_id", {}).get("S")
+        return mid == "m_gone" or (mid == "m_odd" and "timestamp_ms" in item)
+
+    cached.client = RejectPuts(cached.client, refuse)
+    # When Meta delivers the batch
+    response = handler(meta_post(raw), lambda_context)
+    # Then it is 200, never 5xx: m_odd is stored in its safe form (strings only), m_gone is skipped
+    assert response["statusCode"] == 200 and json.loads(response["body"]) == {"stored": 2, "duplicates": 0}
+    items = {i["event_id"]: i for i in env.items()}
+    assert sorted(items) == ["m_odd", "m_ok"]
+    assert items["m_odd"]["omitted"]["timestamp_ms"] == {"reason": "rejected"} and items["m_odd"]["text"] == "hello"
+    assert cached.client.rejected == 1 + 2

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from messenger.errors import StorageError
+from messenger.errors import StorageError, StorageRejectedError
 from messenger.handover import bot_metadata
 from messenger.ingest import ingest
 from messenger.messages import InboundMessage
 from messenger.models import Event, Kind, Provider
+from messenger.observability import metrics
 from messenger.outbox import ClaimState, ReplyLedger
-from messenger.storage import OutboundMessage
+from messenger.providers.meta import events as meta_events
+from messenger.providers.meta import signature as meta_signature
+from messenger.storage import OutboundMessage, codec
 from messenger.storage.memory import MemoryStore
+from tests.helpers import BIG_TEXT_CHARS, LONG_USER, META, unstorable_batch
 
 CONVERSATION = "meta#page#user"
 
@@ -33,17 +39,26 @@ def test_each_event_is_stored_once():
     assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3"]
 
 
-def test_a_failed_write_raises_after_the_earlier_events_are_stored():
-    class FailingThird(MemoryStore):
+def test_a_transient_failure_raises_and_the_redelivery_stores_what_is_missing_once():
+    class FailingThirdOnce(MemoryStore):
+        failed = False
+
         def store_event(self, event: Event, now_s: int | None = None) -> bool:
-            if event.event_id == "m3":
+            if event.event_id == "m3" and not self.failed:
+                self.failed = True
                 raise StorageError("throttled")
             return super().store_event(event, now_s)
 
-    store = FailingThird()
+    store = FailingThirdOnce()
+    batch = [event("m1"), event("m2"), event("m3"), event("m4")]
+    # When one put of the batch fails transiently, the batch raises (the handler answers 5xx)
     with pytest.raises(StorageError):
-        ingest(store, [event("m1"), event("m2"), event("m3"), event("m4")])
-    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2"]
+        ingest(store, batch)
+    assert "EVT#m3" not in {sk for _, sk in store.items}
+    # Then the provider's redelivery stores the missing event and recognises the others
+    again = ingest(store, batch)
+    assert (again.stored, again.duplicates) == (1, 3)
+    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3", "EVT#m4"]
 
 
 def test_delivery_mids_and_read_watermarks_move_outbound_statuses():
@@ -73,3 +88,125 @@ def test_a_persons_echo_pauses_and_our_echo_settles_an_ambiguous_reply():
     assert store.reply_state(CONVERSATION, "m.in").state == "sent" and store.paused_until(CONVERSATION) == 0
     ingest(store, [event("echo2", Kind.ECHO, ts=6_000, from_page=True)], pause_seconds=60)
     assert store.paused_until(CONVERSATION) == 66_000
+
+
+# -- events DynamoDB cannot take as they are ----------------------------------------------------------------
+
+
+def items_by_event_id(store: MemoryStore) -> dict[str, dict]:
+    return {item["event_id"]: item for item in store.items.values() if "event_id" in item}
+
+
+def test_unstorable_events_are_stored_bounded_and_their_neighbours_once():
+    # Given a signed batch with an oversized text, a long mid, a long user id and a huge number between two
+    # ordinary messages
+    body, mids = unstorable_batch("u")
+    meta_signature.verify_signature(META["app_secret"], body, meta_signature.sign(META["app_secret"], body))
+    events = meta_events.parse_body(body)
+    store = MemoryStore()
+    # When it is ingested
+    result = ingest(store, events)
+    # Then every event is stored, none skipped, and nothing raised (the webhook answers 200)
+    assert (result.stored, result.duplicates, result.skipped) == (6, 0, 0)
+    items = items_by_event_id(store)
+    assert items[mids["ok1"]]["text"] == "first" and "omitted" not in items[mids["ok1"]]
+    # The oversized fields are replaced by their size and SHA-256
+    big = items[mids["big"]]
+    assert "text" not in big and big["record_type"] == "inbound"
+    assert big["omitted"]["text"] == {"bytes": BIG_TEXT_CHARS,
+                                      "sha256": hashlib.sha256(b"a" * BIG_TEXT_CHARS).hexdigest()}
+    assert codec.item_size(codec.to_item(big)) <= codec.MAX_ITEM_BYTES
+    # Long ids are hashed into the key; the original is kept as an attribute
+    long_mid = items[mids["long_mid"]]
+    assert len(long_mid["sk"].encode()) <= codec.MAX_SK_BYTES and "~sha256:" in long_mid["sk"]
+    assert long_mid["text"] == "long mid"
+    long_user = items[mids["long_user"]]
+    assert len(long_user["pk"].encode()) <= codec.MAX_PK_BYTES and long_user["user_id"] == LONG_USER
+    # A number DynamoDB cannot hold is left out and said so
+    assert items[mids["huge_number"]]["omitted"] == {"attachments": {"reason": "not_storable"}}
+    # When the batch is redelivered, nothing new is stored
+    again = ingest(store, meta_events.parse_body(body))
+    assert (again.stored, again.duplicates, again.skipped) == (0, 6, 0)
+    assert len(store.items) == 6
+
+
+def test_statuses_for_a_long_mid_reach_its_hashed_key():
+    # Given an outbound message with an absurdly long id
+    store = MemoryStore()
+    long_mid = "o" * 3000
+    sent(store, long_mid, 1_000)
+    # When a delivery names it / Then its status moves (the same long id hashes to the same key)
+    assert ingest(store, [event("d1", Kind.DELIVERY, mids=[long_mid])]).statuses_applied == 1
+    assert store.message(CONVERSATION, long_mid)["status"] == "delivered"
+
+
+def test_an_event_no_form_of_which_can_be_stored_is_skipped_and_counted():
+    class RefusesM2(MemoryStore):
+        def store_event(self, event: Event, now_s: int | None = None) -> bool:
+            if event.event_id == "m2":
+                raise StorageRejectedError("ValidationException")
+            return super().store_event(event, now_s)
+
+    store = RefusesM2()
+    result = ingest(store, [event("m1"), event("m2"), event("m3")])
+    assert (result.stored, result.skipped) == (2, 1)
+    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m3"]
+    assert metrics.metric_set["EventsSkipped"]["Value"] == [1.0]
+    metrics.clear_metrics()
+
+
+def test_bounded_keys_are_stable_and_idempotent():
+    long = "meta#page#" + "u" * 4000
+    bounded = codec.bounded_key_part(long, codec.MAX_PK_BYTES)
+    assert bounded == codec.bounded_key_part(long, codec.MAX_PK_BYTES) != codec.bounded_key_part(long + "v", 2048)
+    assert codec.bounded_key_part(bounded, codec.MAX_PK_BYTES) == bounded
+    assert codec.bounded_key_part("meta#page#user", codec.MAX_PK_BYTES) == "meta#page#user"
+
+
+# -- echoes of our own sends record the whole outbound message ------------------------------------------------
+
+
+def our_echo(mid: str, ts: int, text: str = "Hello!") -> Event:
+    return event(mid, Kind.ECHO, ts=ts, from_page=True, text=text, metadata=bot_metadata("m.in"))
+
+
+def assert_read_reply(store: MemoryStore, mid: str) -> None:
+    item = store.message(CONVERSATION, mid)
+    assert item["pk"] == CONVERSATION and item["record_type"] == "outbound" and item["status"] == "read"
+    assert (item["text"], item["in_reply_to"], item["page_id"], item["user_id"]) == ("Hello!", "m.in", "page", "user")
+
+
+def test_an_echo_after_an_ambiguous_send_records_the_message_and_its_statuses_reach_read():
+    # Given a reply whose send timed out (ambiguous)
+    store = MemoryStore()
+    ledger = ReplyLedger(store)
+    inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
+    ledger.finish(ledger.claim(inbound), ClaimState.AMBIGUOUS)
+    # When its echo, then a delivery and a read watermark arrive
+    ingest(store, [our_echo("m.out", 5_000)])
+    ingest(store, [event("d1", Kind.DELIVERY, ts=6_000, mids=["m.out"])])
+    ingest(store, [event("r1", Kind.READ, ts=7_000, watermark_ms=6_500)])
+    # Then the claim is sent with the echo's mid, and the outbound message is whole and read
+    claim = store.reply_state(CONVERSATION, "m.in")
+    assert claim.state == "sent" and claim.message_ids == ["m.out"]
+    assert_read_reply(store, "m.out")
+    # And a second part's echo joins the claim's message ids, once
+    ingest(store, [our_echo("m.out2", 5_100), our_echo("m.out2", 5_100)])
+    assert store.reply_state(CONVERSATION, "m.in").message_ids == ["m.out", "m.out2"]
+
+
+def test_an_echo_before_the_ambiguous_outcome_makes_the_reply_sent_with_the_echo_mid():
+    # Given a reply being sent (claimed) when its echo arrives
+    store = MemoryStore()
+    ledger = ReplyLedger(store)
+    inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
+    claim = ledger.claim(inbound)
+    ingest(store, [our_echo("m.out", 5_000)])
+    # When the reply function then finds its send unclear, it asks the ledger for an echo
+    assert ledger.echoed(claim)
+    ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
+    # Then the claim records the echo's mid, and the message's statuses take it to read
+    assert store.reply_state(CONVERSATION, "m.in").message_ids == ["m.out"]
+    ingest(store, [event("d1", Kind.DELIVERY, ts=6_000, mids=["m.out"]), event("r1", Kind.READ, ts=7_000,
+                                                                           watermark_ms=6_500)])
+    assert_read_reply(store, "m.out")

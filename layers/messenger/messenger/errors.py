@@ -53,3 +53,13 @@ class StorageError(MessengerError):
     """DynamoDB failed (throttled, unavailable): the provider should redeliver."""
 
     code = "storage_unavailable"
+
+
+class StorageRejectedError(StorageError):
+    """DynamoDB refused the item itself (a ValidationException: too large, key too long, a bad number).
+
+    Permanent: the same write fails again on every redelivery, so the webhook skips (and counts) the event
+    instead of answering 5xx. Anywhere else it is a StorageError like any other.
+    """
+
+    code = "storage_rejected"

@@ -10,7 +10,7 @@ rule of the responder) pauses the conversation the same way (see docs/messenger-
 from __future__ import annotations
 
 from messenger.models import Event, Kind
-from messenger.storage import Store
+from messenger.storage import OutboundMessage, Store
 
 BOT_METADATA = "messenger-webhook:bot"
 
@@ -29,6 +29,19 @@ def answered_event_id(metadata: str | None) -> str | None:
     if not is_ours(metadata) or metadata == BOT_METADATA:
         return None
     return metadata[len(BOT_METADATA) + 1:] or None
+
+
+def echoed_outbound(event: Event) -> OutboundMessage | None:
+    """The outbound message an echo of our own send shows (None for any other event): Meta accepted it, so
+    it is `sent`; its part of the reply is unknown (an echo does not say)."""
+    inbound_id = answered_event_id(event.metadata) if event.kind is Kind.ECHO else None
+    if inbound_id is None:
+        return None
+    return OutboundMessage(
+        conversation=event.conversation_id, provider=event.provider.value, message_id=event.event_id,
+        page_id=event.page_id, user_id=event.user_id, in_reply_to=inbound_id, part_index=None,
+        sent_at_ms=event.timestamp_ms, status="sent", text=event.text,
+    )
 
 
 def pause_change(event: Event, pause_seconds: int) -> int | None:

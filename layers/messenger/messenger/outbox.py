@@ -69,9 +69,13 @@ class ReplyLedger:
         return int(self.clock() * 1000)
 
     def echoed(self, claim: Claim) -> bool:
-        """True when Meta already echoed a message of this reply (so an unclear send did go out)."""
+        """True when Meta already echoed a message of this reply that the claim does not know (so an unclear
+        send did go out). Those echoed mids join the claim's `message_ids`, so settling the claim records them
+        and their delivery and read statuses are tracked like any reply's."""
         state = self.store.reply_state(claim.conversation, claim.inbound_event_id)
-        return bool(state and state.echo_mids)
+        unknown = [mid for mid in (state.echo_mids if state else []) if mid not in claim.message_ids]
+        claim.message_ids.extend(unknown)
+        return bool(unknown)
 
     def paused_until(self, inbound: InboundMessage) -> int:
         """Epoch ms until which a person has this conversation (0: the bot may answer)."""

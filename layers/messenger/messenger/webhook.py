@@ -12,7 +12,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from messenger.config import Settings
 from messenger.errors import BadRequestError, NotFoundError
-from messenger.ingest import IngestResult, ingest
+from messenger.ingest import INGEST_WORKERS, IngestResult, ingest
 from messenger.models import Event, Kind
 from messenger.observability import logger, metrics
 from messenger.providers.meta import events as meta_events
@@ -20,13 +20,13 @@ from messenger.providers.meta import signature as meta_signature
 from messenger.providers.vonage import events as vonage_events
 from messenger.providers.vonage import signature as vonage_signature
 from messenger.secrets import get_meta_secret, get_vonage_secret
-from messenger.storage import DynamoStore
+from messenger.storage import DynamoStore, dynamodb_client
 
 
 @cache
 def event_store(table_name: str, retention_days: int) -> DynamoStore:
-    """One store (and one pooled DynamoDB client) per warm container."""
-    return DynamoStore(table_name, retention_days=retention_days)
+    """One store (and one pooled DynamoDB client, a connection per ingest thread) per warm container."""
+    return DynamoStore(table_name, client=dynamodb_client(INGEST_WORKERS), retention_days=retention_days)
 
 
 def store_for(settings: Settings) -> DynamoStore:

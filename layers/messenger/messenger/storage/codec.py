@@ -9,9 +9,11 @@ name). A data-deletion request is `pk = DEL#<code>`, `sk = DEL`.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -30,29 +32,57 @@ _DESERIALIZER = TypeDeserializer()
 
 Key = tuple[str, str]
 
+# DynamoDB's limits (docs/design.md, "Events that cannot be stored as they are"): a write past one is a
+# ValidationException, a permanent answer that no retry changes.
+MAX_ITEM_BYTES = 400 * 1024
+MAX_PK_BYTES = 2048
+MAX_SK_BYTES = 1024
+# An event item is bounded to this, leaving room for its `omitted` summary.
+ITEM_BUDGET_BYTES = MAX_ITEM_BYTES - 4096
+_KEY_HEAD_BYTES = 128
+_MAX_NUMBER = Decimal("9.9999999999999999999999999999999999999E+125")
+_MIN_NUMBER = Decimal("1E-130")
+
+
+def bounded_key_part(value: str, limit: int) -> str:
+    """`value` if it fits `limit` UTF-8 bytes, else its first bytes, `~sha256:` and the hash of the whole.
+
+    The same long id always gives the same key (so dedupe and status updates keep working), and a bounded
+    key is returned unchanged (a conversation read back from `pk` addresses the same items).
+    """
+    raw = value.encode()
+    if len(raw) <= limit:
+        return value
+    head = raw[:_KEY_HEAD_BYTES].decode(errors="ignore")
+    return f"{head}~sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
+def _key(pk: str, sk: str) -> Key:
+    return bounded_key_part(pk, MAX_PK_BYTES), bounded_key_part(sk, MAX_SK_BYTES)
+
 
 def event_key(conversation: str, event_id: str) -> Key:
-    return conversation, f"{EVENT}{event_id}"
+    return _key(conversation, f"{EVENT}{event_id}")
 
 
 def message_key(conversation: str, message_id: str) -> Key:
-    return conversation, f"{MESSAGE}{message_id}"
+    return _key(conversation, f"{MESSAGE}{message_id}")
 
 
 def reply_key(conversation: str, inbound_event_id: str) -> Key:
-    return conversation, f"{REPLY}{inbound_event_id}"
+    return _key(conversation, f"{REPLY}{inbound_event_id}")
 
 
 def state_key(conversation: str) -> Key:
-    return conversation, STATE
+    return _key(conversation, STATE)
 
 
 def profile_key(conversation: str) -> Key:
-    return conversation, PROFILE
+    return _key(conversation, PROFILE)
 
 
 def deletion_key(code: str) -> Key:
-    return f"{DELETION}#{code}", DELETION
+    return _key(f"{DELETION}#{code}", DELETION)
 
 
 def key_attributes(key: Key) -> dict[str, Any]:
@@ -137,8 +167,109 @@ def event_values(event: Event, *, now_s: int, retention_s: int) -> dict[str, Any
 
 
 def event_item(event: Event, *, now_s: int, retention_s: int) -> dict[str, Any]:
-    """The item (and so the stream's NewImage) of a provider event."""
-    return to_item(event_values(event, now_s=now_s, retention_s=retention_s))
+    """The item (and so the stream's NewImage) of a provider event, bounded to what DynamoDB accepts."""
+    return next(event_forms(event, now_s=now_s, retention_s=retention_s))
+
+
+def event_forms(event: Event, *, now_s: int, retention_s: int) -> Iterator[dict[str, Any]]:
+    """The forms to try storing an event in, best first: the event bounded to DynamoDB's limits (keys hashed
+    when too long, the largest fields replaced by their size and SHA-256 until the item fits), then a safe
+    form holding only its string attributes, for when DynamoDB still rejects the first (a ValidationException).
+    """
+    item: dict[str, Any] = {}
+    omitted: dict[str, Any] = {}
+    for name, value in event_values(event, now_s=now_s, retention_s=retention_s).items():
+        if value is None or value == [] or value == "":
+            continue
+        try:
+            item[name] = to_attribute(value)
+        except (DecimalException, TypeError, ValueError):  # a number DynamoDB cannot hold: not storable as is
+            omitted[name] = {"reason": "not_storable"}
+    bounded = _bounded(item, dict(omitted))
+    yield bounded
+    safe = {k: v for k, v in item.items() if k in _PINNED or "S" in v}
+    yield _bounded(safe, {**omitted, **{k: {"reason": "rejected"} for k in item if k not in safe}})
+
+
+_PINNED = frozenset({"pk", "sk", "record_type", "provider", "kind", "received_at", "expires_at"})
+
+
+def _bounded(item: dict[str, Any], omitted: dict[str, Any]) -> dict[str, Any]:
+    """Replace the largest attributes by their size and SHA-256 until the item fits ITEM_BUDGET_BYTES."""
+    item = dict(item)
+    size = item_size(item)
+    for name in sorted(item, key=lambda n: attribute_size(item[n]), reverse=True):
+        if size <= ITEM_BUDGET_BYTES:
+            break
+        if name in _PINNED:
+            continue
+        value = item.pop(name)
+        size -= len(name.encode()) + attribute_size(value)
+        omitted[name] = {"bytes": attribute_size(value), "sha256": _digest(value)}
+    if omitted:
+        item["omitted"] = to_attribute(omitted)
+    return item
+
+
+def _digest(attribute: dict[str, Any]) -> str:
+    """SHA-256 of a field's content: a string's UTF-8 bytes, anything else as canonical JSON."""
+    if "S" in attribute:
+        data = attribute["S"].encode()
+    else:
+        data = json.dumps(from_item({"v": attribute})["v"], sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def attribute_size(attribute: dict[str, Any]) -> int:
+    """An attribute value's size as DynamoDB counts it (numbers and containers rounded up, never under)."""
+    (kind, value), = attribute.items()
+    if kind == "S":
+        return len(value.encode())
+    if kind == "B":
+        return len(value)
+    if kind == "N":
+        return len(value) // 2 + 2
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(v.encode()) for v in value)
+    if kind == "NS":
+        return sum(len(v) // 2 + 2 for v in value)
+    if kind == "BS":
+        return sum(len(v) for v in value)
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(v) for v in value)
+    return 3 + sum(1 + len(k.encode()) + attribute_size(v) for k, v in value.items())  # M
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size as DynamoDB counts it against its 400 KB limit (an upper bound)."""
+    return sum(len(name.encode()) + attribute_size(value) for name, value in item.items())
+
+
+def check_item(item: dict[str, Any]) -> str | None:
+    """Why DynamoDB would refuse this item (a ValidationException), or None: the rules MemoryStore applies."""
+    if len(item["pk"]["S"].encode()) > MAX_PK_BYTES or len(item["sk"]["S"].encode()) > MAX_SK_BYTES:
+        return "key too long"
+    if item_size(item) > MAX_ITEM_BYTES:
+        return "item too large"
+    if any(_bad_number(value) for value in item.values()):
+        return "number out of range"
+    return None
+
+
+def _bad_number(attribute: dict[str, Any]) -> bool:
+    (kind, value), = attribute.items()
+    if kind == "N":
+        number = abs(Decimal(value))
+        return number != 0 and not _MIN_NUMBER <= number <= _MAX_NUMBER
+    if kind == "NS":
+        return any(_bad_number({"N": v}) for v in value)
+    if kind == "L":
+        return any(_bad_number(v) for v in value)
+    if kind == "M":
+        return any(_bad_number(v) for v in value.values())
+    return False
 
 
 def stream_keys(image: dict[str, Any]) -> dict[str, Any]:

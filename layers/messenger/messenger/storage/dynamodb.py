@@ -13,9 +13,9 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from messenger.errors import StorageError
+from messenger.errors import StorageError, StorageRejectedError
 from messenger.models import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key, from_item, key_attributes, to_attribute, to_item
@@ -107,7 +107,15 @@ class DynamoStore:
     # -- provider events ----------------------------------------------------------------------------
 
     def store_event(self, event: Event, now_s: int | None = None) -> bool:
-        return self._put_new(codec.event_item(event, now_s=now_s or int(time.time()), retention_s=self.retention_s))
+        # Bounded before the write (codec.event_forms), so an oversized event costs no failed round trip;
+        # the safe form is tried only when DynamoDB still refuses the first.
+        rejected: StorageRejectedError | None = None
+        for item in codec.event_forms(event, now_s=now_s or int(time.time()), retention_s=self.retention_s):
+            try:
+                return self._put_new(item)
+            except StorageRejectedError as exc:
+                rejected = exc
+        raise StorageRejectedError("the event cannot be stored in any form") from rejected
 
     def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
                      error: dict[str, Any] | None = None) -> bool:
@@ -138,9 +146,15 @@ class DynamoStore:
         noted.condition = f"attribute_exists({noted.n('pk')})"
         if not self._update(key, noted):
             return False
+        # Settle an ambiguous claim, and make the echo's mid one of the message ids of a claim settled by
+        # echoes (a later part's echo joins them too), so its statuses are tracked like any reply's.
         settle = _Update().set_all({"state": "sent", "reconciled_by": "echo"})
-        settle.condition = f"{settle.n('state')} = {settle.v('ambiguous')}"
-        return self._update(key, settle)
+        ids = settle.n("message_ids")
+        settle.sets.append(f"{ids} = list_append(if_not_exists({ids}, {settle.v([])}), {settle.v([echo_mid])})")
+        settle.condition = (f"{settle.n('state')} = {settle.v('ambiguous')} OR ({settle.n('reconciled_by')} = "
+                            f"{settle.v('echo')} AND NOT contains({ids}, {settle.v(echo_mid)}))")
+        old = self._update(key, settle, return_old=True)
+        return old is not None and old.get("state") == "ambiguous"
 
     # -- conversation state ---------------------------------------------------------------------------
 
@@ -285,13 +299,14 @@ class DynamoStore:
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
                 return from_item(exc.response.get("Item") or {}) if return_existing else False
-            raise StorageError(f"PutItem failed: {_error_code(exc)}") from exc
+            raise _storage_error("PutItem", exc) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"PutItem failed: {type(exc).__name__}") from exc
+            raise _storage_error("PutItem", exc) from exc
         return None if return_existing else True
 
-    def _update(self, key: Key, update: _Update) -> bool:
-        """One UpdateItem. False if its condition failed (someone got there first)."""
+    def _update(self, key: Key, update: _Update, return_old: bool = False) -> Any:
+        """One UpdateItem. False if its condition failed (someone got there first). With `return_old`: the
+        updated attributes' old values if it was written, None if not."""
         kwargs: dict[str, Any] = {"TableName": self.table_name, "Key": key_attributes(key),
                                   "UpdateExpression": update.expression()}
         if update.names:
@@ -300,15 +315,17 @@ class DynamoStore:
             kwargs["ExpressionAttributeValues"] = update.values
         if update.condition:
             kwargs["ConditionExpression"] = update.condition
+        if return_old:
+            kwargs["ReturnValues"] = "UPDATED_OLD"
         try:
-            self.client.update_item(**kwargs)
+            response = self.client.update_item(**kwargs)
         except ClientError as exc:
             if _error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise StorageError(f"UpdateItem failed: {_error_code(exc)}") from exc
+                return None if return_old else False
+            raise _storage_error("UpdateItem", exc) from exc
         except BotoCoreError as exc:
-            raise StorageError(f"UpdateItem failed: {type(exc).__name__}") from exc
-        return True
+            raise _storage_error("UpdateItem", exc) from exc
+        return from_item(response.get("Attributes") or {}) if return_old else True
 
     def _get(self, key: Key, consistent: bool = True) -> dict[str, Any] | None:
         try:
@@ -334,3 +351,12 @@ class DynamoStore:
 
 def _error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def _storage_error(call: str, exc: ClientError | BotoCoreError) -> StorageError:
+    """A ValidationException (or a request boto3 itself refuses) is permanent; everything else is transient."""
+    if isinstance(exc, ParamValidationError) or (isinstance(exc, ClientError)
+                                                 and _error_code(exc) == "ValidationException"):
+        return StorageRejectedError(f"{call} rejected: the item is not valid for DynamoDB")
+    code = _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+    return StorageError(f"{call} failed: {code}")

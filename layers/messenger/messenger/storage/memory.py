@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from messenger.errors import StorageRejectedError
 from messenger.models import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key
@@ -35,10 +36,12 @@ class MemoryStore:
         return copy.deepcopy(item) if item is not None else None
 
     def _upsert(self, key: Key, values: dict[str, Any], absent: dict[str, Any] | None = None) -> dict[str, Any]:
-        item = self.items.setdefault(key, {"pk": key[0], "sk": key[1]})
+        item = copy.deepcopy(self.items.get(key, {"pk": key[0], "sk": key[1]}))
         item.update({k: copy.deepcopy(v) for k, v in values.items() if v is not None})
         for name, value in (absent or {}).items():
             item.setdefault(name, value)
+        _check(codec.to_item(item))
+        self.items[key] = item
         return item
 
     def get(self, key: Key) -> dict[str, Any] | None:
@@ -50,14 +53,21 @@ class MemoryStore:
     # -- provider events ----------------------------------------------------------------------------
 
     def store_event(self, event: Event, now_s: int | None = None) -> bool:
-        values = codec.event_values(event, now_s=now_s or int(time.time()), retention_s=self.retention_s)
-        key = (values["pk"], values["sk"])
-        with self._lock:
-            self.operations["PutItem"] += 1
-            if key in self.items:
-                return False
-            self.items[key] = codec.from_item(codec.to_item(values))
-            return True
+        rejected: StorageRejectedError | None = None
+        for item in codec.event_forms(event, now_s=now_s or int(time.time()), retention_s=self.retention_s):
+            key = (item["pk"]["S"], item["sk"]["S"])
+            with self._lock:
+                self.operations["PutItem"] += 1
+                try:
+                    _check(item)
+                except StorageRejectedError as exc:
+                    rejected = exc
+                    continue
+                if key in self.items:
+                    return False
+                self.items[key] = codec.from_item(item)
+                return True
+        raise StorageRejectedError("the event cannot be stored in any form") from rejected
 
     def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
                      error: dict[str, Any] | None = None) -> bool:
@@ -91,10 +101,10 @@ class MemoryStore:
                 return False
             item["echo_mids"] = sorted(set(item.get("echo_mids", [])) | {echo_mid})
             self.operations["UpdateItem"] += 1
-            if item.get("state") != "ambiguous":
-                return False
-            item.update(state="sent", reconciled_by="echo")
-            return True
+            settles = item.get("state") == "ambiguous"
+            if settles or (item.get("reconciled_by") == "echo" and echo_mid not in item.get("message_ids", [])):
+                item.update(state="sent", reconciled_by="echo", message_ids=[*item.get("message_ids", []), echo_mid])
+            return settles
 
     # -- conversation state ---------------------------------------------------------------------------
 
@@ -215,3 +225,10 @@ class MemoryStore:
     def message(self, conversation: str, message_id: str) -> dict[str, Any] | None:
         with self._lock:
             return self._item(codec.message_key(conversation, message_id))
+
+
+def _check(item: dict[str, Any]) -> None:
+    """Refuse what DynamoDB refuses with a ValidationException (codec.check_item)."""
+    reason = codec.check_item(item)
+    if reason:
+        raise StorageRejectedError(f"rejected: {reason}")

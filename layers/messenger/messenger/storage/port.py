@@ -59,7 +59,7 @@ class OutboundMessage:
     page_id: str
     user_id: str
     in_reply_to: str
-    part_index: int
+    part_index: int | None  # None when unknown (an outbound message recorded from its echo)
     sent_at_ms: int
     status: str
     text: str | None = None
@@ -78,7 +78,11 @@ class Store(Protocol):
 
     # -- provider events (webhook) --------------------------------------------------------------------
     def store_event(self, event: Event, now_s: int | None = None) -> bool:
-        """Store the event once. True if written now, False if it was already there (a redelivery)."""
+        """Store the event once. True if written now, False if it was already there (a redelivery).
+
+        An event over DynamoDB's limits is stored bounded (codec.event_forms); StorageRejectedError when no
+        form of it can be stored (permanent: skip it); StorageError when storage is unavailable (transient).
+        """
 
     def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
                      error: dict[str, Any] | None = None) -> bool:
@@ -88,7 +92,10 @@ class Store(Protocol):
         """Ids of the conversation's outbound messages sent at or before `watermark_ms`, not yet at `below`."""
 
     def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
-        """Keep an echo's mid on the reply claim it answers; settle that claim as sent if it was ambiguous."""
+        """Keep an echo's mid on the reply claim it answers; settle that claim as sent if it was ambiguous.
+
+        A claim settled by echoes also gets the echo's mid in its `message_ids`. True only if it settled now.
+        """
 
     # -- conversation state -----------------------------------------------------------------------------
     def set_pause(self, conversation: str, paused_until_ms: int, at_ms: int, reason: str) -> bool:
