@@ -19,7 +19,7 @@ from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResul
 from messenger.handover import BOT_METADATA, bot_metadata
 from messenger.messages import Button, InboundMessage, OutgoingMessage, Template, split_text
 from messenger.observability import logger, tracer
-from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
+from messenger.policy import MESSAGE_TAG, SendPolicy
 from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.providers.meta.limits import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE_MAX, TEXT_MAX, message_problems
 from messenger.secrets import MetaSecret
@@ -43,7 +43,6 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
     reply Meta would refuse fails permanently with the reasons, before any request is sent.
     `metadata` comes back in Meta's echo: it tells our sends from a person's, and which message they answer.
     """
-    check_tag(policy.tag)
     base: dict[str, Any] = {"recipient": {"id": recipient_id}, "messaging_type": policy.messaging_type}
     if policy.messaging_type == MESSAGE_TAG:
         base["tag"] = policy.tag

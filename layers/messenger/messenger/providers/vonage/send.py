@@ -15,7 +15,7 @@ import requests
 from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
 from messenger.messages import InboundMessage, OutgoingMessage, split_text
 from messenger.observability import logger, tracer
-from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
+from messenger.policy import MESSAGE_TAG, SendPolicy
 from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.providers.vonage.auth import AppJwtCache
 from messenger.secrets import VonageSecret
@@ -25,7 +25,6 @@ CLIENT_REF_LIMIT = 100
 
 
 def plan_messages(inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
-    check_tag(policy.tag)
     messenger: dict[str, Any] = {"category": "response"}
     if policy.messaging_type == MESSAGE_TAG:
         messenger = {"category": "message_tag", "tag": policy.tag}
