@@ -4,7 +4,8 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.observability import logger, metrics, tracer
-from messenger.replying import ConversationOrderedProcessor, current_pipeline, record_handler
+from messenger.reply.batch import ConversationOrderedProcessor
+from messenger.reply.wiring import current_pipeline, record_handler
 
 processor = ConversationOrderedProcessor(prepare=current_pipeline)
 

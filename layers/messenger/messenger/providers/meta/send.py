@@ -87,7 +87,7 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
 
 def template_payload(template: Template) -> dict[str, Any]:
     def button(b: Button) -> dict[str, Any]:
-        data = {"type": b.type, "title": b.title}
+        data: dict[str, Any] = {"type": b.type, "title": b.title}
         data.update({"url": b.url} if b.type == "web_url" else {"payload": b.payload})
         return data
 
@@ -220,13 +220,19 @@ class MetaSender:
 
     provider = "meta"
     initial_status = "sent"
+    has_profiles = True
 
     def __init__(self, client: MetaSendClient, secret: Callable[[], MetaSecret]) -> None:
         self.client = client
         self.secret = secret
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
+    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
+             policy: SendPolicy) -> list[dict[str, Any]]:
         return plan_messages(inbound.user_id, replies, policy, bot_metadata(inbound.event_id))
+
+    def body_text(self, body: dict[str, Any]) -> str | None:
+        text = (body.get("message") or {}).get("text")
+        return str(text) if text else None
 
     def first_name(self, inbound: InboundMessage) -> str | None:
         secret = self.secret()
@@ -235,7 +241,7 @@ class MetaSender:
             return None
         return self.client.first_name(inbound.page_id, inbound.user_id, token, secret.app_secret)
 
-    def post(self, inbound: InboundMessage, body: dict) -> SendResult:
+    def post(self, inbound: InboundMessage, body: dict[str, Any]) -> SendResult:
         secret = self.secret()
         token = secret.page_tokens.get(inbound.page_id)
         if not token:
