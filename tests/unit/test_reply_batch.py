@@ -111,3 +111,10 @@ def test_the_handler_gets_each_record_decoded_once_with_the_context():
     assert [(r.raw, r.inbound.text if r.inbound else None, c) for r, c in seen] == [
         (records[0], "hi there", context), (records[1], None, context)]
     assert decode(records[0]) == seen[0][0]
+
+
+def test_an_inbound_item_of_a_kind_we_do_not_answer_is_not_decoded_as_a_message():
+    # The one answerable rule (models.answerable) also guards the reply side, whatever the item says
+    reaction = stream_record(inbound_event("m.r", "a"), 1, kind="reaction")
+    assert decode(reaction).inbound is None
+    assert inbound_from_record(stream_record(inbound_event("m.p", "a"), 2, kind="postback")) is not None

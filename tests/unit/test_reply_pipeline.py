@@ -16,6 +16,7 @@ from messenger.delivery import (
 from messenger.errors import RetryLaterError
 from messenger.messages import InboundMessage, OutgoingMessage
 from messenger.outbox import ClaimState, ReplyLedger
+from messenger.profiles import ProfileCache
 from messenger.reply.pipeline import ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
@@ -164,3 +165,33 @@ def test_backoff_is_bounded_and_jittered():
     policy = RetryPolicy(base_delay_s=0.2, max_delay_s=5)
     delays = [policy.delay(attempt) for attempt in range(1, 12) for _ in range(20)]
     assert all(0 <= d <= 5 for d in delays) and len(set(delays)) > 100
+
+
+class Greeter:
+    def respond(self, message):
+        return [OutgoingMessage(text=f"Hi {message.first_name or 'there'}")]
+
+
+@pytest.mark.parametrize(("has_profiles", "expected"), [(True, "Hi Ada"), (False, "Hi there")])
+def test_the_profile_is_looked_up_only_through_a_sender_that_has_profiles(has_profiles, expected):
+    # Given profile look-up on, and a sender that can (or cannot) look up a user's first name
+    sender = FakeSender()
+    sender.has_profiles = has_profiles
+    sender.first_name = lambda inbound: "Ada"
+    store = MemoryStore()
+    p = ReplyPipeline(ledger=ReplyLedger(store, clock=lambda: NOW_MS / 1000), responder=Greeter(),
+                      senders={"meta": sender}, profiles=ProfileCache(store, clock=lambda: NOW_MS / 1000),
+                      clock=lambda: NOW_MS / 1000, stats=ReplyStats())
+    # When a message is answered
+    assert p.handle(record(1, "a")) == "sent"
+    # Then the name was used (and cached) only when the sender has profiles
+    assert sender.posted == [{"text": expected}]
+    assert (store.get(("meta#page#a", "PROFILE")) is not None) is has_profiles
+
+
+def test_the_outbound_item_keeps_the_text_the_sender_reads_from_its_body():
+    sender = FakeSender()
+    p, ledger = pipeline(sender, "first", "second")
+    assert p.handle(record(1, "a")) == "sent"
+    texts = [i.get("text") for i in ledger.store.conversation_items("meta#page#a") if i["sk"].startswith("MSG#")]
+    assert texts == ["first", "second"]
