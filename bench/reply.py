@@ -111,7 +111,8 @@ def build(table: str, endpoint: str, base: str, workers: int) -> tuple[Any, Any,
     from messenger.outbox import ReplyLedger
     from messenger.providers.meta.send import MetaSendClient, MetaSender
     from messenger.providers.vonage.send import VonageSendClient, VonageSender
-    from messenger.replying import ReplyPipeline, ReplyStats
+    from messenger.reply.pipeline import ReplyPipeline
+    from messenger.reply.stats import ReplyStats
     from messenger.responder import RuleResponder
     from messenger.secrets import MetaSecret, VonageSecret
     from messenger.storage import DynamoStore
@@ -167,10 +168,10 @@ def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: 
 def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
-    from messenger.replying import ConversationOrderedProcessor
+    from messenger.reply.batch import ConversationOrderedProcessor
 
-    def handler(record: Any) -> str:
-        return pipeline.handle(record.raw_event)
+    def handler(record: Any, lambda_context: Any) -> str:
+        return pipeline.handle(record.inbound)
 
     failures = 0
     started = time.perf_counter()

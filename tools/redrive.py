@@ -140,7 +140,8 @@ def pipeline_process(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The reply Lambda's processing, in this process (environment as for the function)."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
-    from messenger.replying import ConversationOrderedProcessor, current_pipeline, record_handler
+    from messenger.reply.batch import ConversationOrderedProcessor
+    from messenger.reply.wiring import current_pipeline, record_handler
 
     # No metrics flush here: this runs on an operator's machine, not in Lambda (its logs tell the story).
     processor = ConversationOrderedProcessor(prepare=current_pipeline, finish=None)

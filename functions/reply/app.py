@@ -1,10 +1,14 @@
 """Reply Lambda: stream batch processing only. Claiming, responding and sending live in the messenger layer."""
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.batch import process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from messenger.observability import logger, metrics, tracer
-from messenger.replying import ConversationOrderedProcessor, current_pipeline, record_handler
+from messenger.reply.batch import ConversationOrderedProcessor
+from messenger.reply.wiring import current_pipeline, record_handler
 
 processor = ConversationOrderedProcessor(prepare=current_pipeline)
 
@@ -12,5 +16,5 @@ processor = ConversationOrderedProcessor(prepare=current_pipeline)
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -26,7 +26,7 @@ from local.streams import StreamReader
 from local.template import function_spec, stream_settings
 from messenger.config import get_settings
 from messenger.handover import answered_event_id
-from messenger.replying import pipeline_for
+from messenger.reply.wiring import pipeline_for
 from tests.helpers import PAGE_ID, dumps, load_handler, meta_body, meta_message, meta_post
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,8 @@ from messenger.delivery import RetryPolicy
 from messenger.handover import BOT_METADATA, bot_metadata
 from messenger.models import conversation_id
 from messenger.outbox import ReplyLedger
-from messenger.replying import current_pipeline, inbound_from_record, pipeline_for
+from messenger.reply.records import inbound_from_record
+from messenger.reply.wiring import current_pipeline, pipeline_for
 from tests.helpers import (
     META,
     PAGE_ID,

@@ -6,10 +6,12 @@ import pytest
 
 from bench.common import CountingClient
 from messenger.outbox import ReplyLedger
-from messenger.replying import ReplyPipeline, ReplyStats
+from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.records import inbound_from_record
+from messenger.reply.stats import ReplyStats
 from messenger.storage import DynamoStore
 from tests.helpers import inbound_event, stream_record
-from tests.unit.test_replying import NOW_MS, FakeSender, Fixed
+from tests.unit.test_reply_pipeline import NOW_MS, FakeSender, Fixed
 
 pytestmark = pytest.mark.integration
 
@@ -27,9 +29,9 @@ def counted(table) -> tuple[ReplyPipeline, CountingClient, FakeSender]:
 def test_an_answered_single_part_message_costs_three_writes_and_one_read(counted):
     pipeline, client, sender = counted
     # Given a new inbound message as the stream delivers it
-    record = stream_record(inbound_event("m.cost.1", "u1", ts=NOW_MS), 1)
+    inbound = inbound_from_record(stream_record(inbound_event("m.cost.1", "u1", ts=NOW_MS), 1))
     # When it is answered
-    assert pipeline.handle(record) == "sent" and len(sender.posted) == 1
+    assert pipeline.handle(inbound) == "sent" and len(sender.posted) == 1
     # Then the table saw the claim, the outbound message and the settle (writes), and the pause check (read)
     assert dict(client.calls) == {"put_item": 1, "get_item": 1, "update_item": 2}
     assert (client.writes, client.reads) == (3, 1)
@@ -37,11 +39,11 @@ def test_an_answered_single_part_message_costs_three_writes_and_one_read(counted
 
 def test_a_redelivered_record_costs_one_failed_conditional_write_and_sends_nothing(counted):
     pipeline, client, sender = counted
-    record = stream_record(inbound_event("m.cost.2", "u1", ts=NOW_MS), 1)
-    pipeline.handle(record)
+    inbound = inbound_from_record(stream_record(inbound_event("m.cost.2", "u1", ts=NOW_MS), 1))
+    pipeline.handle(inbound)
     client.reset()
     # When the stream delivers the same record again
-    assert pipeline.handle(record) == "already_sent"
+    assert pipeline.handle(inbound) == "already_sent"
     # Then the claim's failed put returned the settled claim itself: no read, no send
     assert dict(client.calls) == {"put_item": 1} and len(sender.posted) == 1
 

@@ -13,9 +13,9 @@ import responses
 
 from messenger.delivery import AmbiguousSendError, PermanentSendError, TransientSendError
 from messenger.handover import BOT_METADATA
-from messenger.messages import OutgoingMessage, QuickReply
+from messenger.messages import InboundMessage, OutgoingMessage, QuickReply
 from messenger.policy import PolicyRefusedError, SendPolicy
-from messenger.providers.meta.send import MetaSendClient, classify_error, plan_messages
+from messenger.providers.meta.send import MetaSendClient, MetaSender, classify_error, plan_messages
 
 BASE = "https://graph.test"
 URL = f"{BASE}/v25.0/123/messages"
@@ -178,3 +178,12 @@ def test_attachment_message():
     assert bodies[0]["message"] == {"attachment": {"type": "image",
                                                    "payload": {"url": "https://x/y.png", "is_reusable": True}},
                                     "metadata": BOT_METADATA}
+
+
+def test_sender_records_the_text_of_its_bodies_and_looks_up_profiles():
+    sender = MetaSender(MetaSendClient(BASE, "v25.0"), lambda: None)  # type: ignore[arg-type, return-value]
+    inbound = InboundMessage("meta", "m_in", "message", "123", "psid", "meta#123#psid", 1_700_000_000_000)
+    bodies = sender.plan(inbound, [OutgoingMessage(text="Hello"), OutgoingMessage(sender_action="typing_on")],
+                         SendPolicy())
+    assert [sender.body_text(body) for body in bodies] == ["Hello", None]
+    assert (sender.initial_status, sender.has_profiles) == ("sent", True)

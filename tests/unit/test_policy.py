@@ -45,3 +45,11 @@ def test_retired_tags_are_refused_before_sending(tag):
 def test_unknown_tag_is_refused():
     with pytest.raises(PolicyRefusedError):
         decide(NOW, NOW, human_agent_enabled=True, tag="SHIPPING_UPDATE")
+
+
+@pytest.mark.parametrize(("tag", "code"), [("ACCOUNT_UPDATE", "retired_tag"), ("SHIPPING_UPDATE", "unknown_tag")])
+def test_a_send_policy_with_a_bad_tag_cannot_be_built(tag, code):
+    # The one tag check: a SendPolicy is valid by construction, so no sender checks tags again
+    with pytest.raises(PolicyRefusedError) as info:
+        SendPolicy("MESSAGE_TAG", tag)
+    assert info.value.code == code

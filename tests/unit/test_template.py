@@ -189,7 +189,7 @@ def test_http_api_throttling_comes_from_parameters():
 def test_reply_function_has_a_reserved_concurrency_parameter():
     import re
 
-    from messenger.replying import DEFAULT_WORKERS
+    from messenger.reply.batch import DEFAULT_WORKERS
 
     parameter = template()["Parameters"]["ReplyReservedConcurrency"]
     # Given the template / Then the reply function's reserved concurrency is the parameter, unless 0 or empty

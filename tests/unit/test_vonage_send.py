@@ -15,7 +15,7 @@ from messenger.delivery import AmbiguousSendError, PermanentSendError, Transient
 from messenger.messages import InboundMessage, OutgoingMessage, QuickReply
 from messenger.policy import SendPolicy
 from messenger.providers.vonage.auth import AppJwt, AppJwtCache
-from messenger.providers.vonage.send import VonageSendClient, plan_messages
+from messenger.providers.vonage.send import VonageSendClient, VonageSender, plan_messages
 from tests.helpers import VONAGE as SECRET
 
 BASE = "https://vonage.test"
@@ -146,3 +146,12 @@ def test_attachment_and_sender_action():
                            SendPolicy())
     assert len(bodies) == 1 and bodies[0]["message_type"] == "image" and bodies[0]["image"] == {
         "url": "https://x/a.png"}
+
+
+def test_sender_records_the_text_of_its_bodies_and_has_no_profiles():
+    sender = VonageSender(VonageSendClient(BASE), lambda: None)  # type: ignore[arg-type, return-value]
+    bodies = sender.plan(INBOUND, [OutgoingMessage(text="Thanks"),
+                                   OutgoingMessage(attachment_url="https://x.test/a.png", attachment_type="image")],
+                         SendPolicy())
+    assert [sender.body_text(body) for body in bodies] == ["Thanks", None]
+    assert (sender.initial_status, sender.has_profiles, sender.first_name(INBOUND)) == ("submitted", False, None)

@@ -11,6 +11,13 @@ from messenger.errors import ConfigError
 DEFAULT_GRAPH_API_BASE = "https://graph.facebook.com"
 DEFAULT_GRAPH_API_VERSION = "v25.0"
 DEFAULT_VONAGE_API_BASE = "https://api.nexmo.com"
+# The one place for the defaults below: modules that take one of these as a parameter default import it from here.
+DEFAULT_RETENTION_DAYS = 90
+DEFAULT_SECRET_MAX_AGE_S = 300
+DEFAULT_MAX_BODY_BYTES = 1_048_576
+DEFAULT_VONAGE_MAX_TOKEN_AGE_S = 300
+DEFAULT_VONAGE_MAX_CLOCK_SKEW_S = 60
+DEFAULT_HANDOVER_PAUSE_S = 3600
 
 
 class Settings(NamedTuple):
@@ -23,14 +30,14 @@ class Settings(NamedTuple):
     graph_api_base: str = DEFAULT_GRAPH_API_BASE
     graph_api_version: str = DEFAULT_GRAPH_API_VERSION
     vonage_api_base: str = DEFAULT_VONAGE_API_BASE
-    retention_days: int = 90
-    secret_max_age_seconds: int = 300
-    max_body_bytes: int = 1_048_576
-    vonage_max_token_age_seconds: int = 300
-    vonage_max_clock_skew_seconds: int = 60
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    secret_max_age_seconds: int = DEFAULT_SECRET_MAX_AGE_S
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    vonage_max_token_age_seconds: int = DEFAULT_VONAGE_MAX_TOKEN_AGE_S
+    vonage_max_clock_skew_seconds: int = DEFAULT_VONAGE_MAX_CLOCK_SKEW_S
     responder_rules_file: str | None = None
     human_agent_tag_enabled: bool = False
-    handover_pause_seconds: int = 3600
+    handover_pause_seconds: int = DEFAULT_HANDOVER_PAUSE_S
     profile_lookup: bool = False
     responder_class: str | None = None
 
@@ -69,12 +76,12 @@ def settings_from_env(env: dict[str, str]) -> Settings:
         graph_api_base=(env.get("GRAPH_API_BASE") or DEFAULT_GRAPH_API_BASE).rstrip("/"),
         graph_api_version=env.get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION,
         vonage_api_base=(env.get("VONAGE_API_BASE") or DEFAULT_VONAGE_API_BASE).rstrip("/"),
-        retention_days=_int(env, "RETENTION_DAYS", 90, minimum=1),
-        secret_max_age_seconds=_int(env, "SECRET_MAX_AGE_SECONDS", 300),
-        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+        retention_days=_int(env, "RETENTION_DAYS", DEFAULT_RETENTION_DAYS, minimum=1),
+        secret_max_age_seconds=_int(env, "SECRET_MAX_AGE_SECONDS", DEFAULT_SECRET_MAX_AGE_S),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024),
         responder_rules_file=env.get("RESPONDER_RULES_FILE") or None,
         human_agent_tag_enabled=env.get("HUMAN_AGENT_TAG_ENABLED", "").lower() in ("1", "true", "yes"),
-        handover_pause_seconds=_int(env, "HANDOVER_PAUSE_SECONDS", 3600),
+        handover_pause_seconds=_int(env, "HANDOVER_PAUSE_SECONDS", DEFAULT_HANDOVER_PAUSE_S),
         profile_lookup=env.get("PROFILE_LOOKUP", "").lower() in ("1", "true", "yes"),
         responder_class=env.get("RESPONDER_CLASS") or None,
     )

@@ -62,13 +62,26 @@ class AmbiguousSendError(SendError):
 
 
 class Sender(Protocol):
-    """One provider's way to answer. `plan` must be deterministic: a retry resumes at a part index."""
+    """One provider's way to answer: everything the reply pipeline asks of a provider.
+
+    `plan` must be deterministic: a retry resumes at a part index. `initial_status` is the status an accepted
+    message is recorded with (status callbacks move it on). `first_name` is only asked when `has_profiles`.
+    """
 
     provider: str
+    initial_status: str
+    has_profiles: bool
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]: ...
+    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
+             policy: SendPolicy) -> list[dict[str, Any]]: ...
 
-    def post(self, inbound: InboundMessage, body: dict) -> SendResult: ...
+    def post(self, inbound: InboundMessage, body: dict[str, Any]) -> SendResult: ...
+
+    def first_name(self, inbound: InboundMessage) -> str | None: ...
+
+    def body_text(self, body: dict[str, Any]) -> str | None:
+        """The text of a planned body, kept on the outbound item (None for media and sender actions)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,3 +63,15 @@ class StorageRejectedError(StorageError):
     """
 
     code = "storage_rejected"
+
+
+class RetryLaterError(MessengerError):
+    """The stream record is reported in batchItemFailures so the event source mapping delivers it again."""
+
+    code = "retry_later"
+
+
+class NotAttemptedError(RetryLaterError):
+    """An earlier record of the same conversation failed (or time ran out): kept for after it."""
+
+    code = "not_attempted"

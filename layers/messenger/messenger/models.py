@@ -41,6 +41,14 @@ class RecordType(StrEnum):
     DELETION = "deletion"  # a data-deletion request and its outcome
 
 
+# The kinds a user sends that get a reply (when the user, not the Page, sent them and we own the thread).
+ANSWERABLE_KINDS = frozenset({Kind.MESSAGE, Kind.POSTBACK})
+
+
+def answerable(kind: str) -> bool:
+    return kind in ANSWERABLE_KINDS
+
+
 # A status never moves backwards; failures are terminal and outrank delivery.
 STATUS_RANK: dict[str, int] = {
     "claimed": 0,
@@ -99,7 +107,7 @@ class Event:
     def record_type(self) -> RecordType:
         if self.kind is Kind.ECHO:
             return RecordType.ECHO
-        if self.kind in (Kind.MESSAGE, Kind.POSTBACK) and not self.from_page and not self.standby:
+        if answerable(self.kind) and not self.from_page and not self.standby:
             return RecordType.INBOUND
         return RecordType.EVENT
 

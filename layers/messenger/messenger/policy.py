@@ -34,8 +34,14 @@ class PolicyRefusedError(MessengerError):
 
 @dataclass(frozen=True, slots=True)
 class SendPolicy:
+    """How a reply is sent. Valid by construction: a retired or unknown tag raises PolicyRefusedError here,
+    the one place tags are checked, so the senders never check them again."""
+
     messaging_type: str = RESPONSE
     tag: str | None = None
+
+    def __post_init__(self) -> None:
+        check_tag(self.tag)
 
 
 def check_tag(tag: str | None) -> None:
@@ -53,7 +59,8 @@ def check_tag(tag: str | None) -> None:
 
 def decide(user_message_ms: int, now_ms: int, *, human_agent_enabled: bool, tag: str | None = None) -> SendPolicy:
     """How to answer a message the user sent at `user_message_ms`; PolicyRefusedError if we may not."""
-    check_tag(tag)
+    if tag is not None:
+        SendPolicy(MESSAGE_TAG, tag)  # refuses a retired or unknown tag first, whatever the window
     age_ms = max(0, now_ms - user_message_ms)
     if tag is None and age_ms <= STANDARD_WINDOW_MS:
         return SendPolicy(RESPONSE)

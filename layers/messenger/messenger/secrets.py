@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from aws_lambda_powertools.utilities import parameters
 
+from messenger.config import DEFAULT_SECRET_MAX_AGE_S
 from messenger.errors import SecretUnavailableError
 
 
@@ -47,7 +48,7 @@ def _require_str(value: dict[str, Any], key: str, secret_id: str) -> str:
     return item
 
 
-def get_meta_secret(secret_id: str, max_age: int = 300) -> MetaSecret:
+def get_meta_secret(secret_id: str, max_age: int = DEFAULT_SECRET_MAX_AGE_S) -> MetaSecret:
     value = _fetch(secret_id, max_age)
     page_tokens = value.get("page_tokens", {})
     if not isinstance(page_tokens, dict) or not all(
@@ -61,7 +62,7 @@ def get_meta_secret(secret_id: str, max_age: int = 300) -> MetaSecret:
     )
 
 
-def get_vonage_secret(secret_id: str, max_age: int = 300) -> VonageSecret:
+def get_vonage_secret(secret_id: str, max_age: int = DEFAULT_SECRET_MAX_AGE_S) -> VonageSecret:
     value = _fetch(secret_id, max_age)
     return VonageSecret(
         application_id=_require_str(value, "application_id", secret_id),

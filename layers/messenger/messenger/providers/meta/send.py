@@ -19,7 +19,7 @@ from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResul
 from messenger.handover import BOT_METADATA, bot_metadata
 from messenger.messages import Button, InboundMessage, OutgoingMessage, Template, split_text
 from messenger.observability import logger, tracer
-from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
+from messenger.policy import MESSAGE_TAG, SendPolicy
 from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.providers.meta.limits import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE_MAX, TEXT_MAX, message_problems
 from messenger.secrets import MetaSecret
@@ -43,7 +43,6 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
     reply Meta would refuse fails permanently with the reasons, before any request is sent.
     `metadata` comes back in Meta's echo: it tells our sends from a person's, and which message they answer.
     """
-    check_tag(policy.tag)
     base: dict[str, Any] = {"recipient": {"id": recipient_id}, "messaging_type": policy.messaging_type}
     if policy.messaging_type == MESSAGE_TAG:
         base["tag"] = policy.tag
@@ -88,7 +87,7 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
 
 def template_payload(template: Template) -> dict[str, Any]:
     def button(b: Button) -> dict[str, Any]:
-        data = {"type": b.type, "title": b.title}
+        data: dict[str, Any] = {"type": b.type, "title": b.title}
         data.update({"url": b.url} if b.type == "web_url" else {"payload": b.payload})
         return data
 
@@ -221,13 +220,19 @@ class MetaSender:
 
     provider = "meta"
     initial_status = "sent"
+    has_profiles = True
 
     def __init__(self, client: MetaSendClient, secret: Callable[[], MetaSecret]) -> None:
         self.client = client
         self.secret = secret
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
+    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
+             policy: SendPolicy) -> list[dict[str, Any]]:
         return plan_messages(inbound.user_id, replies, policy, bot_metadata(inbound.event_id))
+
+    def body_text(self, body: dict[str, Any]) -> str | None:
+        text = (body.get("message") or {}).get("text")
+        return str(text) if text else None
 
     def first_name(self, inbound: InboundMessage) -> str | None:
         secret = self.secret()
@@ -236,7 +241,7 @@ class MetaSender:
             return None
         return self.client.first_name(inbound.page_id, inbound.user_id, token, secret.app_secret)
 
-    def post(self, inbound: InboundMessage, body: dict) -> SendResult:
+    def post(self, inbound: InboundMessage, body: dict[str, Any]) -> SendResult:
         secret = self.secret()
         token = secret.page_tokens.get(inbound.page_id)
         if not token:

@@ -20,7 +20,6 @@ from messenger.parsing import ident, load_json_object, opt_obj, opt_str
 MEDIA_TYPES = ("image", "audio", "video", "file")
 # The Messenger inbound types of the Messages API; `unsupported` is a user's message Vonage cannot represent.
 MESSAGE_TYPES = ("text", *MEDIA_TYPES, "unsupported")
-STATUSES = ("submitted", "delivered", "read", "rejected", "undeliverable")
 
 
 def parse_inbound(body: bytes) -> Event:

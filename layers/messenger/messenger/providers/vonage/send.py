@@ -15,7 +15,7 @@ import requests
 from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
 from messenger.messages import InboundMessage, OutgoingMessage, split_text
 from messenger.observability import logger, tracer
-from messenger.policy import MESSAGE_TAG, SendPolicy, check_tag
+from messenger.policy import MESSAGE_TAG, SendPolicy
 from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.providers.vonage.auth import AppJwtCache
 from messenger.secrets import VonageSecret
@@ -24,8 +24,8 @@ TEXT_LIMIT = 640
 CLIENT_REF_LIMIT = 100
 
 
-def plan_messages(inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
-    check_tag(policy.tag)
+def plan_messages(inbound: InboundMessage, replies: list[OutgoingMessage],
+                  policy: SendPolicy) -> list[dict[str, Any]]:
     messenger: dict[str, Any] = {"category": "response"}
     if policy.messaging_type == MESSAGE_TAG:
         messenger = {"category": "message_tag", "tag": policy.tag}
@@ -113,14 +113,23 @@ class VonageSendClient:
 class VonageSender:
     provider = "vonage"
     initial_status = "submitted"
+    has_profiles = False  # the Messages API has no profile look-up
 
     def __init__(self, client: VonageSendClient, secret: Callable[[], VonageSecret]) -> None:
         self.client = client
         self.secret = secret
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict]:
+    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
+             policy: SendPolicy) -> list[dict[str, Any]]:
         return plan_messages(inbound, replies, policy)
 
-    def post(self, inbound: InboundMessage, body: dict) -> SendResult:
+    def post(self, inbound: InboundMessage, body: dict[str, Any]) -> SendResult:
         secret = self.secret()
         return self.client.post(secret.application_id, secret.private_key, body)
+
+    def first_name(self, inbound: InboundMessage) -> str | None:
+        return None
+
+    def body_text(self, body: dict[str, Any]) -> str | None:
+        text = body.get("text")
+        return str(text) if text else None

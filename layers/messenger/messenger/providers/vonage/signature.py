@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from messenger.config import DEFAULT_VONAGE_MAX_CLOCK_SKEW_S, DEFAULT_VONAGE_MAX_TOKEN_AGE_S
 from messenger.errors import SignatureInvalidError, UnsignedCallbackError
 
 
@@ -44,8 +45,8 @@ def verify_callback(
     body: bytes,
     authorization: str | None,
     *,
-    max_age_seconds: int = 300,
-    max_skew_seconds: int = 60,
+    max_age_seconds: int = DEFAULT_VONAGE_MAX_TOKEN_AGE_S,
+    max_skew_seconds: int = DEFAULT_VONAGE_MAX_CLOCK_SKEW_S,
     clock: Callable[[], float] = time.time,
 ) -> dict[str, Any]:
     """Return the verified claims, or raise UnsignedCallbackError (no header) / SignatureInvalidError."""

@@ -1,13 +1,10 @@
-"""The batch processor (ordering, concurrency, partial failures) and the pipeline with in-memory fakes."""
+"""The reply pipeline with in-memory fakes: retries, multi-part resume, settled outcomes, metrics."""
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch import process_partial_response
 
 from messenger.delivery import (
     AmbiguousSendError,
@@ -16,15 +13,13 @@ from messenger.delivery import (
     SendResult,
     TransientSendError,
 )
-from messenger.messages import OutgoingMessage
+from messenger.errors import RetryLaterError
+from messenger.messages import InboundMessage, OutgoingMessage
 from messenger.outbox import ClaimState, ReplyLedger
-from messenger.replying import (
-    ConversationOrderedProcessor,
-    ReplyPipeline,
-    ReplyStats,
-    RetryLaterError,
-    inbound_from_record,
-)
+from messenger.profiles import ProfileCache
+from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.records import inbound_from_record
+from messenger.reply.stats import ReplyStats
 from messenger.storage.memory import MemoryStore
 from tests.helpers import inbound_event, stream_record
 
@@ -32,90 +27,10 @@ NOW_MS = 1_800_000_000_000
 
 
 def record(seq: int, user: str, event_id: str | None = None, *, name: str = "INSERT", record_type: str = "inbound",
-           ts: int = NOW_MS, text: str = "hello") -> dict[str, Any]:
+           ts: int = NOW_MS, text: str = "hello") -> InboundMessage | None:
+    """The inbound message of a stream record, as the batch processor hands it to the pipeline."""
     event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
-    return stream_record(event, seq, name=name, record_type=record_type)
-
-
-class Context:
-    def __init__(self, remaining_ms: int = 60_000) -> None:
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
-
-
-# -- processor -------------------------------------------------------------------------------------
-
-
-def test_conversations_in_order_and_in_parallel():
-    # Given 3 conversations of 3 records each, interleaved, and a handler that takes 50 ms
-    records = [record(i, f"u{i % 3}") for i in range(9)]
-    seen: dict[str, list[int]] = {}
-    lock = threading.Lock()
-
-    def handler(record, lambda_context=None):
-        time.sleep(0.05)
-        user = record.dynamodb.new_image["user_id"]
-        with lock:
-            seen.setdefault(user, []).append(int(record.dynamodb.sequence_number))
-
-    processor = ConversationOrderedProcessor(max_workers=8, finish=None)
-    # When processed
-    started = time.perf_counter()
-    result = process_partial_response({"Records": records}, handler, processor, Context())
-    elapsed = time.perf_counter() - started
-    # Then each conversation was handled in stream order, the three side by side
-    assert result == {"batchItemFailures": []}
-    assert seen == {"u0": [0, 3, 6], "u1": [1, 4, 7], "u2": [2, 5, 8]}
-    assert elapsed < 0.4
-
-
-def test_failure_blocks_the_conversation_rest_only():
-    # Given user a's second record fails
-    records = [record(1, "a"), record(2, "b"), record(3, "a"), record(4, "a"), record(5, "b")]
-    handled: list[int] = []
-
-    def handler(record):
-        seq = int(record.dynamodb.sequence_number)
-        handled.append(seq)
-        if seq == 3:
-            raise RetryLaterError("boom")
-
-    processor = ConversationOrderedProcessor(finish=None)
-    # When processed
-    result = process_partial_response({"Records": records}, handler, processor)
-    # Then the failed record and a's later one are reported, the later one never attempted
-    assert [int(f["itemIdentifier"]) for f in result["batchItemFailures"]] == [3, 4]
-    assert sorted(handled) == [1, 2, 3, 5]
-
-
-def test_entire_batch_failure_is_a_response_not_an_exception():
-    def handler(record):
-        raise RetryLaterError("down")
-
-    result = process_partial_response({"Records": [record(1, "a"), record(2, "b")]}, handler,
-                                      ConversationOrderedProcessor(finish=None))
-    assert len(result["batchItemFailures"]) == 2
-
-
-def test_no_record_started_when_time_is_short():
-    calls: list[Any] = []
-    processor = ConversationOrderedProcessor(min_remaining_ms=5_000, finish=None)
-    result = process_partial_response({"Records": [record(1, "a")]}, lambda record: calls.append(record),
-                                      processor, Context(remaining_ms=1_000))
-    assert calls == [] and len(result["batchItemFailures"]) == 1
-
-
-def test_only_inserts_of_inbound_items_are_answered():
-    assert inbound_from_record(record(1, "a")) is not None
-    assert inbound_from_record(record(1, "a", name="MODIFY")) is None
-    assert inbound_from_record(record(1, "a", name="REMOVE")) is None
-    for record_type in ("echo", "event", "outbound", "reply"):
-        assert inbound_from_record(record(1, "a", record_type=record_type)) is None
-
-
-# -- pipeline with fakes ---------------------------------------------------------------------------
+    return inbound_from_record(stream_record(event, seq, name=name, record_type=record_type))
 
 
 class Ledger(ReplyLedger):
@@ -133,6 +48,7 @@ class Ledger(ReplyLedger):
 class FakeSender:
     provider = "meta"
     initial_status = "sent"
+    has_profiles = False
 
     def __init__(self, outcomes: list[Any] | None = None) -> None:
         self.outcomes = list(outcomes or [])
@@ -147,6 +63,12 @@ class FakeSender:
         if isinstance(outcome, Exception):
             raise outcome
         return SendResult(f"mid-{len(self.posted)}", 1.0)
+
+    def first_name(self, inbound):
+        return None
+
+    def body_text(self, body):
+        return body.get("text")
 
 
 class Fixed:
@@ -243,3 +165,33 @@ def test_backoff_is_bounded_and_jittered():
     policy = RetryPolicy(base_delay_s=0.2, max_delay_s=5)
     delays = [policy.delay(attempt) for attempt in range(1, 12) for _ in range(20)]
     assert all(0 <= d <= 5 for d in delays) and len(set(delays)) > 100
+
+
+class Greeter:
+    def respond(self, message):
+        return [OutgoingMessage(text=f"Hi {message.first_name or 'there'}")]
+
+
+@pytest.mark.parametrize(("has_profiles", "expected"), [(True, "Hi Ada"), (False, "Hi there")])
+def test_the_profile_is_looked_up_only_through_a_sender_that_has_profiles(has_profiles, expected):
+    # Given profile look-up on, and a sender that can (or cannot) look up a user's first name
+    sender = FakeSender()
+    sender.has_profiles = has_profiles
+    sender.first_name = lambda inbound: "Ada"
+    store = MemoryStore()
+    p = ReplyPipeline(ledger=ReplyLedger(store, clock=lambda: NOW_MS / 1000), responder=Greeter(),
+                      senders={"meta": sender}, profiles=ProfileCache(store, clock=lambda: NOW_MS / 1000),
+                      clock=lambda: NOW_MS / 1000, stats=ReplyStats())
+    # When a message is answered
+    assert p.handle(record(1, "a")) == "sent"
+    # Then the name was used (and cached) only when the sender has profiles
+    assert sender.posted == [{"text": expected}]
+    assert (store.get(("meta#page#a", "PROFILE")) is not None) is has_profiles
+
+
+def test_the_outbound_item_keeps_the_text_the_sender_reads_from_its_body():
+    sender = FakeSender()
+    p, ledger = pipeline(sender, "first", "second")
+    assert p.handle(record(1, "a")) == "sent"
+    texts = [i.get("text") for i in ledger.store.conversation_items("meta#page#a") if i["sk"].startswith("MSG#")]
+    assert texts == ["first", "second"]
