@@ -43,8 +43,9 @@ dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), 
 chat: deps ## talk to the running local stack as a Messenger user
 	$(PY) -m local.chat
 
-test: deps ## run lint and every test (unit, integration on DynamoDB Local, e2e on the local stack)
+test: deps ## run lint (ruff, mypy) and every test (unit, integration on DynamoDB Local, e2e on the local stack)
 	$(PY) -m ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 unit: deps ## unit tests only (no services)

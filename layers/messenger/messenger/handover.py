@@ -26,7 +26,7 @@ def is_ours(metadata: str | None) -> bool:
 
 def answered_event_id(metadata: str | None) -> str | None:
     """The inbound event id an echo of ours answers (None for other echoes or the bare marker)."""
-    if not is_ours(metadata) or metadata == BOT_METADATA:
+    if metadata is None or not is_ours(metadata) or metadata == BOT_METADATA:
         return None
     return metadata[len(BOT_METADATA) + 1:] or None
 

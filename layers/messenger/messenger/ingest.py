@@ -15,7 +15,7 @@ counted and skipped, so one unstorable event never costs its neighbours a 5xx.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -80,7 +80,7 @@ def _run[T, R](pool: ThreadPoolExecutor, work: Callable[[T], R], items: list[T])
     return list(pool.map(attempt, items))
 
 
-def _raise_first(outcomes: list, events: list[Event], result: IngestResult) -> None:
+def _raise_first(outcomes: Sequence[object], events: list[Event], result: IngestResult) -> None:
     failures = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, StorageError)]
     if failures:
         logger.error("storing a batch failed part-way; the provider will redeliver it",

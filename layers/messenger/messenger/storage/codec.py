@@ -117,7 +117,8 @@ def _plain(value: Any) -> Any:
 
 
 def to_attribute(value: Any) -> dict[str, Any]:
-    return _SERIALIZER.serialize(_storable(value))
+    attribute: dict[str, Any] = _SERIALIZER.serialize(_storable(value))
+    return attribute
 
 
 def to_item(values: dict[str, Any]) -> dict[str, Any]:

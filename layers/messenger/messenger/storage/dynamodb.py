@@ -112,7 +112,7 @@ class DynamoStore:
         rejected: StorageRejectedError | None = None
         for item in codec.event_forms(event, now_s=now_s or int(time.time()), retention_s=self.retention_s):
             try:
-                return self._put_new(item)
+                return bool(self._put_new(item))
             except StorageRejectedError as exc:
                 rejected = exc
         raise StorageRejectedError("the event cannot be stored in any form") from rejected
@@ -128,7 +128,7 @@ class DynamoStore:
         update.set_if_absent("expires_at", self._expires())
         update.condition = (f"attribute_not_exists({update.n('status_rank')}) OR "
                             f"{update.n('status_rank')} < {update.v(rank)}")
-        return self._update(codec.message_key(conversation, message_id), update)
+        return bool(self._update(codec.message_key(conversation, message_id), update))
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
         values = {":pk": {"S": conversation}, ":msg": {"S": codec.MESSAGE}, ":w": {"N": str(watermark_ms)},
@@ -163,7 +163,7 @@ class DynamoStore:
                                     "record_type": RecordType.STATE.value, "expires_at": self._expires()})
         at = update.n("state_at_ms")
         update.condition = f"attribute_not_exists({at}) OR {at} <= {update.v(at_ms)}"
-        return self._update(codec.state_key(conversation), update)
+        return bool(self._update(codec.state_key(conversation), update))
 
     def paused_until(self, conversation: str) -> int:
         item = self._get(codec.state_key(conversation))
@@ -197,12 +197,12 @@ class DynamoStore:
                                     "updated_at_ms": now_ms})
         update.condition = (f"{update.n('state')} = {update.v('retryable')} AND "
                             f"{update.n('claim_token')} = {update.v(old_token)}")
-        return self._update(codec.reply_key(conversation, inbound_event_id), update)
+        return bool(self._update(codec.reply_key(conversation, inbound_event_id), update))
 
     def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:
         update = _Update().set_all(values)
         update.condition = f"{update.n('claim_token')} = {update.v(token)}"
-        return self._update(codec.reply_key(conversation, inbound_event_id), update)
+        return bool(self._update(codec.reply_key(conversation, inbound_event_id), update))
 
     def reply_state(self, conversation: str, inbound_event_id: str) -> ReplyState | None:
         item = self._get(codec.reply_key(conversation, inbound_event_id))
