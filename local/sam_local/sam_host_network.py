@@ -24,9 +24,6 @@ import socket
 import sys
 from typing import Any
 
-import docker.api.build
-import docker.models.containers
-
 PINNED_SAM_CLI = "1.170.0"  # the version whose container kwargs this was written against (Makefile SAM_CLI_VERSION)
 LAMBDA_LABEL = ("sam.cli.container.type", "lambda")
 EMULATOR_PORT = "8080"  # the container port SAM maps to its chosen host port
@@ -74,6 +71,9 @@ def is_lambda_container(kwargs: dict[str, Any]) -> bool:
 
 def install() -> None:
     """Wrap docker-py's ContainerCollection.create and APIClient.build (in this process only)."""
+    import docker.api.build
+    import docker.models.containers
+
     create = docker.models.containers.ContainerCollection.create
     build = docker.api.build.BuildApiMixin.build
 
