@@ -266,6 +266,10 @@ def start_api_checks(sam: Sam, stack: Stack, log_path: Path) -> list[str]:
             elif user:
                 waiting_for.append((what, user))
         failures += wait_for_replies(stack, waiting_for)
+        forged = checks.stored_mentions(stack.url("DYNAMODB_PORT"), checks.FORGED_USER)
+        log(f"forged POST stored {forged} item(s){'' if forged == 0 else ': FAILED'}")
+        if forged:
+            failures.append(f"the forged POST stored {forged} item(s)")
         return failures
     finally:
         stop_group(process)

@@ -13,7 +13,8 @@ import urllib.request
 import uuid
 from typing import Any
 
-from local.services import sandbox_secrets
+from local.services import client, sandbox_secrets
+from local.stack import TABLE_NAME
 from messenger.providers.meta.signature import sign as meta_sign
 from messenger.providers.vonage.signature import sign_callback
 
@@ -142,6 +143,16 @@ def vonage_body(user: str, text: str) -> bytes:
     return json.dumps(payload).encode()
 
 
+FORGED_USER = new_user()  # the sender of the forged POST: nothing about it may be stored
+
+
+def stored_mentions(dynamodb_url: str, text: str) -> int:
+    """How many items of the events table mention `text` (whatever the key layout)."""
+    dynamodb = client("dynamodb", dynamodb_url)
+    pages = dynamodb.get_paginator("scan").paginate(TableName=TABLE_NAME, ConsistentRead=True)
+    return sum(text in json.dumps(item) for page in pages for item in page["Items"])
+
+
 def api_checks(api: str) -> list[tuple[str, tuple[int, Any], tuple[int, Any], str]]:
     """Send the start-api requests: (what, expected, got, user whose reply must reach the sandbox or "")."""
     results: list[tuple[str, tuple[int, Any], tuple[int, Any], str]] = []
@@ -156,7 +167,7 @@ def api_checks(api: str) -> list[tuple[str, tuple[int, Any], tuple[int, Any], st
     results.append(("POST /meta/webhook signed", stored(1), http(
         "POST", f"{api}/meta/webhook", body, {**json_type, "x-hub-signature-256": meta_sign(META["app_secret"], body)}),
         meta_user))
-    forged = meta_body(new_user(), "hi")
+    forged = meta_body(FORGED_USER, "hi")
     results.append(("POST /meta/webhook bad signature", (401, {"error": "signature_invalid"}), http(
         "POST", f"{api}/meta/webhook", forged, {**json_type, "x-hub-signature-256": "sha256=" + "0" * 64}), ""))
     vonage_user = new_user()
