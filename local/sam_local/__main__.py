@@ -142,6 +142,7 @@ class Sam:
         self.template: Path | None = None
         self.env_file = work / "env.json"
         self.children: set[subprocess.Popen[str]] = set()
+        self.stopping = False
 
     def command(self, *args: str) -> list[str]:
         return [str(self.python), str(WRAPPER), *args]
@@ -215,6 +216,8 @@ def invoke_one(sam: Sam, sample: Path, directory: Path) -> tuple[str | None, str
         problem = checks.check_invoke(sample.name, answer)
     except (SamLocalError, subprocess.TimeoutExpired) as exc:
         problem, output = str(exc).splitlines()[0], str(exc)
+    if sam.stopping:  # interrupted: the invoke was stopped, not answered
+        return None, output
     verdict = "ok" if problem is None else f"FAILED: {problem}"
     log(f"sam local invoke {function_id:<15} {sample.name:<32} {verdict} ({time.monotonic() - started:.1f}s)")
     return problem, output
@@ -238,6 +241,7 @@ def invoke_samples(sam: Sam, samples: list[Path], work: Path, jobs: int) -> list
                 if problem is not None:
                     failures.append(f"{futures[future]}: {problem}")
         except BaseException:
+            sam.stopping = True
             pool.shutdown(wait=False, cancel_futures=True)
             sam.stop_children()
             raise
