@@ -8,6 +8,7 @@ tarball is cached outside the repo, and so is dockerd's data root (the imported 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -87,14 +88,44 @@ class Dockerd:
     def env(self) -> dict[str, str]:
         return {**os.environ, "DOCKER_HOST": self.host}
 
+    @property
+    def record(self) -> Path:
+        """Where the running dockerd's pid and exec root are noted (beside its data root)."""
+        return self.data_root.parent / "dockerd.json"
+
+    def stop_leftover(self) -> None:
+        """A dockerd of an earlier run that was killed with SIGKILL still holds the data root: stop it."""
+        try:
+            noted = json.loads(self.record.read_text())
+            pid, exec_root = int(noted["pid"]), Path(noted["exec_root"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        cmdline: list[bytes] = []
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        if f"--data-root={self.data_root}".encode() in cmdline:  # still that dockerd, not a reused pid
+            self.log(f"stopping the dockerd an interrupted run left behind (pid {pid})")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        for mount in reversed(mounts_under(exec_root)):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+        if not mounts_under(exec_root):
+            shutil.rmtree(exec_root, ignore_errors=True)
+        self.record.unlink(missing_ok=True)
+
     def start(self, timeout: float = 60) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True)
+        self.stop_leftover()
         command = ["dockerd", f"--data-root={self.data_root}", f"--exec-root={self.exec_root}",
                    f"--host={self.host}", f"--pidfile={self.exec_root / 'dockerd.pid'}", *DOCKERD_NETWORK_FLAGS]
         self.log(f"starting dockerd (no bridge; socket {self.socket}, data {self.data_root})")
         with self.log_path.open("wb") as log_file:
             self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
                                             start_new_session=True)
+        self.record.write_text(json.dumps({"pid": self.process.pid, "exec_root": str(self.exec_root)}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -132,6 +163,8 @@ class Dockerd:
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         if not mounts_under(self.exec_root):
             shutil.rmtree(self.exec_root, ignore_errors=True)
+        if process is not None and process.poll() is not None:
+            self.record.unlink(missing_ok=True)
 
 
 def mounts_under(root: Path) -> list[str]:
