@@ -18,6 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -305,7 +306,9 @@ def run(sam_path: Path, cache: Path, jobs: int, cleanup: contextlib.ExitStack) -
     image = ensure_base_image(daemon, cache, log)
     log(f"docker ready with {image} ({time.monotonic() - phase:.0f}s)")
     work = Path(tempfile.mkdtemp(prefix="sam-local-"))
-    cleanup.callback(lambda: subprocess.run(["rm", "-rf", str(work)], check=False))
+    cleanup.callback(shutil.rmtree, work, True)
+    outcome = {"passed": False}
+    cleanup.callback(keep_logs_unless_passed, work, outcome)  # runs after the stack stopped, before the rmtree
     stack = Stack(work / "stack")
     cleanup.callback(stack.stop)
     stack.start()
@@ -325,13 +328,18 @@ def run(sam_path: Path, cache: Path, jobs: int, cleanup: contextlib.ExitStack) -
     phase = time.monotonic()
     failures += start_api_checks(sam, stack, work / "start-api.log")
     log(f"start-api checked ({time.monotonic() - phase:.0f}s)")
-    if failures:
-        keep = Path(tempfile.mkdtemp(prefix="sam-local-logs-"))
-        for name in ("invoke.log", "start-api.log", "stack/stack.log"):
-            with contextlib.suppress(OSError):
-                (keep / Path(name).name).write_bytes((work / name).read_bytes())
-        log(f"logs kept in {keep}")
+    outcome["passed"] = not failures
     return failures
+
+
+def keep_logs_unless_passed(work: Path, outcome: dict[str, bool]) -> None:
+    if outcome["passed"]:
+        return
+    keep = Path(tempfile.mkdtemp(prefix="sam-local-logs-"))
+    for name in ("invoke.log", "start-api.log", "stack/stack.log"):
+        with contextlib.suppress(OSError):
+            (keep / Path(name).name).write_bytes((work / name).read_bytes())
+    log(f"logs kept in {keep}")
 
 
 def interrupted(signum: int, _frame: object) -> None:
