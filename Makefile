@@ -10,7 +10,7 @@ SAM_CLI_VERSION ?= 1.170.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
 SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 
-.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli smoke
+.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ $(SAM):
 
 sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and print its path
 	@echo $(SAM)
+
+sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
+	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox)
 	PORT=$(PORT) $(PY) -m local

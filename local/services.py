@@ -103,9 +103,11 @@ class Service:
 def start_dynamodb_local(port: int | None = None, log: Any = subprocess.DEVNULL) -> Service:
     jar = dynamodb_local_jar()
     port = port or free_port()
+    # -sharedDb: one database whatever the access key and region, so `sam local` containers (which get the
+    # shell's own credentials) see the tables the stack created.
     command = [
         java_command(), "-Xms64m", "-Xmx512m", f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar", str(jar), "-inMemory", "-port", str(port), "-disableTelemetry",
+        "-jar", str(jar), "-inMemory", "-sharedDb", "-port", str(port), "-disableTelemetry",
     ]
     return _start("DynamoDB Local", command, port, log, cwd=jar.parent)
 

@@ -54,20 +54,34 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/messenger-events/str
 RETENTION_S = 90 * 86_400
 NAMESPACE = uuid.UUID("5b3f6a0e-7d1c-4c8e-9a43-2f1e8d6b0c11")
 
-ENV = {
-    "EVENTS_TABLE": "messenger-events",
-    "META_SECRET_ID": "local/meta",
-    "VONAGE_SECRET_ID": "local/vonage",
-    "AWS_ENDPOINT_URL_DYNAMODB": "http://host.docker.internal:8000",
-    "AWS_ENDPOINT_URL_SECRETS_MANAGER": "http://host.docker.internal:5000",
-    "AWS_ENDPOINT_URL_SQS": "http://host.docker.internal:5000",
-    "GRAPH_API_BASE": "http://host.docker.internal:3001",
-    "VONAGE_API_BASE": "http://host.docker.internal:3001",
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_DEFAULT_REGION": REGION,
-}
+LOCAL_STACK = {"dynamodb": "http://host.docker.internal:8000", "moto": "http://host.docker.internal:5000",
+               "sandbox": "http://host.docker.internal:3001"}
+
+
+def function_env(dynamodb: str, moto: str, sandbox: str) -> dict[str, str]:
+    """`sam local --env-vars` values that point both functions at a local stack.
+
+    Only variables the template declares: SAM CLI ignores the others, and the AWS_ACCESS_KEY_ID/AWS_REGION
+    family is reserved by Lambda (SAM passes the shell's own; DynamoDB Local runs with -sharedDb so any key
+    sees the same tables).
+    """
+    return {
+        "EVENTS_TABLE": "messenger-events",
+        "META_SECRET_ID": "local/meta",
+        "VONAGE_SECRET_ID": "local/vonage",
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb,
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
+        "AWS_ENDPOINT_URL_SQS": moto,
+        "GRAPH_API_BASE": sandbox,
+        "VONAGE_API_BASE": sandbox,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+
+
+def env_json(dynamodb: str, moto: str, sandbox: str) -> dict[str, dict[str, str]]:
+    """The whole --env-vars file: the same values for both functions."""
+    env = function_env(dynamodb, moto, sandbox)
+    return {"WebhookFunction": dict(env), "ReplyFunction": dict(env)}
 
 
 # -- bodies ---------------------------------------------------------------------------------------
@@ -283,7 +297,7 @@ def generate(vonage_iat: int) -> dict[str, Any]:
     files: dict[str, Any] = {}
     files.update(http_events(vonage_iat))
     files.update(stream_events())
-    files["env.json"] = {"WebhookFunction": dict(ENV), "ReplyFunction": dict(ENV)}
+    files["env.json"] = env_json(**LOCAL_STACK)
     return files
 
 

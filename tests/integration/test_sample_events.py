@@ -13,6 +13,7 @@ from typing import Any
 import jwt
 import pytest
 
+from local.template import load_template, resources
 from messenger.providers.meta.signature import verify_signature
 from messenger.providers.vonage.signature import sign_callback, verify_callback
 from messenger.storage import from_item
@@ -148,8 +149,21 @@ def test_env_json_for_sam_local_invoke():
         assert values["AWS_ENDPOINT_URL_SECRETS_MANAGER"] == values["AWS_ENDPOINT_URL_SQS"] == (
             "http://host.docker.internal:5000")
         assert values["GRAPH_API_BASE"] == values["VONAGE_API_BASE"] == "http://host.docker.internal:3001"
-        assert values["POWERTOOLS_TRACE_DISABLED"] == "true" and values["AWS_DEFAULT_REGION"] == "us-east-1"
+        assert values["POWERTOOLS_TRACE_DISABLED"] == "true"
         assert all(isinstance(v, str) for v in values.values())
+
+
+def test_env_json_sets_only_what_sam_local_can_override():
+    # Given events/env.json / Then each value is one the template declares for that function (SAM CLI ignores
+    # the others) and none is a credential or region (Lambda reserves those; SAM passes the shell's own)
+    env = load_event("env.json")
+    for function_id, values in env.items():
+        template = load_template()
+        declared = set(template["Globals"]["Function"]["Environment"]["Variables"])
+        declared |= set((resources()[function_id]["Properties"].get("Environment") or {}).get("Variables") or {})
+        assert set(values) <= declared, set(values) - declared
+        assert not {name for name in values if name.startswith(("AWS_ACCESS", "AWS_SECRET", "AWS_SESSION"))}
+        assert not {"AWS_REGION", "AWS_DEFAULT_REGION"} & set(values)
 
 
 # -- through the real handler -------------------------------------------------------------------
