@@ -29,7 +29,7 @@ class BuildError(RuntimeError):
 
 
 def x86_64_template(template: dict[str, Any] | None = None, root: Path = ROOT) -> dict[str, Any]:
-    """The template with every architecture set to x86_64 and local code paths made absolute."""
+    """The template with every architecture set to x86_64 and local code and build paths made absolute."""
     copied = copy.deepcopy(template if template is not None else load_template())
     function_globals = copied.get("Globals", {}).get("Function", {})
     if "Architectures" in function_globals:
@@ -53,6 +53,9 @@ def x86_64_template(template: dict[str, Any] | None = None, root: Path = ROOT) -
         key = SOURCE_KEYS.get(kind)
         if key and isinstance(properties.get(key), str) and "://" not in properties[key]:
             properties[key] = str((root / properties[key]).resolve())
+        metadata = resource.get("Metadata") or {}
+        if isinstance(metadata.get("ContextPath"), str):  # BuildMethod: makefile with a shared Makefile
+            metadata["ContextPath"] = str((root / metadata["ContextPath"]).resolve())
     return copied
 
 

@@ -81,6 +81,9 @@ def test_x86_64_copy_changes_only_architectures_paths_and_short_timeouts():
         properties = copy["Resources"][function_id]["Properties"]
         assert Path(properties["CodeUri"]).is_dir() and Path(properties["CodeUri"]).is_absolute()
         assert properties["Timeout"] >= LOCAL_MIN_TIMEOUT_S
+        # a makefile build's shared Makefile is found from the copy's own folder too
+        context = copy["Resources"][function_id].get("Metadata", {}).get("ContextPath")
+        assert context is None or (Path(context).is_absolute() and (Path(context) / "Makefile").is_file())
     # And the rest is the same template
     strip = ("Globals", "Resources")
     assert {k: v for k, v in copy.items() if k not in strip} == {k: v for k, v in original.items() if k not in strip}
