@@ -37,8 +37,8 @@ $(SAM):
 sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and print its path
 	@echo $(SAM)
 
-dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox)
-	PORT=$(PORT) $(PY) -m local
+dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
+	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
 
 chat: deps ## talk to the running local stack as a Messenger user
 	$(PY) -m local.chat
