@@ -109,14 +109,18 @@ class _Handler(BaseHTTPRequestHandler):
             return
         function = self.server.functions[route.function_id]
         event = self._event(route, params, split.query, body)
+        waited = handler_ms = 0.0
         try:
-            status, headers, cookies, out = to_http(function.invoke(event))
+            result, waited, handler_ms = function.invoke_timed(event)
+            status, headers, cookies, out = to_http(result)
         except (FunctionError, WorkerError) as exc:  # a crashed handler is API Gateway's 500
             self.server.log(f"[api] {route.function_id} failed: {exc}")
             status, headers, cookies, out = 500, {"content-type": "application/json"}, [], INTERNAL_ERROR
         self._send(status, headers, cookies, out)
         elapsed = (time.monotonic() - started) * 1000
-        self.server.log(f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms, {route.function_id})")
+        queued = f", {waited:.0f} ms waiting for a worker" if waited >= 1 else ""
+        self.server.log(f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms: {handler_ms:.0f} ms in "
+                        f"{route.function_id}{queued})")
 
     def _event(self, route: Route, params: dict[str, str], raw_query: str, body: bytes) -> dict[str, Any]:
         headers: dict[str, str] = {}

@@ -46,11 +46,16 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 def process_command(pid: int) -> str | None:
     """The command line `pid` runs now (arguments joined by spaces), or None when no such process runs."""
     if Path("/proc/self/cmdline").exists():  # Linux
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part) or None
+        for _ in range(20):
+            try:
+                raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+                zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+            except (OSError, IndexError):
+                return None
+            if raw or zombie:
+                return " ".join(part.decode(errors="replace") for part in raw.split(b"\0") if part) or None
+            time.sleep(0.05)  # a process in the middle of exec shows an empty command line for a moment
+        return None
     ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True, text=True, check=False)
     return ps.stdout.strip() or None
 

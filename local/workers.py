@@ -128,11 +128,13 @@ def serve(spec: FunctionSpec, requests: IO[bytes], answers: IO[bytes]) -> int:
     while (request := read_frame(requests)) is not None:
         context = LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb,
                                 aws_request_id=request["request_id"])
+        invoked = time.monotonic()
         try:
             answer: dict[str, Any] = {"ok": True, "result": handler(request["event"], context)}
         except Exception as exc:  # noqa: BLE001 - any exception is a function error, as in Lambda
             traceback.print_exc()
             answer = {"ok": False, "error_type": type(exc).__name__, "error_message": str(exc)}
+        answer["duration_ms"] = round((time.monotonic() - invoked) * 1000, 1)
         try:
             write_frame(answers, answer)
         except (TypeError, ValueError) as exc:
@@ -169,6 +171,7 @@ class Worker:
         self.answers = os.fdopen(read_end, "rb")
         self.spec = spec
         self.init_ms = 0
+        self.last_duration_ms = 0.0  # the handler's own time in the last invocation
 
     @property
     def pid(self) -> int:
@@ -193,6 +196,7 @@ class Worker:
             code = self.process.poll()
             raise WorkerError(f"{self.spec.function_id} worker {self.pid} died during the invocation "
                               f"(exit code {code})")
+        self.last_duration_ms = float(answer.get("duration_ms", 0))
         if not answer["ok"]:
             raise FunctionError(answer["error_type"], answer["error_message"])
         return answer["result"]
@@ -264,11 +268,15 @@ class FunctionPool:
                  f"up to {self.size} concurrent")
 
     def invoke(self, event: dict[str, Any]) -> Any:
-        worker = self._acquire()
-        request_id = str(uuid.uuid4())
+        return self.invoke_timed(event)[0]
+
+    def invoke_timed(self, event: dict[str, Any]) -> tuple[Any, float, float]:
+        """(result, ms waiting for a worker (incl. a cold start), ms in the handler)."""
         started = time.monotonic()
+        worker = self._acquire()
+        acquired = time.monotonic()
         try:
-            result = worker.invoke(event, request_id)
+            result = worker.invoke(event, str(uuid.uuid4()))
         except WorkerError:
             self._discard(worker)
             raise
@@ -278,11 +286,11 @@ class FunctionPool:
         else:
             self._release(worker)
         finally:
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - acquired
             if elapsed > self.spec.timeout_s:
                 self.log(f"[lambda] {self.spec.function_id} ran {elapsed:.1f}s, over its {self.spec.timeout_s}s "
                          "Timeout (Lambda would have stopped it)")
-        return result
+        return result, (acquired - started) * 1000, worker.last_duration_ms
 
     def _acquire(self) -> Worker:
         with self._cond:
