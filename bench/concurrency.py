@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=400, help="messages in the concurrent phase")
     parser.add_argument("--single", type=int, default=150, help="messages in the single-sender phase")
     parser.add_argument("--warmup", type=int, default=40, help="concurrent warm-up messages (start the workers)")
+    parser.add_argument("--log", type=Path, help="keep the stack's log here (per-request times: handler, queueing)")
     parser.add_argument("--interval", type=float, default=0.0,
                         help="seconds a sender waits after an answer before its next message (default: 0)")
     args = parser.parse_args(argv)
@@ -113,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             settle(info["api"])
         finally:
             stack.stop()
+            if args.log:
+                args.log.write_text(stack.log())
     rows = [("1 sender", single, single_failed), (f"{args.senders} senders", many, many_failed)]
     print(f"\n{'phase':<12} {'answered':>8} {'not 200':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for name, latencies, failed in rows:

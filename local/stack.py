@@ -243,8 +243,10 @@ class LocalStack:
             if self.options.reset:
                 self.reset_data()
             self._start_servers()
+            pools = self._begin_functions()  # the imports overlap the services' start-up
             self._start_services()
-            self._start_functions()
+            for pool in pools:
+                pool.wait_ready()
             self.start_poller(reload=False)
             self.ready.set()
             self._write_state()
@@ -259,21 +261,36 @@ class LocalStack:
         self.log(f"reset: deleted the kept table data ({self.data_dir.name}) and the poller's checkpoints")
 
     def _start_services(self) -> None:
-        if self.options.dynamodb_url:
-            self.log(f"using the DynamoDB Local at {self.dynamodb_url}")
-        else:
-            self.parts["dynamodb"] = "starting"
-            self.log(f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
-                     f"(log: {self.state / 'dynamodb.log'})")
-            with (self.state / "dynamodb.log").open("ab") as log_file:
-                service = start_dynamodb_local(self.ports.dynamodb, log=log_file, db_path=self.data_dir)
-            self._add_service(service)
-        self.parts["dynamodb"] = "up"
+        """DynamoDB Local and moto, started side by side; then the table, secrets and queue."""
+        errors: list[BaseException] = []
+
+        def start_moto_server() -> None:
+            try:
+                with (self.state / "moto.log").open("ab") as log_file:
+                    self._add_service(start_moto(self.ports.moto, log=log_file, host=self.bind_host))
+                self.parts["moto"] = "up"
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the starting thread
+                errors.append(exc)
+
         self.parts["moto"] = "starting"
         self.log(f"starting moto server (Secrets Manager, SQS) on {self.moto_url} (log: {self.state / 'moto.log'})")
-        with (self.state / "moto.log").open("ab") as log_file:
-            self._add_service(start_moto(self.ports.moto, log=log_file, host=self.bind_host))
-        self.parts["moto"] = "up"
+        moto = threading.Thread(target=start_moto_server, name="start-moto")
+        moto.start()
+        try:
+            if self.options.dynamodb_url:
+                self.log(f"using the DynamoDB Local at {self.dynamodb_url}")
+            else:
+                self.parts["dynamodb"] = "starting"
+                self.log(f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
+                         f"(log: {self.state / 'dynamodb.log'})")
+                with (self.state / "dynamodb.log").open("ab") as log_file:
+                    service = start_dynamodb_local(self.ports.dynamodb, log=log_file, db_path=self.data_dir)
+                self._add_service(service)
+            self.parts["dynamodb"] = "up"
+        finally:
+            moto.join()
+        if errors:
+            raise errors[0]
         self.stream_arn, created = ensure_events_table(client("dynamodb", self.dynamodb_url), TABLE_NAME)
         stream = self.stream_arn.rsplit("/", 1)[-1]
         self.log(f"created table {TABLE_NAME} from template.yaml (stream {stream})" if created else
@@ -337,15 +354,14 @@ class LocalStack:
             size = self.options.concurrency
         return FunctionPool(spec, self._worker_environment(), size=size, log=self.log, on_spawn=self._track_worker)
 
-    def _start_functions(self) -> None:
-        """Import every function once, each in its first worker, in parallel; wait until all have."""
+    def _begin_functions(self) -> list[FunctionPool]:
+        """Start every function's first worker (each imports its function once); the caller waits for them."""
         function_ids = sorted({route.function_id for route in http_routes()} | {self.reply_id})
         self.functions.update({fid: self._pool(fid) for fid in function_ids})
         pools = [pool for pool in self.functions.values() if pool.available]
         for pool in pools:
             pool.start()
-        for pool in pools:
-            pool.wait_ready()
+        return pools
 
     def _start_servers(self) -> None:
         self.http = HttpApiServer(self.ports.api, http_routes(), self.functions, control=self.control, log=self.log,

@@ -205,11 +205,15 @@ class Worker:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, timeout: float = 30) -> None:
-        """Close its stdin (it finishes the running invocation and exits); kill it if it does not."""
+    def close(self) -> None:
+        """Close its stdin: it finishes the running invocation, if any, and exits."""
         with contextlib.suppress(OSError):
             if self.process.stdin is not None:
                 self.process.stdin.close()
+
+    def stop(self, timeout: float = 30) -> None:
+        """Close its stdin and wait for it to exit; kill it if it does not."""
+        self.close()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -356,7 +360,10 @@ class FunctionPool:
                 self._workers.remove(worker)
             self._cond.notify_all()
         first, self._first = self._first, None
-        for worker in [*idle, *([first] if first else [])]:
+        stopping = [*idle, *([first] if first else [])]
+        for worker in stopping:  # all at once: each interpreter takes a moment to exit
+            worker.close()
+        for worker in stopping:
             worker.stop()
 
 
