@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -168,6 +169,11 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
 
     def start(self) -> None:
         threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True).start()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return  # the client gave up waiting (its timeout) and closed the connection: nothing to answer
+        super().handle_error(request, client_address)
 
     def stop(self) -> None:
         self.shutdown()

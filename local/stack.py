@@ -95,6 +95,7 @@ def stack_info_file(api_port: int) -> Path:
 
 
 WORKER_DRAIN_S = 30.0
+PORT_RELEASE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,9 @@ class LocalStack:
             self._end_leftovers(saved)
             with contextlib.suppress(OSError):
                 self.state_file.unlink()
+        ended = time.monotonic() + (PORT_RELEASE_S if saved else 0)
+        while any(port_in_use(port) for port in self._own_ports().values()) and time.monotonic() < ended:
+            time.sleep(0.2)  # a process that was just ended may hold its port for a moment
         busy = [f"{name}={port} is held by {port_owner(port)}" for name, port in self._own_ports().items()
                 if port_in_use(port)]
         if busy:

@@ -146,8 +146,12 @@ def serve(spec: FunctionSpec, requests: IO[bytes], answers: IO[bytes]) -> int:
 
 def main(argv: list[str]) -> int:
     spec = FunctionSpec(**json.loads(argv[0]))
-    with os.fdopen(int(argv[1]), "wb") as answers:
+    answers = os.fdopen(int(argv[1]), "wb")
+    try:
         return serve(spec, sys.stdin.buffer, answers)
+    finally:
+        with contextlib.suppress(OSError):  # the stack may be gone (a kill): nothing to tell it any more
+            answers.close()
 
 
 # -- the stack's side -------------------------------------------------------------------------------
