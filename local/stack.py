@@ -352,8 +352,7 @@ class LocalStack:
     def _pool(self, function_id: str) -> FunctionPool:
         spec = function_spec(function_id)
         if function_id == self.reply_id:
-            lanes = int(getattr(stream_settings(function_id), "parallelization_factor", 1) or 1)
-            size = self.options.reply_concurrency or lanes
+            size = self.options.reply_concurrency or stream_settings(function_id).parallelization_factor
         else:
             size = self.options.concurrency
         return FunctionPool(spec, self._worker_environment(), size=size, log=self.log, on_spawn=self._track_worker)
