@@ -105,13 +105,13 @@ def main(argv: list[str] | None = None) -> int:
         print("starting the local stack ...", flush=True)
         stack.start()
         try:
-            info = stack.wait_ready()
-            run_senders(info["api"], args.senders, args.warmup)
-            settle(info["api"])
-            single, single_failed = run_senders(info["api"], 1, args.single, args.interval)
-            settle(info["api"])
-            many, many_failed = run_senders(info["api"], args.senders, args.messages, args.interval)
-            settle(info["api"])
+            stack.wait_ready()
+            run_senders(stack.api, args.senders, args.warmup)
+            settle(stack.api)
+            single, single_failed = run_senders(stack.api, 1, args.single, args.interval)
+            settle(stack.api)
+            many, many_failed = run_senders(stack.api, args.senders, args.messages, args.interval)
+            settle(stack.api)
         finally:
             stack.stop()
             if args.log:
