@@ -244,6 +244,7 @@ class FunctionPool:
         self._idle: list[Worker] = []
         self._workers: list[Worker] = []
         self._starting = 0
+        self._tickets = self._serving = 0  # requests for a worker are served in arrival order
         self._first: Worker | None = None
         self._cond = threading.Condition()
 
@@ -301,17 +302,25 @@ class FunctionPool:
         return result, (acquired - started) * 1000, worker.last_duration_ms
 
     def _acquire(self) -> Worker:
+        """An idle worker, or a new one while below `size`; first come, first served (no request starves)."""
         with self._cond:
-            while True:
-                if self.state in ("stopped", "failed"):
-                    raise WorkerError(f"{self.spec.function_id} is {self.state}")
-                if self._idle:
-                    self.invocations += 1
-                    return self._idle.pop()
-                if len(self._workers) + self._starting < self.size:
-                    self._starting += 1
-                    break
-                self._cond.wait()
+            ticket, self._tickets = self._tickets, self._tickets + 1
+            try:
+                while True:
+                    if self.state in ("stopped", "failed"):
+                        raise WorkerError(f"{self.spec.function_id} is {self.state}")
+                    if ticket == self._serving:
+                        if self._idle:
+                            self._serving += 1
+                            self.invocations += 1
+                            return self._idle.pop()
+                        if len(self._workers) + self._starting < self.size:
+                            self._serving += 1
+                            self._starting += 1
+                            break
+                    self._cond.wait()
+            finally:
+                self._cond.notify_all()
         try:
             worker = Worker(self.spec, self.env)
             if self.on_spawn:
