@@ -40,8 +40,8 @@ sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and 
 sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
 	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
 
-dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox)
-	PORT=$(PORT) $(PY) -m local
+dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
+	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
 
 chat: deps ## talk to the running local stack as a Messenger user
 	$(PY) -m local.chat

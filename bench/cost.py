@@ -160,9 +160,9 @@ def metered(meter: Meter) -> Iterator[None]:
     from botocore.client import BaseClient
     from botocore.exceptions import ClientError
 
-    from local.http_api import LambdaFunction
+    from local import workers
 
-    original_call, original_load, original_stdout = BaseClient._make_api_call, LambdaFunction.load, sys.stdout
+    original_call, original_load, original_stdout = BaseClient._make_api_call, workers.load_handler, sys.stdout
 
     def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
@@ -182,9 +182,8 @@ def metered(meter: Meter) -> Iterator[None]:
         meter.dynamodb(operation, response.get("ConsumedCapacity"), False)
         return response
 
-    def load(function: Any) -> Any:
-        module = original_load(function)
-        handler, fid = getattr(module, function.spec.function_name), function.spec.function_id
+    def load(spec: Any, instance: str = "") -> Any:
+        handler, fid = original_load(spec, instance), spec.function_id
 
         def timed(event: dict[str, Any], context: Any) -> Any:
             meter.local.function = fid
@@ -198,18 +197,17 @@ def metered(meter: Meter) -> Iterator[None]:
                     meter.functions[fid].invocations += 1
                     meter.functions[fid].durations_ms.append(elapsed_ms)
 
-        setattr(module, function.spec.function_name, timed)
-        return module
+        return timed
 
     BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
-    LambdaFunction.load = load  # type: ignore[method-assign]
+    workers.load_handler = load  # the stack runs the functions in-process (Options.in_process)
     sys.stdout = CountingStdout(meter)  # type: ignore[assignment]
     try:
         yield
     finally:
         sys.stdout = original_stdout
         BaseClient._make_api_call = original_call  # type: ignore[method-assign]
-        LambdaFunction.load = original_load  # type: ignore[method-assign]
+        workers.load_handler = original_load
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -267,13 +265,14 @@ def _quiet(meter: Meter, stack: Any, quiet_s: float = 0.6) -> None:
 def run(messages: int, warmup: int) -> dict[str, Any]:
     """The end-to-end run: `warmup` then `messages` inbound messages, half Meta, half Vonage."""
     from local.services import free_port
-    from local.stack import LocalStack, Ports
+    from local.stack import LocalStack, Options, Ports
 
     meter = Meter()
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as state, metered(meter):
         os.environ.update({"LOCAL_STATE_DIR": state, "LOCAL_METRICS": "1"})
+        options = Options(poll_interval_s=0.05, retry_delay_s=0.1, callback_delay_s=0.02, in_process=True)
         stack = LocalStack(Ports(free_port(), free_port(), free_port(), free_port()), log=lambda _: None,
-                           poll_interval_s=0.05, retry_delay_s=0.1, callback_delay_s=0.02)
+                           options=options)
         stack.start()
         try:
             if stack.sandbox_server is not None:

@@ -1,7 +1,16 @@
-"""`make dev`: start the Docker-free local stack and keep it running until Ctrl-C (SIGINT) or SIGTERM."""
+"""`make dev`: start the Docker-free local stack and keep it running until Ctrl-C (SIGINT) or SIGTERM.
+
+    python -m local [--reset]
+
+`--reset` (`make dev RESET=1`) deletes the data kept from the last run first. Settings come from the
+environment: PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT, LOCAL_CONCURRENCY, LOCAL_REPLY_CONCURRENCY,
+LOCAL_POLL_INTERVAL, LOCAL_RETRY_DELAY, LOCAL_CALLBACK_DELAY, LOCAL_CALLBACK_TIME_SCALE, LOCAL_DYNAMODB_URL,
+LOCAL_SANDBOX_URL (docs/local-stack.md).
+"""
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import os
 import signal
@@ -10,7 +19,8 @@ import threading
 import time
 
 from local.services import LocalStackError
-from local.stack import AlreadyRunningError, LocalStack, Ports
+from local.stack import AlreadyRunningError, LocalStack, Options, Ports
+from local.workers import WorkerError
 
 _print_lock = threading.Lock()
 
@@ -20,19 +30,43 @@ def log(message: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
-def main() -> int:
+def options_from_env(reset: bool, env: dict[str, str] | None = None) -> Options:
+    env = dict(os.environ if env is None else env)
+
+    def number(name: str, default: float, kind: type = float) -> float:
+        raw = env.get(name) or str(default)
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise LocalStackError(f"{name} must be a number, got {raw!r}") from None
+        if value < 0:
+            raise LocalStackError(f"{name} must not be negative, got {raw!r}")
+        return value
+
+    return Options(
+        poll_interval_s=number("LOCAL_POLL_INTERVAL", 0.25),
+        retry_delay_s=number("LOCAL_RETRY_DELAY", 0.5),
+        callback_delay_s=number("LOCAL_CALLBACK_DELAY", 0.3),
+        callback_time_scale=max(1.0, number("LOCAL_CALLBACK_TIME_SCALE", 60.0)),
+        concurrency=max(1, int(number("LOCAL_CONCURRENCY", 4, int))),
+        reply_concurrency=int(number("LOCAL_REPLY_CONCURRENCY", 0, int)),
+        reset=reset,
+        dynamodb_url=env.get("LOCAL_DYNAMODB_URL", ""),
+        sandbox_url=env.get("LOCAL_SANDBOX_URL", ""),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reset", action="store_true", help="delete the data kept from the last run first")
+    args = parser.parse_args(argv)
     try:
         ports = Ports.from_env()
+        options = options_from_env(args.reset)
     except LocalStackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stack = LocalStack(
-        ports,
-        log=log,
-        poll_interval_s=float(os.environ.get("LOCAL_POLL_INTERVAL", "0.25")),
-        retry_delay_s=float(os.environ.get("LOCAL_RETRY_DELAY", "0.5")),
-        callback_delay_s=float(os.environ.get("LOCAL_CALLBACK_DELAY", "0.3")),
-    )
+    stack = LocalStack(ports, log=log, options=options)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -49,7 +83,7 @@ def main() -> int:
     except AlreadyRunningError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except LocalStackError as exc:
+    except (LocalStackError, WorkerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     log(stack.banner())

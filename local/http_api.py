@@ -1,15 +1,14 @@
 """Serve template.yaml's HttpApi routes on localhost, like `sam local start-api`, without Docker.
 
 Each request becomes an API Gateway payload-2.0 event (local.apigw.http_event) and is passed to the real
-`lambda_handler` of the route's function, loaded from functions/<dir>/app.py with the layers on sys.path.
-The Lambda result is turned back into HTTP the way API Gateway does it. One "container" per function:
-invocations of a function are serialised (the Powertools resolver keeps the current event on a global).
+`lambda_handler` of the route's function, run in a pool of worker processes (local.workers): requests run
+concurrently up to the pool's size, each in its own warm "container". The Lambda result is turned back into
+HTTP the way API Gateway does it. Until the stack is ready (functions imported, poller running) requests wait.
 """
 
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import re
 import sys
@@ -18,72 +17,20 @@ import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from local.apigw import http_event
-from local.lambda_context import ACCOUNT_ID, REGION, LambdaContext
-from local.template import ROOT, FunctionSpec, Route
+from local.template import Route
+from local.workers import Function, FunctionError, WorkerError
+from local.workers import add_layers_to_path as add_layers_to_path  # re-exported: the sandbox imports it here
 
 Log = Callable[[str], None]
 # (method, path, body) -> (status, JSON-able body), or None when the path is not a control path.
 Control = Callable[[str, str, bytes], tuple[int, Any] | None]
-
-
-def add_layers_to_path() -> None:
-    """Put every layers/*/ directory on sys.path, as sam build lays them out under /opt/python."""
-    for layer in sorted((ROOT / "layers").glob("*/")):
-        if str(layer) not in sys.path:
-            sys.path.insert(0, str(layer))
-
-
-class LambdaFunction:
-    """One function's handler, loaded from its CodeUri under a unique module name."""
-
-    def __init__(self, spec: FunctionSpec, log: Log = print, instance: str = "") -> None:
-        """`instance` names a separate copy (its own module globals), like another Lambda execution environment."""
-        self.spec = spec
-        self.log = log
-        self.module_name = f"local_lambda_{spec.function_id}{'_' + instance if instance else ''}"
-        self.arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.function_id}"
-        self._lock = threading.Lock()
-        self.module: ModuleType | None = None
-
-    @property
-    def path(self) -> Any:
-        return ROOT / self.spec.code_uri / self.spec.module_file
-
-    @property
-    def available(self) -> bool:
-        return self.path.exists()
-
-    def load(self) -> ModuleType:
-        """Import (or re-import: a cold start) the handler module."""
-        add_layers_to_path()
-        sys.modules.pop(self.module_name, None)
-        module_spec = importlib.util.spec_from_file_location(self.module_name, self.path)
-        if module_spec is None or module_spec.loader is None:
-            raise ImportError(f"cannot load {self.path}")
-        module = importlib.util.module_from_spec(module_spec)
-        sys.modules[self.module_name] = module
-        module_spec.loader.exec_module(module)
-        self.module = module
-        return module
-
-    def invoke(self, event: dict[str, Any]) -> Any:
-        with self._lock:
-            module = self.module or self.load()
-            handler = getattr(module, self.spec.function_name)
-            context = LambdaContext(self.spec.function_id, self.spec.timeout_s, self.spec.memory_mb)
-            started = time.monotonic()
-            try:
-                return handler(event, context)
-            finally:
-                elapsed = time.monotonic() - started
-                if elapsed > self.spec.timeout_s:
-                    self.log(f"[lambda] {self.spec.function_id} ran {elapsed:.1f}s, over its {self.spec.timeout_s}s "
-                             "Timeout (Lambda would have stopped it)")
+# How long a request that arrives while the stack starts waits for it before it gets a 503.
+READY_WAIT_S = 60.0
+INTERNAL_ERROR = b'{"message":"Internal Server Error"}'
 
 
 class Router:
@@ -130,6 +77,7 @@ def to_http(result: Any) -> tuple[int, dict[str, str], list[str], bytes]:
 class _Handler(BaseHTTPRequestHandler):
     server: HttpApiServer
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         pass
@@ -155,17 +103,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.log(f"[api] {self.command} {split.path} -> 404 (no route)")
             return
         route, params = found
+        if not self.server.ready.wait(READY_WAIT_S):
+            self._send(503, {"content-type": "application/json", "retry-after": "1"}, [],
+                       b'{"message":"Service Unavailable: the local stack is starting"}')
+            self.server.log(f"[api] {self.command} {split.path} -> 503 (stack not ready)")
+            return
         function = self.server.functions[route.function_id]
         event = self._event(route, params, split.query, body)
+        waited = handler_ms = 0.0
         try:
-            status, headers, cookies, out = to_http(function.invoke(event))
-        except Exception as exc:  # noqa: BLE001 - a crashed handler is API Gateway's 500
-            self.server.log(f"[api] {route.function_id} raised {type(exc).__name__}: {exc}")
-            status, headers, cookies, out = 500, {"content-type": "application/json"}, [], \
-                b'{"message":"Internal Server Error"}'
+            result, waited, handler_ms = function.invoke_timed(event)
+            status, headers, cookies, out = to_http(result)
+        except (FunctionError, WorkerError) as exc:  # a crashed handler is API Gateway's 500
+            self.server.log(f"[api] {route.function_id} failed: {exc}")
+            status, headers, cookies, out = 500, {"content-type": "application/json"}, [], INTERNAL_ERROR
         self._send(status, headers, cookies, out)
         elapsed = (time.monotonic() - started) * 1000
-        self.server.log(f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms, {route.function_id})")
+        queued = f", {waited:.0f} ms waiting for a worker" if waited >= 1 else ""
+        self.server.log(f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms: {handler_ms:.0f} ms in "
+                        f"{route.function_id}{queued})")
 
     def _event(self, route: Route, params: dict[str, str], raw_query: str, body: bytes) -> dict[str, Any]:
         headers: dict[str, str] = {}
@@ -208,10 +164,16 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # the listen backlog: a burst of connections waits instead of being reset
     thread_name = "http"
 
     def start(self) -> None:
         threading.Thread(target=self.serve_forever, name=self.thread_name, daemon=True).start()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], BrokenPipeError | ConnectionResetError):
+            return  # the client gave up waiting (its timeout) and closed the connection: nothing to answer
+        super().handle_error(request, client_address)
 
     def stop(self) -> None:
         self.shutdown()
@@ -221,10 +183,12 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
 class HttpApiServer(BackgroundHTTPServer):
     thread_name = "http-api"
 
-    def __init__(self, port: int, routes: list[Route], functions: dict[str, LambdaFunction], *,
-                 control: Control | None = None, log: Log = print, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, routes: list[Route], functions: dict[str, Function], *,
+                 control: Control | None = None, log: Log = print, host: str = "127.0.0.1",
+                 ready: threading.Event | None = None) -> None:
         super().__init__((host, port), _Handler)
         self.router = Router(routes)
         self.functions = functions
+        self.ready = ready or threading.Event()
         self.control = control
         self.log = log

@@ -9,6 +9,8 @@
   `submitted`, `delivered` and `read` statuses to `/vonage/status`.
 - `GET /_sandbox/requests` (filters: provider, recipient, since) lists every request, `DELETE` clears;
   `GET /_sandbox/callbacks` lists the callbacks sent and the webhook's answers.
+- A callback the webhook does not accept is retried as the provider would (META_CALLBACK_RETRY,
+  VONAGE_CALLBACK_RETRY), on a schedule compressed `retry_time_scale` times for local use.
 - `POST /_sandbox/faults` `{"provider", "fault": "5xx|429|613|timeout|permanent", "code", "count",
   "recipient", "seconds"}` makes the next matching sends fail; `GET` lists, `DELETE` clears.
 
@@ -67,6 +69,42 @@ PERMANENT_META = {
 Log = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class RetrySchedule:
+    """How a provider re-sends a callback the webhook did not accept, in the provider's real seconds."""
+
+    immediate: int  # retries sent at once, before the backoff starts
+    first_s: float  # the first backoff delay; it doubles up to max_delay_s
+    max_delay_s: float
+    window_s: float  # no retry starts later than this after the first attempt
+    only_429_5xx: bool  # False: any answer but 2xx (and no answer) is retried
+
+    def retryable(self, status: int) -> bool:
+        """`status` 0 = no answer (connection refused, reset or timed out): both providers retry it."""
+        if self.only_429_5xx:
+            return status == 0 or status == 429 or status >= 500
+        return not 200 <= status < 300
+
+    def delays(self, time_scale: float = 1.0) -> list[float]:
+        """The waits before each retry, compressed `time_scale` times."""
+        delays = [0.0] * self.immediate
+        elapsed, delay = 0.0, self.first_s
+        while elapsed + delay <= self.window_s:
+            delays.append(delay / time_scale)
+            elapsed += delay
+            delay = min(delay * 2, self.max_delay_s)
+        return delays
+
+
+# Meta: "retries a few times at once", then with decreasing frequency; after 1 h of failures Messenger
+# unsubscribes the app (docs/meta-messenger spec: Delivery semantics). The backoff steps are not published.
+META_CALLBACK_RETRY = RetrySchedule(immediate=2, first_s=30, max_delay_s=900, window_s=3600, only_429_5xx=False)
+# Vonage: only 429 and 5xx are retried, first after ~5 s, doubling up to every 15 min, discarded after 24 h.
+VONAGE_CALLBACK_RETRY = RetrySchedule(immediate=0, first_s=5, max_delay_s=900, window_s=86400, only_429_5xx=True)
+CALLBACK_RETRY = {"meta": META_CALLBACK_RETRY, "vonage": VONAGE_CALLBACK_RETRY}
+CALLBACK_TIMEOUT_S = {"meta": 20.0, "vonage": 15.0}  # how long each provider waits for the webhook's answer
+
+
 class SandboxReject(Exception):  # noqa: N818 - a response, not an error of ours
     def __init__(self, status: int, body: dict[str, Any]) -> None:
         super().__init__(status)
@@ -107,7 +145,8 @@ def vonage_error(status: int, title: str, detail: str, kind: str,
 class Sandbox:
     """The providers' state: secrets, recorded requests, pending faults and callbacks sent."""
 
-    def __init__(self, webhook_base: str | None = None, *, callback_delay_s: float = 0.2, log: Log = print) -> None:
+    def __init__(self, webhook_base: str | None = None, *, callback_delay_s: float = 0.2, log: Log = print,
+                 retry_time_scale: float = 60.0) -> None:
         secrets = sandbox_secrets()
         self.meta = secrets["meta"]
         self.vonage = secrets["vonage"]
@@ -117,6 +156,7 @@ class Sandbox:
         self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
         self.callback_delay_s = callback_delay_s
         self.callbacks_enabled = True
+        self.retry_time_scale = retry_time_scale
         self.read_delay_s = 1.0
         self.log = log
         self._lock = threading.Lock()
@@ -303,23 +343,42 @@ class Sandbox:
 
     def _post_callback(self, provider: str, kind: str, message_id: str, target: str, body: bytes,
                        headers: dict[str, str]) -> None:
+        """POST one callback; re-send it on the provider's retry schedule until accepted or given up."""
         if not self.callbacks_enabled or (self.webhook_base is None and not target.startswith("http")):
             return
         url = target if target.startswith("http") else f"{self.webhook_base}{target}"
+        schedule = CALLBACK_RETRY[provider]
+        delays = schedule.delays(self.retry_time_scale)
+        attempts, status = 0, 0
+        while True:
+            attempts += 1
+            status = self._deliver(url, body, headers, CALLBACK_TIMEOUT_S[provider])
+            if 200 <= status < 300 or not schedule.retryable(status) or attempts > len(delays):
+                break
+            wait = delays[attempts - 1]
+            self.log(f"[sandbox] {provider} callback {kind} for {message_id[:14]}… -> {status or 'no answer'}; "
+                     f"retry {attempts} in {wait:.2f}s")
+            time.sleep(wait)
+        with self._lock:
+            self.callbacks.append({"provider": provider, "kind": kind, "message_id": message_id, "url": url,
+                                   "status": status, "attempts": attempts, "at": time.time()})
+        outcome = "" if 200 <= status < 300 else (
+            " (not retried: the provider retries only 429 and 5xx)" if not schedule.retryable(status)
+            else f" (given up after {attempts} attempts: the retry window is over)")
+        self.log(f"[sandbox] {provider} callback {kind} for {message_id[:14]}… -> {status}{outcome}")
+
+    def _deliver(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+        """One POST; the HTTP status, or 0 when there was no answer."""
         request = urllib.request.Request(url, data=body, method="POST",
                                          headers={"content-type": "application/json", **headers})
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback URL
-                status = response.status
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URL
+                return int(response.status)
         except urllib.error.HTTPError as exc:
-            status = exc.code
+            return int(exc.code)
         except OSError as exc:
-            status = 0
-            self.log(f"[sandbox] {provider} {kind} callback to {url} failed: {exc}")
-        with self._lock:
-            self.callbacks.append({"provider": provider, "kind": kind, "message_id": message_id, "url": url,
-                                   "status": status, "at": time.time()})
-        self.log(f"[sandbox] {provider} callback {kind} for {message_id[:14]}… -> {status}")
+            self.log(f"[sandbox] callback to {url} got no answer: {exc}")
+            return 0
 
 
 def _bearer(headers: dict[str, str], *schemes: str) -> str | None:
@@ -474,8 +533,11 @@ class _Handler(BaseHTTPRequestHandler):
                 sandbox.read_delay_s = float(config["read_delay_s"])
             if "callbacks" in config:
                 sandbox.callbacks_enabled = bool(config["callbacks"])
+            if "retry_time_scale" in config:
+                sandbox.retry_time_scale = max(1.0, float(config["retry_time_scale"]))
             return 200, {"webhook_base": sandbox.webhook_base, "callback_delay_s": sandbox.callback_delay_s,
-                         "read_delay_s": sandbox.read_delay_s, "callbacks": sandbox.callbacks_enabled}
+                         "read_delay_s": sandbox.read_delay_s, "callbacks": sandbox.callbacks_enabled,
+                         "retry_time_scale": sandbox.retry_time_scale}
         return 404, {"error": "unknown sandbox control path"}
 
     def _provider(self, path: str, raw_query: str, raw: bytes) -> tuple[int, Any]:
@@ -590,6 +652,9 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the sandbox on its own")
     serve.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", 3001)))
     serve.add_argument("--webhook", default=f"http://127.0.0.1:{os.environ.get('PORT', '3000')}")
+    serve.add_argument("--retry-time-scale", type=float, default=60.0,
+                       help="run the providers' callback retry schedules this many times faster (default: 60)")
+    serve.add_argument("--callback-delay", type=float, default=0.2, help="seconds between a send's callbacks")
     args = parser.parse_args(argv)
     base = args.url.rstrip("/")
     if args.command == "fault":
@@ -604,7 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "clear":
         print(json.dumps(_call("DELETE", f"{base}/_sandbox/requests")))
     else:
-        server = SandboxServer(args.port, Sandbox(args.webhook))
+        sandbox = Sandbox(args.webhook, callback_delay_s=args.callback_delay, retry_time_scale=args.retry_time_scale)
+        server = SandboxServer(args.port, sandbox)
         print(f"sandbox providers on http://127.0.0.1:{args.port} (callbacks to {args.webhook}); Ctrl-C stops",
               flush=True)
         try:

@@ -1,7 +1,12 @@
-"""The whole local stack in one process: services, HTTP API, stream poller and sandbox providers.
+"""The whole local stack: services, HTTP API, stream poller and sandbox providers, driven from one process.
 
 Names match events/env.json (used by `sam local invoke` where Docker exists): table `messenger-events`,
 secrets `local/meta` and `local/vonage`, and the on-failure queue named after its logical id.
+
+DynamoDB Local keeps its data in `.local/dynamodb-<PORT>/` and the poller its checkpoints in
+`.local/checkpoints-<PORT>.json`, so a restart continues where the last run stopped (`reset` starts clean).
+`.local/stack-<PORT>.json` names every process the stack started (pid and command line): a stack that was
+killed (SIGKILL, a crash) leaves DynamoDB Local and moto running, and the next start ends exactly those.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from local.http_api import HttpApiServer, LambdaFunction
+from local.http_api import HttpApiServer
 from local.poller import CheckpointStore, StreamPoller
 from local.sandbox import Sandbox, SandboxServer
 from local.services import (
@@ -25,8 +31,11 @@ from local.services import (
     LocalStackError,
     Service,
     client,
-    create_events_table,
+    end_process,
+    ensure_events_table,
     port_in_use,
+    port_owner,
+    process_command,
     seed_secrets,
     start_dynamodb_local,
     start_moto,
@@ -40,6 +49,7 @@ from local.template import (
     stream_function_id,
     stream_settings,
 )
+from local.workers import Function, FunctionPool, InProcessFunction, Worker
 
 TABLE_NAME = "messenger-events"
 SECRET_NAMES = {"meta": "local/meta", "vonage": "local/vonage"}
@@ -84,36 +94,49 @@ def stack_info_file(api_port: int) -> Path:
     return state_dir() / f"stack-{api_port}.json"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+WORKER_DRAIN_S = 30.0
+PORT_RELEASE_S = 10.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """How the stack runs; `python -m local` reads them from the environment (see docs/local-stack.md)."""
+
+    poll_interval_s: float = 0.25
+    retry_delay_s: float = 0.5
+    callback_delay_s: float = 0.3
+    callback_time_scale: float = 60.0  # the sandbox's callback retry schedule runs this many times faster
+    concurrency: int = 4  # workers per HTTP function (concurrent requests per function)
+    reply_concurrency: int = 0  # workers of the reply function; 0 = one per stream lane
+    reset: bool = False  # delete the kept data first
+    dynamodb_url: str = ""  # use this running DynamoDB Local instead of starting one (tests)
+    sandbox_url: str = ""  # use this running sandbox instead of starting one (its records outlive the stack)
+    in_process: bool = False  # functions in this process, one call at a time (bench.cost instruments them)
 
 
 class LocalStack:
-    def __init__(self, ports: Ports, *, log: Log = print, poll_interval_s: float = 0.25,
-                 retry_delay_s: float = 0.5, callback_delay_s: float = 0.3) -> None:
+    def __init__(self, ports: Ports, *, log: Log = print, options: Options | None = None) -> None:
         self.ports = ports
         self.log = log
-        self.poll_interval_s = poll_interval_s
-        self.retry_delay_s = retry_delay_s
-        self.callback_delay_s = callback_delay_s
+        self.options = options or Options()
         self.state = state_dir()
         # 127.0.0.1 by default; LOCAL_BIND_HOST=0.0.0.0 lets `sam local` containers reach moto, the API and the sandbox.
         self.bind_host = os.environ.get("LOCAL_BIND_HOST") or "127.0.0.1"
-        self.pid_file = self.state / f"stack-{ports.api}.pid"
+        self.state_file = stack_info_file(ports.api)
+        self.data_dir = self.state / f"dynamodb-{ports.api}"
+        self.checkpoint_file = self.state / f"checkpoints-{ports.api}.json"
         self.services: list[Service] = []
-        self.functions: dict[str, LambdaFunction] = {}
+        self.functions: dict[str, Function] = {}
         self.http: HttpApiServer | None = None
         self.sandbox_server: SandboxServer | None = None
         self.poller: StreamPoller | None = None
         self.stream_arn = ""
         self.queue_url = ""
         self.reply_id = stream_function_id()
+        self.ready = threading.Event()
+        self.parts: dict[str, str] = {"dynamodb": "stopped", "moto": "stopped", "sandbox": "stopped"}
+        self._processes: list[dict[str, Any]] = []
+        self._state_lock = threading.Lock()
         self._poller_lock = threading.Lock()
         self._stopped = False
 
@@ -125,62 +148,169 @@ class LocalStack:
 
     @property
     def sandbox_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.sandbox}"
+        return self.options.sandbox_url.rstrip("/") or f"http://127.0.0.1:{self.ports.sandbox}"
 
     @property
     def dynamodb_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.dynamodb}"
+        return self.options.dynamodb_url.rstrip("/") or f"http://127.0.0.1:{self.ports.dynamodb}"
 
     @property
     def moto_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.moto}"
 
-    # -- start / stop -----------------------------------------------------------------------------
+    # -- leftovers of a run that did not stop ------------------------------------------------------
 
-    def check_not_running(self) -> None:
-        if self.pid_file.exists():
-            with contextlib.suppress(ValueError, OSError):
-                pid = int(self.pid_file.read_text().strip())
-                if pid != os.getpid() and _pid_alive(pid):
-                    raise AlreadyRunningError(
-                        f"the local stack is already running (pid {pid}, {self.pid_file}); stop it with Ctrl-C "
-                        "in its terminal, or use other ports (PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT)")
-        busy = [f"{name}={port}" for name, port in self.ports.named().items() if port_in_use(port)]
+    def recover(self) -> None:
+        """End what a killed stack on these ports left running (only processes it recorded), then check ports."""
+        saved = self._read_state()
+        if saved:
+            pid = int(saved.get("pid", 0))
+            if pid != os.getpid() and saved.get("command") and process_command(pid) == saved["command"]:
+                raise AlreadyRunningError(
+                    f"the local stack is already running (pid {pid}, {self.state_file}); stop it with Ctrl-C "
+                    "in its terminal, or use other ports (PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT)")
+            self._end_leftovers(saved)
+            with contextlib.suppress(OSError):
+                self.state_file.unlink()
+        ended = time.monotonic() + (PORT_RELEASE_S if saved else 0)
+        while any(port_in_use(port) for port in self._own_ports().values()) and time.monotonic() < ended:
+            time.sleep(0.2)  # a process that was just ended may hold its port for a moment
+        busy = [f"{name}={port} is held by {port_owner(port)}" for name, port in self._own_ports().items()
+                if port_in_use(port)]
         if busy:
             raise AlreadyRunningError(
-                f"port(s) already in use: {', '.join(busy)}. Is another `make dev` (or something else) running? "
-                "Stop it, or choose other ports via PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT.")
+                f"port in use: {'; '.join(busy)}. That is not a leftover of this stack (none is recorded in "
+                f"{self.state_file}): stop it, or choose other ports via PORT, DYNAMODB_PORT, MOTO_PORT, "
+                "SANDBOX_PORT.")
+
+    def _own_ports(self) -> dict[str, int]:
+        ports = self.ports.named()
+        if self.options.dynamodb_url:
+            ports.pop("DYNAMODB_PORT")
+        if self.options.sandbox_url:
+            ports.pop("SANDBOX_PORT")
+        return ports
+
+    def _end_leftovers(self, saved: dict[str, Any]) -> None:
+        # Workers first: one may still be finishing an invocation (and writing to DynamoDB Local).
+        for entry in sorted(saved.get("processes", []), key=lambda e: not e.get("worker")):
+            pid, name, command = int(entry["pid"]), str(entry["name"]), str(entry["command"])
+            now = process_command(pid)
+            if now is None:
+                continue
+            if now != command:
+                self.log(f"pid {pid} ({name} of the previous run) now runs something else; left alone")
+                continue
+            if entry.get("worker"):
+                self.log(f"waiting for {name} (pid {pid}) of the previous run to finish its invocation")
+                deadline = time.monotonic() + WORKER_DRAIN_S
+                while process_command(pid) == command and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                if process_command(pid) == command:
+                    end_process(pid, group=False)
+                continue
+            self.log(f"ending {name} (pid {pid}) left running by the previous stack (pid {saved.get('pid')}), "
+                     "which did not stop cleanly")
+            end_process(pid, group=bool(entry.get("group")))
+
+    def _read_state(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(self.state_file.read_text())
+            if isinstance(data, dict):
+                return data
+        return {}
+
+    def _track(self, name: str, pid: int, args: Any, *, group: bool, worker: bool = False) -> None:
+        command = " ".join(str(a) for a in args)
+        with self._state_lock:
+            self._processes = [e for e in self._processes if process_command(int(e["pid"])) is not None]
+            self._processes.append({"name": name, "pid": pid, "command": command, "group": group, "worker": worker})
+        self._write_state()
+
+    def _track_worker(self, worker: Worker) -> None:
+        self._track(f"{worker.spec.function_id} worker", worker.pid, worker.process.args, group=False, worker=True)
+
+    def _write_state(self) -> None:
+        with self._state_lock:
+            data = {**self.info(), "ready": self.ready.is_set(), "command": process_command(os.getpid()),
+                    "processes": self._processes}
+            tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data, indent=2))
+            tmp.replace(self.state_file)
+
+    # -- start / stop -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.check_not_running()
         self.state.mkdir(parents=True, exist_ok=True)
-        self.pid_file.write_text(str(os.getpid()))
+        self.recover()
+        self._write_state()
         try:
-            self._start_services()
-            self._configure_environment()
+            if self.options.reset:
+                self.reset_data()
             self._start_servers()
+            pools = self._begin_functions()  # the imports overlap the services' start-up
+            self._start_services()
+            for pool in pools:
+                pool.wait_ready()
             self.start_poller(reload=False)
-            stack_info_file(self.ports.api).write_text(json.dumps(self.info(), indent=2))
+            self.ready.set()
+            self._write_state()
         except BaseException:
             self.stop()
             raise
 
+    def reset_data(self) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.checkpoint_file.unlink()
+        self.log(f"reset: deleted the kept table data ({self.data_dir.name}) and the poller's checkpoints")
+
     def _start_services(self) -> None:
-        self.log(f"starting DynamoDB Local on {self.dynamodb_url} (log: {self.state / 'dynamodb.log'})")
-        with (self.state / "dynamodb.log").open("ab") as log_file:
-            self.services.append(start_dynamodb_local(self.ports.dynamodb, log=log_file))
+        """DynamoDB Local and moto, started side by side; then the table, secrets and queue."""
+        errors: list[BaseException] = []
+
+        def start_moto_server() -> None:
+            try:
+                with (self.state / "moto.log").open("ab") as log_file:
+                    self._add_service(start_moto(self.ports.moto, log=log_file, host=self.bind_host))
+                self.parts["moto"] = "up"
+            except BaseException as exc:  # noqa: BLE001 - re-raised on the starting thread
+                errors.append(exc)
+
+        self.parts["moto"] = "starting"
         self.log(f"starting moto server (Secrets Manager, SQS) on {self.moto_url} (log: {self.state / 'moto.log'})")
-        with (self.state / "moto.log").open("ab") as log_file:
-            self.services.append(start_moto(self.ports.moto, log=log_file, host=self.bind_host))
-        dynamodb = client("dynamodb", self.dynamodb_url)
-        self.stream_arn = create_events_table(dynamodb, TABLE_NAME)
-        self.log(f"created table {TABLE_NAME} from template.yaml (stream {self.stream_arn.rsplit('/', 1)[-1]})")
+        moto = threading.Thread(target=start_moto_server, name="start-moto")
+        moto.start()
+        try:
+            if self.options.dynamodb_url:
+                self.log(f"using the DynamoDB Local at {self.dynamodb_url}")
+            else:
+                self.parts["dynamodb"] = "starting"
+                self.log(f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
+                         f"(log: {self.state / 'dynamodb.log'})")
+                with (self.state / "dynamodb.log").open("ab") as log_file:
+                    service = start_dynamodb_local(self.ports.dynamodb, log=log_file, db_path=self.data_dir)
+                self._add_service(service)
+            self.parts["dynamodb"] = "up"
+        finally:
+            moto.join()
+        if errors:
+            raise errors[0]
+        self.stream_arn, created = ensure_events_table(client("dynamodb", self.dynamodb_url), TABLE_NAME)
+        stream = self.stream_arn.rsplit("/", 1)[-1]
+        self.log(f"created table {TABLE_NAME} from template.yaml (stream {stream})" if created else
+                 f"kept table {TABLE_NAME} from the last run (stream {stream}); `make dev RESET=1` starts clean")
         seed_secrets(client("secretsmanager", self.moto_url), SECRET_NAMES)
         self.log(f"seeded secrets {SECRET_NAMES['meta']} and {SECRET_NAMES['vonage']} "
                  "from events/sandbox-secrets.json")
         queue_name = stream_settings(self.reply_id).on_failure_queue or "ReplyFailureQueue"
         self.queue_url = client("sqs", self.moto_url).create_queue(QueueName=queue_name)["QueueUrl"]
         self.log(f"created on-failure queue {queue_name}")
+        self._write_state()
+
+    def _add_service(self, service: Service) -> None:
+        self.services.append(service)
+        self._track(service.name, service.process.pid, service.process.args, group=True)
 
     def environment(self) -> dict[str, str]:
         """Both functions' template environment, resolved to the local stack, plus AWS endpoints."""
@@ -215,20 +345,43 @@ class LocalStack:
         })
         return env
 
-    def _configure_environment(self) -> None:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            os.environ.pop(name, None)
-        os.environ.update(self.environment())
+    def _worker_environment(self) -> dict[str, str]:
+        dropped = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL")
+        base = {k: v for k, v in os.environ.items() if k not in dropped}
+        return {**base, **self.environment()}
+
+    def _pool(self, function_id: str) -> Function:
+        spec = function_spec(function_id)
+        if self.options.in_process:
+            os.environ.update(self._worker_environment())
+            return InProcessFunction(spec, log=self.log)
+        if function_id == self.reply_id:
+            size = self.options.reply_concurrency or stream_settings(function_id).parallelization_factor
+        else:
+            size = self.options.concurrency
+        return FunctionPool(spec, self._worker_environment(), size=size, log=self.log, on_spawn=self._track_worker)
+
+    def _begin_functions(self) -> list[Function]:
+        """Start every function's first worker (each imports its function once); the caller waits for them."""
         function_ids = sorted({route.function_id for route in http_routes()} | {self.reply_id})
-        self.functions = {fid: LambdaFunction(function_spec(fid), log=self.log) for fid in function_ids}
+        self.functions.update({fid: self._pool(fid) for fid in function_ids})
+        pools = [pool for pool in self.functions.values() if pool.available]
+        for pool in pools:
+            pool.start()
+        return pools
 
     def _start_servers(self) -> None:
         self.http = HttpApiServer(self.ports.api, http_routes(), self.functions, control=self.control, log=self.log,
-                                  host=self.bind_host)
+                                  host=self.bind_host, ready=self.ready)
         self.http.start()
-        sandbox = Sandbox(self.api_url, callback_delay_s=self.callback_delay_s, log=self.log)
+        if self.options.sandbox_url:
+            self.parts["sandbox"] = f"external ({self.sandbox_url})"
+            return
+        sandbox = Sandbox(self.api_url, callback_delay_s=self.options.callback_delay_s, log=self.log,
+                          retry_time_scale=self.options.callback_time_scale)
         self.sandbox_server = SandboxServer(self.ports.sandbox, sandbox, host=self.bind_host)
         self.sandbox_server.start()
+        self.parts["sandbox"] = "up"
 
     def start_poller(self, reload: bool = True) -> bool:
         """(Re)start the reply side: a fresh poller from the saved checkpoints; `reload` = a cold start."""
@@ -239,22 +392,23 @@ class LocalStack:
                 self.poller = None
             reply = self.functions[self.reply_id]
             if not reply.available:
-                self.log(f"[poller] {reply.path.relative_to(ROOT)} does not exist yet: the stream is not polled "
-                         "(POST /_local/poller/restart once it does)")
+                self.log(f"[poller] {reply.spec.code_uri}/{reply.spec.module_file} does not exist yet: the stream is "
+                         "not polled (POST /_local/poller/restart once it does)")
                 return False
-            if reload or reply.module is None:
-                reply.load()
+            if reload or reply.state != "ready":
+                reply.stop()
+                reply = self.functions[self.reply_id] = self._pool(self.reply_id)
+                reply.start()
+                reply.wait_ready()
             settings = stream_settings(self.reply_id)
-            checkpoints = CheckpointStore(self.stream_arn, self.state / f"checkpoints-{self.ports.api}.json")
+            checkpoints = CheckpointStore(self.stream_arn, self.checkpoint_file)
             reader = StreamReader(client("dynamodbstreams", self.dynamodb_url), self.stream_arn,
                                   settings.starting_position, positions=checkpoints.get(), region=REGION)
-            # One function instance per ParallelizationFactor lane: concurrent batches never share one.
-            lanes = [reply] + [LambdaFunction(reply.spec, log=self.log, instance=f"lane{i}")
-                               for i in range(1, settings.parallelization_factor)]
+            # The pool has a worker per ParallelizationFactor lane: concurrent batches never share one.
             self.poller = StreamPoller(
                 reader, reply.invoke, settings, checkpoints, on_failure=self._send_to_queue,
-                function_arn=reply.arn, poll_interval_s=self.poll_interval_s, retry_delay_s=self.retry_delay_s,
-                log=self.log, lane_invoke=lambda lane: lanes[lane].invoke,
+                function_arn=reply.arn, poll_interval_s=self.options.poll_interval_s,
+                retry_delay_s=self.options.retry_delay_s, log=self.log,
             )
             self.poller.start()
             self.log(f"[poller] polling {TABLE_NAME}'s stream for {self.reply_id}: batch {settings.batch_size}, "
@@ -279,21 +433,23 @@ class LocalStack:
         if self._stopped:
             return
         self._stopped = True
+        self.ready.clear()
         with contextlib.suppress(Exception):
             self.stop_poller()
         for server in (self.http, self.sandbox_server):
             if server is not None:
                 with contextlib.suppress(Exception):
                     server.stop()
+        for pool in self.functions.values():
+            with contextlib.suppress(Exception):
+                pool.stop()
         for service in reversed(self.services):
             self.log(f"stopping {service.name}")
             service.stop()
         self.services.clear()
-        for path in (self.pid_file, stack_info_file(self.ports.api)):
-            with contextlib.suppress(OSError):
-                if path == self.pid_file and path.read_text().strip() != str(os.getpid()):
-                    continue
-                path.unlink()
+        with contextlib.suppress(OSError):
+            if int(self._read_state().get("pid", 0)) == os.getpid():
+                self.state_file.unlink()
 
     # -- information and control ------------------------------------------------------------------
 
@@ -301,9 +457,19 @@ class LocalStack:
         return {
             "pid": os.getpid(), "api": self.api_url, "sandbox": self.sandbox_url, "dynamodb": self.dynamodb_url,
             "moto": self.moto_url, "table": TABLE_NAME, "secrets": SECRET_NAMES, "queue_url": self.queue_url,
-            "stream_arn": self.stream_arn, "region": REGION,
+            "stream_arn": self.stream_arn, "region": REGION, "data": str(self.data_dir),
             "service_pids": [service.process.pid for service in self.services],
         }
+
+    def health(self) -> tuple[int, dict[str, Any]]:
+        """200 once every part is up (the API then serves requests), else 503; each part's state either way."""
+        poller = self.poller
+        parts: dict[str, Any] = {**self.parts, "functions": {fid: pool.describe() for fid, pool in
+                                                             self.functions.items()}}
+        parts["poller"] = "running" if poller is not None and poller.running else "stopped"
+        ready = self.ready.is_set()
+        return (200 if ready else 503), {"ok": ready, "ready": ready, "parts": parts, **self.info(),
+                                         "poller": parts["poller"] == "running"}
 
     def poller_state(self) -> dict[str, Any]:
         poller = self.poller
@@ -332,7 +498,7 @@ class LocalStack:
         if not path.startswith("/_local/"):
             return None
         if path == "/_local/health":
-            return 200, {"ok": True, **self.info(), "poller": self.poller is not None and self.poller.running}
+            return self.health()
         if path == "/_local/poller" and method == "GET":
             return 200, self.poller_state()
         if path == "/_local/poller/restart" and method == "POST":

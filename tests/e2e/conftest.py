@@ -10,9 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,16 +19,19 @@ from typing import Any
 
 import pytest
 
-from local.services import client, free_port
+from local.launcher import StackProcess
+from local.services import client
 from messenger.providers.meta.signature import sign as meta_sign
 from messenger.providers.vonage.signature import sign_callback
 from messenger.storage import from_item
 from tests.conftest import CALLER_AWS_ENV
-from tests.helpers import META, PAGE_ID, ROOT, VONAGE
+from tests.helpers import META, PAGE_ID, VONAGE
 from tools.smoke import Deployment, Secret, discover
 from tools.smoke import http as http
 
 STARTUP_TIMEOUT_S = 120
+# Short poll, retry and callback delays keep the end-to-end tests quick.
+FAST = {"LOCAL_POLL_INTERVAL": "0.1", "LOCAL_RETRY_DELAY": "0.1", "LOCAL_CALLBACK_DELAY": "0.05"}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
@@ -57,6 +57,7 @@ class LocalStack:
     dynamodb_url: str
     table: str
     moto_url: str = ""
+    log_path: Path | None = None
 
     def __post_init__(self) -> None:
         self.dynamodb = client("dynamodb", self.dynamodb_url)
@@ -133,22 +134,6 @@ def vonage_inbound(user: str, text: str = "hello", message_uuid: str | None = No
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "message_type": "text", "text": text}
 
 
-def _stop(process: subprocess.Popen[bytes], info_file: Path) -> None:
-    service_pids: list[int] = []
-    with contextlib.suppress(OSError, ValueError):
-        service_pids = json.loads(info_file.read_text()).get("service_pids", [])
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    for pid in service_pids:  # only if the stack could not clean up after itself
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-
-
 DEPLOYED = os.environ.get("AWS_SAM_STACK_NAME")
 
 
@@ -183,26 +168,11 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     if DEPLOYED:
         pytest.skip(f"needs the local stack's sandbox and table; AWS_SAM_STACK_NAME={DEPLOYED} targets a deployed one")
-    state = tmp_path_factory.mktemp("local-stack")
-    ports = {name: str(free_port()) for name in ("PORT", "DYNAMODB_PORT", "MOTO_PORT", "SANDBOX_PORT")}
-    env = {**os.environ, **ports, "LOCAL_STATE_DIR": str(state), "LOCAL_POLL_INTERVAL": "0.1",
-           "LOCAL_RETRY_DELAY": "0.1", "LOCAL_CALLBACK_DELAY": "0.05", "PYTHONUNBUFFERED": "1"}
-    log_path = state / "stack.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{ports['PORT']}"
-    info_file = state / f"stack-{ports['PORT']}.json"
+    process = StackProcess(tmp_path_factory.mktemp("local-stack"), FAST)
+    process.start()
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not info_file.exists():
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"local stack did not start:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.2)
-        wait_until(lambda: http("GET", f"{api}/_local/health")[0] == 200, timeout=30)
-        info = json.loads(info_file.read_text())
-        yield LocalStack(api=api, sandbox=info["sandbox"], dynamodb_url=info["dynamodb"], table=info["table"],
-                         moto_url=info["moto"])
+        info = process.wait_ready(STARTUP_TIMEOUT_S)
+        yield LocalStack(api=process.api, sandbox=info["sandbox"], dynamodb_url=info["dynamodb"], table=info["table"],
+                         moto_url=info["moto"], log_path=process.log_path)
     finally:
-        _stop(process, info_file)
-
+        process.stop()

@@ -8,8 +8,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlencode
 
 import pytest
@@ -23,7 +25,7 @@ from tests.e2e.conftest import (
     vonage_inbound,
     wait_until,
 )
-from tests.helpers import PAGE_ID, ROOT
+from tests.helpers import META, PAGE_ID, ROOT
 from tools.smoke import Deployment
 
 pytestmark = pytest.mark.e2e
@@ -233,3 +235,39 @@ def test_chat_sends_quick_reply_taps_postbacks_stickers_and_images(stack: LocalS
     assert "Get_Started" in replies[1] or "GET_STARTED" in replies[1]  # postbacks are answered by title
     assert "👍" in replies[2]                      # stickers get a thumbs-up
     assert "picture" in replies[3]                # images are acknowledged as pictures
+
+
+def test_a_burst_of_100_connections_is_served_concurrently_without_resets(stack: LocalStack) -> None:
+    # Given 100 clients that connect at the same moment (Meta's verify GET runs the function and stores nothing)
+    query = f"hub.mode=subscribe&hub.verify_token={META['verify_token']}&hub.challenge=42"
+    barrier = threading.Barrier(100)
+
+    def call(_: int) -> int:
+        barrier.wait()
+        try:
+            return http("GET", f"{stack.api}/meta/webhook?{query}", timeout=120)[0]
+        except OSError:  # refused or reset
+            return 0
+
+    with ThreadPoolExecutor(100) as clients:
+        statuses = list(clients.map(call, range(100)))
+    # Then every one is answered, by more than one warm "container" of the function
+    assert statuses == [200] * 100
+    functions = http("GET", f"{stack.api}/_local/health")[1]["parts"]["functions"]
+    assert 1 < functions["WebhookFunction"]["workers"] <= functions["WebhookFunction"]["limit"]
+
+
+def test_each_function_logs_with_its_own_name_and_context(stack: LocalStack) -> None:
+    user = new_user()
+    assert stack.meta_post(meta_body(meta_message(user, "hello")))[0] == 200
+    wait_until(lambda: stack.sends(user, ok_only=True))
+    stack.settled()
+    assert stack.log_path is not None
+    lines = [json.loads(line) for line in stack.log_path.read_text().splitlines() if line.startswith('{"level"')]
+    mine = [line for line in lines if user in json.dumps(line)]
+    sent = [line for line in mine if line["message"] == "reply sent"]
+    assert sent and {(line["function_name"], line["function_arn"].rsplit(":", 1)[1]) for line in sent} \
+        == {("ReplyFunction", "ReplyFunction")}
+    accepted = [line for line in lines if line["message"] == "events accepted"]
+    assert accepted and {line["function_name"] for line in accepted} == {"WebhookFunction"}
+    assert all(line["function_request_id"] for line in sent + accepted)

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import responses
 
-from local.http_api import LambdaFunction
+from local import workers
+from local.lambda_context import LambdaContext
 from local.poller import CheckpointStore, StreamPoller
 from local.services import client
 from local.streams import StreamReader
@@ -84,10 +85,14 @@ def test_fifty_conversations_of_quick_messages_are_answered_once_each_in_order(
     # And the template's stream settings with small batches and 10 lanes, one reply function per lane
     settings = replace(stream_settings(), batch_size=BATCH, batching_window_s=0, parallelization_factor=LANES)
     spec = function_spec("ReplyFunction")
-    functions = [LambdaFunction(spec, log=lambda _: None, instance=f"order{lane}") for lane in range(LANES)]
+    handlers = [workers.load_handler(spec, instance=f"order{lane}") for lane in range(LANES)]
+
+    def lane_invoke(lane: int):
+        return lambda event: handlers[lane](event, LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb))
+
     reader = StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn, "TRIM_HORIZON")
-    poller = StreamPoller(reader, functions[0].invoke, settings, CheckpointStore(stack_env.stream_arn),
-                          lane_invoke=lambda lane: functions[lane].invoke, retry_delay_s=0.05, log=lambda _: None)
+    poller = StreamPoller(reader, lane_invoke(0), settings, CheckpointStore(stack_env.stream_arn),
+                          lane_invoke=lane_invoke, retry_delay_s=0.05, log=lambda _: None)
     # When the stream is drained
     poller.drain(timeout=240)
     # Then every message was answered exactly once
