@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 
 import pytest
 
@@ -54,11 +56,39 @@ def test_a_transient_failure_raises_and_the_redelivery_stores_what_is_missing_on
     # When one put of the batch fails transiently, the batch raises (the handler answers 5xx)
     with pytest.raises(StorageError):
         ingest(store, batch)
-    assert "EVT#m3" not in {sk for _, sk in store.items}
-    # Then the provider's redelivery stores the missing event and recognises the others
+    # Then nothing of the conversation after the failed event is stored (it would overtake m3 in the stream)
+    assert {sk for _, sk in store.items} == {"EVT#m1", "EVT#m2"}
+    # And the provider's redelivery stores the missing events, in order, and recognises the others
     again = ingest(store, batch)
-    assert (again.stored, again.duplicates) == (1, 3)
+    assert (again.stored, again.duplicates) == (2, 2)
     assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3", "EVT#m4"]
+
+
+def test_a_conversations_events_are_stored_in_the_batchs_order_while_conversations_run_side_by_side():
+    # Given a store whose puts take a random while, and a batch interleaving 8 users' 6 messages each
+    class Slow(MemoryStore):
+        def __init__(self) -> None:
+            super().__init__()
+            self.order: list[str] = []
+            self.rng = random.Random(7)
+
+        def store_event(self, event: Event, now_s: int | None = None) -> bool:
+            time.sleep(self.rng.random() / 200)
+            self.order.append(event.event_id)
+            return super().store_event(event, now_s)
+
+    def of(user: str, n: int) -> Event:
+        return Event(provider=Provider.META, event_id=f"{user}.{n}", kind=Kind.MESSAGE, page_id="page",
+                     user_id=user, timestamp_ms=1_000 + n)
+
+    users = [f"u{i}" for i in range(8)]
+    store = Slow()
+    # When the batch is stored with several workers
+    result = ingest(store, [of(user, n) for n in range(6) for user in users], workers=8)
+    # Then every event is stored once and each user's events reached the table in the user's order
+    assert result.stored == 48
+    for user in users:
+        assert [e for e in store.order if e.startswith(user + ".")] == [f"{user}.{n}" for n in range(6)]
 
 
 def test_delivery_mids_and_read_watermarks_move_outbound_statuses():

@@ -3,8 +3,9 @@
 A batch is stored in two steps. First each conversation's status, handover and echo effects run in the
 batch's order (conversations side by side); they are idempotent, so they come before the events' puts: if a
 put then fails, the redelivery applies them again instead of finding a stored duplicate and skipping them.
-Then every event's conditional put runs on a small thread pool (a 1,000-event Meta batch in a few seconds,
-docs/design.md "Big batches"). Conditional puts cannot be batched (BatchWriteItem has no conditions), and
+Then the events' conditional puts run on a small thread pool, conversations side by side and each
+conversation's in the batch's order, so the stream keeps the user's order (a 1,000-event Meta batch in a
+few seconds, docs/design.md "Big batches"). Conditional puts cannot be batched (BatchWriteItem has no conditions), and
 the condition is what recognises a redelivered event.
 
 A transient failure anywhere (throttling, timeouts, 5xx) raises after the pool is done: the handler answers
@@ -53,7 +54,12 @@ def ingest(store: Store, events: list[Event], pause_seconds: int = 3600,
         applied = _run(pool, lambda lane: sum(_effects(store, e, pause_seconds) for e in lane), list(lanes.values()))
         result.statuses_applied = sum(n for n in applied if isinstance(n, int))
         _raise_first(applied, events, result)
-        outcomes = _run(pool, lambda event: _put(store, event), events)
+        conversations: dict[str, list[Event]] = {}
+        for event in events:
+            conversations.setdefault(event.conversation_id, []).append(event)
+        # One conversation's puts in the batch's order: the stream (and so the replies) keeps the user's order.
+        outcomes = [o for lane in pool.map(lambda lane: _put_in_order(store, lane), conversations.values())
+                    for o in lane]
     for outcome in outcomes:
         if outcome is True:
             result.stored += 1
@@ -101,6 +107,19 @@ def _effects(store: Store, event: Event, pause_seconds: int) -> int:
                        extra={"provider": event.provider.value, "kind": event.kind.value})
         metrics.add_metric(name="EffectsSkipped", unit=MetricUnit.Count, value=1)
         return 0
+
+
+def _put_in_order(store: Store, events: list[Event]) -> list[bool | StorageError | None]:
+    """One conversation's puts, in order; after a transient failure the rest wait for the redelivery, so a
+    later message is never stored (and answered) before an earlier one."""
+    outcomes: list[bool | StorageError | None] = []
+    for event in events:
+        try:
+            outcomes.append(_put(store, event))
+        except StorageError as exc:  # transient (a permanent rejection is handled by _put)
+            outcomes.append(exc)
+            break
+    return outcomes
 
 
 def _put(store: Store, event: Event) -> bool | None:
