@@ -244,7 +244,7 @@ def data_deletion_events() -> dict[str, dict[str, Any]]:
 
 
 def stream_record(item: dict[str, Any], name: str, index: int) -> dict[str, Any]:
-    """One record of a Lambda DynamoDB stream event (see local/streams.py `lambda_record`)."""
+    """One record of a Lambda DynamoDB stream event (see tools/streams.py `lambda_record`)."""
     return {
         "eventID": hashlib.md5(f"{name}#{index}".encode()).hexdigest(),  # noqa: S324 - an id, not security
         "eventName": "INSERT",
