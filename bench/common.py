@@ -18,10 +18,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "messenger"
-for _path in (LAYER, ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from tools.lambda_code import add_layers_to_path  # noqa: E402
+
+add_layers_to_path()
 from local.services import (  # noqa: E402
     LOCAL_CREDENTIALS,
     client,
