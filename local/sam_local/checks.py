@@ -15,6 +15,7 @@ from typing import Any
 from local.services import client, sandbox_secrets
 from local.stack import TABLE_NAME
 from tools import payloads
+from tools.smoke import http as smoke_http
 
 SECRETS = sandbox_secrets()
 META = SECRETS["meta"]
@@ -110,16 +111,8 @@ def check_invoke(name: str, answer: Any) -> str | None:
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
          timeout: float = 60) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
-            status, data = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, data = exc.code, exc.read()
-    try:
-        return status, json.loads(data) if data else None
-    except ValueError:
-        return status, data.decode(errors="replace")
+    """tools.smoke's client (status, JSON or text), with the patience a container's first start needs."""
+    return smoke_http(method, url, body, headers, timeout)
 
 
 def new_user() -> str:
