@@ -11,23 +11,20 @@ import uuid
 from typing import Any
 
 from bench.common import Stack
-from bench.webhook import PAGE_ID, SECRETS, TEXT, _dumps, floor_items, load_webhook
-from local.apigw import http_event
+from bench.webhook import PAGE_ID, TEXT, floor_items, load_webhook, meta_post
 from local.lambda_context import LambdaContext
 from local.services import client
 from messenger.providers.meta.events import MAX_EVENTS_PER_POST
-from messenger.providers.meta.signature import sign
+from tools import payloads
 
 USERS = 100
 
 
 def signed_batch(run: str, count: int = MAX_EVENTS_PER_POST) -> dict[str, Any]:
-    messaging = [{"sender": {"id": f"{3998527223577371 + i % USERS}"}, "recipient": {"id": PAGE_ID},
-                  "timestamp": 1_700_000_000_000 + i, "message": {"mid": f"m_batch_{run}_{i}", "text": TEXT}}
+    messaging = [payloads.meta_message(f"{3998527223577371 + i % USERS}", PAGE_ID, 1_700_000_000_000 + i,
+                                       message={"mid": f"m_batch_{run}_{i}", "text": TEXT})
                  for i in range(count)]
-    body = _dumps({"object": "page", "entry": [{"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": messaging}]})
-    headers = {"content-type": "application/json", "x-hub-signature-256": sign(SECRETS["meta"]["app_secret"], body)}
-    return http_event("POST", "/meta/webhook", body, headers)
+    return meta_post(payloads.meta_page(*messaging, page_id=PAGE_ID, time_ms=1_700_000_000_000))
 
 
 def run(stack: Stack, runs: int = 3) -> dict[str, Any]:

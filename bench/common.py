@@ -18,10 +18,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "messenger"
-for _path in (LAYER, ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from tools.lambda_code import add_layers_to_path  # noqa: E402
+
+add_layers_to_path()
 from local.services import (  # noqa: E402
     LOCAL_CREDENTIALS,
     client,
@@ -128,21 +130,9 @@ def quiet_stdout() -> Iterator[None]:
         os.close(devnull)
 
 
-def timings(run: Callable[[int], Any], iterations: int, warmup: int) -> list[float]:
-    """Seconds per call of run(i), for i in warm-up then measured iterations (warm-up not returned)."""
-    for i in range(warmup):
-        run(i)
-    samples: list[float] = []
-    for i in range(warmup, warmup + iterations):
-        start = time.perf_counter()
-        run(i)
-        samples.append(time.perf_counter() - start)
-    return samples
-
-
 def interleaved(runs: dict[str, Callable[[int], Any]], iterations: int, warmup: int) -> dict[str, list[float]]:
-    """Like `timings` for several subjects, taking turns call by call so that drift in the machine's load or
-    in DynamoDB Local's JIT warm-up affects every subject alike."""
+    """Seconds per call of each run(i) after `warmup` calls, taking turns call by call so that drift in the
+    machine's load or in DynamoDB Local's JIT warm-up affects every subject alike."""
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(warmup + iterations):
         for name, run in runs.items():

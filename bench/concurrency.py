@@ -27,7 +27,7 @@ from pathlib import Path
 from bench.common import percentile
 from local.launcher import StackProcess
 from local.services import sandbox_secrets
-from messenger.providers.meta.signature import sign
+from tools import payloads
 
 SECRETS = sandbox_secrets()
 PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))
@@ -35,12 +35,12 @@ PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))
 
 def post_message(api: str, user: str) -> tuple[int, float]:
     """One signed inbound text message; (status, seconds)."""
-    now = int(time.time() * 1000)
-    body = json.dumps({"object": "page", "entry": [{"id": PAGE_ID, "time": now, "messaging": [{
-        "sender": {"id": user}, "recipient": {"id": PAGE_ID}, "timestamp": now,
-        "message": {"mid": f"m_bench_{uuid.uuid4().hex}", "text": "What are your opening hours?"}}]}]}).encode()
+    now = payloads.now_ms()
+    message = payloads.meta_message(user, PAGE_ID, now, message={"mid": f"m_bench_{uuid.uuid4().hex}",
+                                                                 "text": "What are your opening hours?"})
+    body, signature = payloads.signed_meta(payloads.meta_page(message, page_id=PAGE_ID, time_ms=now), SECRETS["meta"])
     request = urllib.request.Request(f"{api}/meta/webhook", data=body, method="POST", headers={
-        "content-type": "application/json", "x-hub-signature-256": sign(SECRETS["meta"]["app_secret"], body)})
+        "content-type": "application/json", **signature})
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback URL

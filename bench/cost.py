@@ -223,23 +223,17 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, s
 
 def _inbound(provider: str, user: str, text: str) -> tuple[str, bytes, dict[str, str]]:
     from local.services import sandbox_secrets
-    from messenger.providers.meta.signature import sign
-    from messenger.providers.vonage.signature import sign_callback
+    from tools import payloads
 
     secrets = sandbox_secrets()
     page = next(iter(secrets["meta"]["page_tokens"]))
-    now = int(time.time() * 1000)
     if provider == "meta":
-        body = json.dumps({"object": "page", "entry": [{"id": page, "time": now, "messaging": [
-            {"sender": {"id": user}, "recipient": {"id": page}, "timestamp": now,
-             "message": {"mid": f"m_cost_{uuid.uuid4().hex}", "text": text}}]}]}).encode()
-        return "/meta/webhook", body, {"x-hub-signature-256": sign(secrets["meta"]["app_secret"], body)}
-    body = json.dumps({"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": page, "from": user,
-                       "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "message_type": "text",
-                       "text": text}).encode()
-    vonage = secrets["vonage"]
-    return "/vonage/inbound", body, {"authorization": sign_callback(vonage["signature_secret"], body,
-                                                                    vonage["api_key"])}
+        now = payloads.now_ms()
+        message = payloads.meta_message(user, page, now, message={"mid": f"m_cost_{uuid.uuid4().hex}", "text": text})
+        return "/meta/webhook", *payloads.signed_meta(payloads.meta_page(message, page_id=page, time_ms=now),
+                                                      secrets["meta"])
+    inbound = payloads.vonage_inbound(str(uuid.uuid4()), page_id=page, user=user, text=text)
+    return "/vonage/inbound", *payloads.signed_vonage(inbound, secrets["vonage"])
 
 
 def _wait(predicate: Any, timeout: float = 30.0) -> None:
@@ -527,9 +521,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--cold-share", type=float, default=0.01, help="assumed share of invocations that are cold")
     parser.add_argument("--json", action="store_true", help="also print the measurements as JSON")
     args = parser.parse_args(argv)
-    for path in (str(LAYER), str(ROOT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
     print(f"cost: {args.messages} messages end to end on the local stack (after {args.warmup} warm-up) ...",
           flush=True)
     measured = run(args.messages, args.warmup)

@@ -89,7 +89,8 @@ class FakeProvider:
 def make_records(n: int, conversations: int, provider: str = "meta", page: str = "107083064136738") -> list[dict]:
     """Stream INSERT records of `n` inbound messages spread over `conversations`, as the table streams them."""
     from messenger.models import Event, Kind, Provider
-    from messenger.storage import event_item, stream_keys
+    from messenger.storage import event_item
+    from tools.payloads import stream_record
 
     now = int(time.time() * 1000)
     run = uuid.uuid4().hex[:8]
@@ -99,9 +100,7 @@ def make_records(n: int, conversations: int, provider: str = "meta", page: str =
                       user_id=f"{9_000_000_000_000_000 + i % conversations}", timestamp_ms=now + i,
                       text="hello, what are your opening hours?")
         image = event_item(event, now_s=now // 1000, retention_s=86400)
-        records.append({"eventID": event.event_id, "eventName": "INSERT", "eventSource": "aws:dynamodb",
-                        "dynamodb": {"SequenceNumber": f"{i + 1:021d}", "Keys": stream_keys(image),
-                                     "NewImage": image}})
+        records.append(stream_record(image, event_id=event.event_id, sequence=i + 1))
     return records
 
 

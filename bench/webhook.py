@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
 import time
 import uuid
 from types import ModuleType
@@ -15,9 +12,9 @@ from local.apigw import http_event
 from local.lambda_context import LambdaContext
 from local.services import client, sandbox_secrets
 from messenger.models import Event, Kind, Provider
-from messenger.providers.meta.signature import sign
-from messenger.providers.vonage.signature import sign_callback
 from messenger.storage import event_item
+from tools import payloads
+from tools.lambda_code import load_module
 
 SECRETS = sandbox_secrets()
 PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))
@@ -26,41 +23,34 @@ TEXT = "Hello, I would like to know your opening hours on Saturday."
 
 
 def load_webhook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_webhook_app", ROOT / "functions" / "webhook" / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A fresh copy of the webhook function's module (its own globals: clients, cached secrets)."""
+    return load_module(ROOT / "functions" / "webhook" / "app.py", "bench_webhook_app")
 
 
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+def meta_post(payload: dict[str, Any]) -> dict[str, Any]:
+    """The API Gateway event of a signed Meta POST of `payload` (compact JSON, as Meta sends it)."""
+    body, signature = payloads.signed_meta(payload, SECRETS["meta"], compact=True)
+    return http_event("POST", "/meta/webhook", body, {"content-type": "application/json", **signature})
 
 
 def meta_events(run: str, count: int) -> list[dict[str, Any]]:
     """Signed single-message Meta POSTs, each with a unique mid (built before timing)."""
     events = []
     for i in range(count):
-        body = _dumps({"object": "page", "entry": [{"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [
-            {"sender": {"id": USER}, "recipient": {"id": PAGE_ID}, "timestamp": 1_700_000_000_000 + i,
-             "message": {"mid": f"m_{run}_{i}", "text": TEXT}}]}]})
-        headers = {"content-type": "application/json", "x-hub-signature-256": sign(SECRETS["meta"]["app_secret"], body)}
-        events.append(http_event("POST", "/meta/webhook", body, headers))
+        message = payloads.meta_message(USER, PAGE_ID, 1_700_000_000_000 + i,
+                                        message={"mid": f"m_{run}_{i}", "text": TEXT})
+        events.append(meta_post(payloads.meta_page(message, page_id=PAGE_ID, time_ms=1_700_000_000_000)))
     return events
 
 
 def vonage_events(run: str, count: int) -> list[dict[str, Any]]:
     """Signed Vonage v1 inbound texts, each with a unique message_uuid (signed now: valid for 5 minutes)."""
     events = []
-    vonage = SECRETS["vonage"]
     for i in range(count):
-        body = _dumps({"channel": "messenger", "message_uuid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{i}")),
-                       "to": PAGE_ID, "from": USER, "timestamp": "2025-02-03T12:14:25Z", "message_type": "text",
-                       "text": TEXT})
-        headers = {"content-type": "application/json",
-                   "authorization": sign_callback(vonage["signature_secret"], body, vonage["api_key"])}
-        events.append(http_event("POST", "/vonage/inbound", body, headers))
+        body, signature = payloads.signed_vonage(payloads.vonage_inbound(
+            str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{i}")), page_id=PAGE_ID, user=USER, text=TEXT,
+            timestamp="2025-02-03T12:14:25Z"), SECRETS["vonage"], compact=True)
+        events.append(http_event("POST", "/vonage/inbound", body, {"content-type": "application/json", **signature}))
     return events
 
 

@@ -29,9 +29,8 @@ from local.services import client, sandbox_secrets
 
 add_layers_to_path()
 from messenger.models import conversation_id  # noqa: E402 - needs the layer on sys.path
-from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402
-from messenger.providers.vonage.signature import sign_callback  # noqa: E402
 from messenger.storage import DynamoStore  # noqa: E402
+from tools import payloads  # noqa: E402
 
 STICKER_ID = 369239263222822  # Meta's "like" thumbs-up sticker
 STICKER_URL = "https://cdn.example.com/sticker-like.png"
@@ -111,11 +110,10 @@ class Chat:
         return len(replies)
 
     def _signed(self, text: str, kind: str = "text", value: str | None = None) -> tuple[bytes, dict[str, str], str]:
-        now_ms = int(time.time() * 1000)
+        now_ms = payloads.now_ms()
         mid = f"m_chat_{uuid.uuid4().hex}"
         if self.provider == "meta":
-            event: dict[str, Any] = {"sender": {"id": self.user}, "recipient": {"id": self.page_id},
-                                     "timestamp": now_ms, "message": {"mid": mid, "text": text}}
+            event = payloads.meta_message(self.user, self.page_id, now_ms, message={"mid": mid, "text": text})
             if kind == "quick_reply":
                 event["message"]["quick_reply"] = {"payload": value}
             elif kind == "postback":
@@ -126,18 +124,15 @@ class Chat:
                 if kind == "sticker":
                     payload["sticker_id"] = STICKER_ID
                 event["message"] = {"mid": mid, "attachments": [{"type": "image", "payload": payload}]}
-            body = json.dumps({"object": "page", "entry": [{"id": self.page_id, "time": now_ms,
-                                                            "messaging": [event]}]}).encode()
-            return body, {"x-hub-signature-256": meta_sign(self.meta["app_secret"], body)}, "/meta/webhook"
-        payload = {"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": self.page_id, "from": self.user,
-                   "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "message_type": "text",
-                   "text": text}
+            body, headers = payloads.signed_meta(payloads.meta_page(event, page_id=self.page_id, time_ms=now_ms),
+                                                 self.meta)
+            return body, headers, "/meta/webhook"
+        payload = payloads.vonage_inbound(str(uuid.uuid4()), page_id=self.page_id, user=self.user, text=text)
         if kind == "image":
             del payload["text"]
             payload.update(message_type="image", image={"url": value})
-        body = json.dumps(payload).encode()
-        auth = sign_callback(self.vonage["signature_secret"], body, self.vonage["api_key"])
-        return body, {"authorization": auth}, "/vonage/inbound"
+        body, headers = payloads.signed_vonage(payload, self.vonage)
+        return body, headers, "/vonage/inbound"
 
     def _last_request_id(self) -> int:
         status, requests = _http("GET", f"{self.endpoints.sandbox}/_sandbox/requests")

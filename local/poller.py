@@ -45,8 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from local.filters import matches_any, parse_pattern
-from local.streams import StreamReader, strip_internal
 from local.template import StreamSettings, hash_key
+from tools.streams import StreamReader, strip_internal
 
 RETRY_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"

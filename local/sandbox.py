@@ -46,8 +46,7 @@ from local.services import sandbox_secrets
 
 add_layers_to_path()
 from messenger.providers.meta.limits import message_problems  # noqa: E402 - needs the layer on sys.path
-from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402
-from messenger.providers.vonage.signature import sign_callback  # noqa: E402
+from tools import payloads  # noqa: E402
 
 SANDBOX_APP_ID = 1517776481860111
 GRAPH_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<page_id>[^/]+)/messages$")
@@ -255,28 +254,24 @@ class Sandbox:
         raise graph_error(403 if code in (10, 200) else 400, code, message, subcode)
 
     def _meta_callbacks(self, page_id: str, psid: str, mid: str, message: dict[str, Any]) -> None:
-        now = int(time.time() * 1000)
+        now = payloads.now_ms()
         echo: dict[str, Any] = {"is_echo": True, "app_id": SANDBOX_APP_ID, "mid": mid}
         for key in ("text", "attachment", "quick_replies", "metadata"):
             if key in message:
                 echo[key] = message[key]
         events = [
-            ("echo", {"sender": {"id": page_id}, "recipient": {"id": psid}, "timestamp": now, "message": echo}),
-            ("delivered", {"sender": {"id": psid}, "recipient": {"id": page_id}, "timestamp": now + 1,
-                           "delivery": {"mids": [mid], "watermark": now}}),
-            ("read", {"sender": {"id": psid}, "recipient": {"id": page_id}, "timestamp": now + 2,
-                      "read": {"watermark": now + 1}}),
+            ("echo", payloads.meta_message(page_id, psid, now, message=echo)),
+            ("delivered", payloads.meta_message(psid, page_id, now + 1, delivery={"mids": [mid], "watermark": now})),
+            ("read", payloads.meta_message(psid, page_id, now + 2, read={"watermark": now + 1})),
         ]
         for kind, event in events:
             # A person reads a while after delivery; Meta's read event carries only a watermark, which the
             # webhook resolves against the stored outbound messages, so it must not overtake their write.
             time.sleep(self.callback_delay_s + (self.read_delay_s if kind == "read" else 0))
             if kind == "read":
-                now = int(time.time() * 1000)
+                now = payloads.now_ms()
                 event.update(timestamp=now, read={"watermark": now})
-            body = json.dumps({"object": "page", "entry": [{"id": page_id, "time": int(time.time() * 1000),
-                                                            "messaging": [event]}]}).encode()
-            headers = {"x-hub-signature-256": meta_sign(self.meta["app_secret"], body)}
+            body, headers = payloads.signed_meta(payloads.meta_page(event, page_id=page_id), self.meta)
             self._post_callback("meta", kind, mid, "/meta/webhook", body, headers)
 
     # -- Vonage Messages API ----------------------------------------------------------------------
@@ -327,16 +322,14 @@ class Sandbox:
             time.sleep(self.callback_delay_s)
             payload: dict[str, Any] = {
                 "message_uuid": message_uuid, "to": request["to"], "from": request["from"],
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": status,
+                "timestamp": payloads.vonage_time(), "status": status,
                 "channel": "messenger",
             }
             if request.get("client_ref"):
                 payload["client_ref"] = request["client_ref"]
             if status == "submitted":
                 payload["usage"] = {"currency": "EUR", "price": "0.0000"}
-            body = json.dumps(payload).encode()
-            headers = {"authorization": sign_callback(self.vonage["signature_secret"], body, self.vonage["api_key"],
-                                                      application_id=self.vonage["application_id"])}
+            body, headers = payloads.signed_vonage(payload, self.vonage, application_id=self.vonage["application_id"])
             self._post_callback("vonage", status, message_uuid, url or path, body, headers)
 
     # -- callbacks --------------------------------------------------------------------------------

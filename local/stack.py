@@ -40,7 +40,6 @@ from local.services import (
     start_dynamodb_local,
     start_moto,
 )
-from local.streams import StreamReader
 from local.template import (
     ROOT,
     function_environment,
@@ -50,6 +49,7 @@ from local.template import (
     stream_settings,
 )
 from local.workers import Function, FunctionPool, InProcessFunction, Worker
+from tools.streams import StreamReader
 
 TABLE_NAME = "messenger-events"
 SECRET_NAMES = {"meta": "local/meta", "vonage": "local/vonage"}
@@ -531,11 +531,3 @@ class LocalStack:
             "  Talk to it:     make chat   (or: python -m local.chat --provider vonage)\n"
         )
 
-
-def wait_for(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()

@@ -14,7 +14,6 @@ finishes the invocation it is running and exits.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -31,6 +30,8 @@ from typing import IO, Any
 
 from local.lambda_context import ACCOUNT_ID, REGION, LambdaContext
 from local.template import ROOT, FunctionSpec
+from tools.lambda_code import add_layers_to_path as add_layers_to_path  # re-exported: local.http_api uses it
+from tools.lambda_code import load_module
 
 Log = Callable[[str], None]
 _HEADER = struct.Struct(">I")
@@ -47,13 +48,6 @@ class FunctionError(Exception):
 
 class WorkerError(RuntimeError):
     """The worker could not import the function, or died during an invocation."""
-
-
-def add_layers_to_path() -> None:
-    """Put every layers/*/ directory on sys.path, as sam build lays them out under /opt/python."""
-    for layer in sorted((ROOT / "layers").glob("*/")):
-        if str(layer) not in sys.path:
-            sys.path.insert(0, str(layer))
 
 
 def lambda_environment(spec: FunctionSpec, base: dict[str, str]) -> dict[str, str]:
@@ -104,15 +98,8 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
 
 def load_handler(spec: FunctionSpec, instance: str = "") -> Callable[[dict[str, Any], Any], Any]:
     """Import the function's module (under its own name: `instance` gives another copy with its own globals)."""
-    add_layers_to_path()
-    path = ROOT / spec.code_uri / spec.module_file
-    module_name = f"local_lambda_{spec.function_id}{'_' + instance if instance else ''}"
-    module_spec = importlib.util.spec_from_file_location(module_name, path)
-    if module_spec is None or module_spec.loader is None:
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(module_spec)
-    sys.modules[module_spec.name] = module
-    module_spec.loader.exec_module(module)
+    module = load_module(ROOT / spec.code_uri / spec.module_file,
+                         f"local_lambda_{spec.function_id}{'_' + instance if instance else ''}")
     return getattr(module, spec.function_name)  # type: ignore[no-any-return]
 
 

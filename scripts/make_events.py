@@ -25,20 +25,22 @@ from typing import Any
 from urllib.parse import urlencode
 
 ROOT = Path(__file__).resolve().parent.parent
-for _path in (ROOT / "layers" / "messenger", ROOT):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
+from tools.lambda_code import add_layers_to_path  # noqa: E402
+
+add_layers_to_path()
 from local.apigw import http_event  # noqa: E402
 from local.services import sandbox_secrets  # noqa: E402
 from messenger.handover import BOT_METADATA  # noqa: E402  (what our own sends carry, echoed back by Meta)
 from messenger.models import Event  # noqa: E402
 from messenger.providers.meta import events as meta_events  # noqa: E402
-from messenger.providers.meta.signature import sign  # noqa: E402
 from messenger.providers.meta.signed_request import make_signed_request  # noqa: E402
 from messenger.providers.vonage import events as vonage_events  # noqa: E402
-from messenger.providers.vonage.signature import sign_callback  # noqa: E402
-from messenger.storage import event_item, stream_keys  # noqa: E402
+from messenger.storage import event_item  # noqa: E402
+from tools import payloads  # noqa: E402
+from tools.payloads import meta_message as meta_item  # noqa: E402
 
 EVENTS = ROOT / "events"
 SECRETS = sandbox_secrets()
@@ -85,10 +87,6 @@ def env_json(dynamodb: str, moto: str, sandbox: str) -> dict[str, dict[str, str]
 
 
 # -- bodies ---------------------------------------------------------------------------------------
-
-
-def meta_item(sender: str, recipient: str, ts: int, **event: Any) -> dict[str, Any]:
-    return {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": ts, **event}
 
 
 def meta_page(*entries: tuple[int, list[dict[str, Any]]], key: str = "messaging") -> dict[str, Any]:
@@ -181,7 +179,7 @@ def vonage_bodies() -> dict[str, tuple[str, dict[str, Any]]]:
 
 def body_bytes(payload: dict[str, Any]) -> bytes:
     """Compact JSON with non-ASCII as \\u escapes: the form Meta sends and signs."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode()
+    return payloads.encode(payload, compact=True)
 
 
 # -- HTTP events ----------------------------------------------------------------------------------
@@ -199,16 +197,14 @@ def pin(event: dict[str, Any], name: str) -> dict[str, Any]:
 def meta_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
     raw = body_bytes(payload)
     headers = {"content-type": "application/json", "user-agent": "facebookexternalua",
-               "x-hub-signature-256": sign(META["app_secret"], raw)}
+               **payloads.meta_headers(META, raw)}
     return pin(http_event("POST", "/meta/webhook", raw, headers), name)
 
 
 def vonage_event(name: str, path: str, payload: dict[str, Any], iat: int) -> dict[str, Any]:
     raw = body_bytes(payload)
-    authorization = sign_callback(VONAGE["signature_secret"], raw, VONAGE["api_key"], issued_at=iat,
-                                  jti=str(uuid.uuid5(NAMESPACE, name)))
     headers = {"content-type": "application/json", "user-agent": "Vonage API Platform",
-               "authorization": authorization}
+               **payloads.vonage_headers(VONAGE, raw, issued_at=iat, jti=str(uuid.uuid5(NAMESPACE, name)))}
     return pin(http_event("POST", path, raw, headers), name)
 
 
@@ -243,29 +239,12 @@ def data_deletion_events() -> dict[str, dict[str, Any]]:
 # -- stream events --------------------------------------------------------------------------------
 
 
-def stream_record(item: dict[str, Any], name: str, index: int) -> dict[str, Any]:
-    """One record of a Lambda DynamoDB stream event (see local/streams.py `lambda_record`)."""
-    return {
-        "eventID": hashlib.md5(f"{name}#{index}".encode()).hexdigest(),  # noqa: S324 - an id, not security
-        "eventName": "INSERT",
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": REGION,
-        "dynamodb": {
-            "ApproximateCreationDateTime": FIXED_S,
-            "Keys": stream_keys(item),
-            "NewImage": item,
-            "SequenceNumber": f"{100000000000000000000 + index * 100 + len(name):021d}",
-            "SizeBytes": len(json.dumps(item, separators=(",", ":"))),
-            "StreamViewType": "NEW_AND_OLD_IMAGES",
-        },
-        "eventSourceARN": STREAM_ARN,
-    }
-
-
 def stream_event(name: str, events: list[Event]) -> dict[str, Any]:
     items = [event_item(e, now_s=FIXED_S, retention_s=RETENTION_S) for e in events]
-    return {"Records": [stream_record(item, name, i) for i, item in enumerate(items)]}
+    return {"Records": [payloads.stream_record(
+        item, event_id=hashlib.md5(f"{name}#{i}".encode()).hexdigest(),  # noqa: S324 - an id, not security
+        sequence=100000000000000000000 + i * 100 + len(name), region=REGION, stream_arn=STREAM_ARN,
+        created_s=FIXED_S) for i, item in enumerate(items)]}
 
 
 def stream_events() -> dict[str, dict[str, Any]]:

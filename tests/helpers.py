@@ -1,10 +1,8 @@
-"""Test helpers: load the handlers as sam would, sign bodies with the production signers."""
+"""Test helpers: load the handlers as sam would, sign bodies with the production signers (tools.payloads)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -12,9 +10,9 @@ from typing import Any
 from local.apigw import http_event
 from local.services import sandbox_secrets
 from messenger.models import Event, Kind, Provider
-from messenger.providers.meta.signature import sign as meta_sign
-from messenger.providers.vonage.signature import sign_callback
-from messenger.storage import event_item, stream_keys, to_item
+from messenger.storage import event_item, to_item
+from tools import payloads
+from tools.lambda_code import load_function
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -25,16 +23,8 @@ PAGE_ID = next(iter(META["page_tokens"]))
 
 
 def load_handler(name: str) -> ModuleType:
-    """Import functions/<name>/app.py under a unique module name (both functions call theirs app.py)."""
-    module_name = f"{name}_app"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, ROOT / "functions" / name / "app.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
+    """functions/<name>/app.py imported as sam would, once per test session."""
+    return load_function(name)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -48,16 +38,16 @@ def dumps(payload: Any) -> bytes:
 def meta_post(body: bytes, signature: str | None = "valid", **headers: str) -> dict[str, Any]:
     all_headers = {"content-type": "application/json", **headers}
     if signature == "valid":
-        all_headers["x-hub-signature-256"] = meta_sign(META["app_secret"], body)
+        all_headers.update(payloads.meta_headers(META, body))
     elif signature is not None:
-        all_headers["x-hub-signature-256"] = signature
+        all_headers[payloads.META_SIGNATURE] = signature
     return http_event("POST", "/meta/webhook", body, all_headers)
 
 
 def vonage_post(path: str, body: bytes, authorization: str | None = "valid", **claims: Any) -> dict[str, Any]:
     headers = {"content-type": "application/json"}
     if authorization == "valid":
-        headers["authorization"] = sign_callback(VONAGE["signature_secret"], body, VONAGE["api_key"], **claims)
+        headers.update(payloads.vonage_headers(VONAGE, body, **claims))
     elif authorization is not None:
         headers["authorization"] = authorization
     return http_event("POST", path, body, headers)
@@ -65,19 +55,18 @@ def vonage_post(path: str, body: bytes, authorization: str | None = "valid", **c
 
 def meta_message(mid: str, text: str = "hello", sender: str = "3998527223577371", ts: int = 1_700_000_000_000,
                  page_id: str = PAGE_ID, **message: Any) -> dict[str, Any]:
-    return {"sender": {"id": sender}, "recipient": {"id": page_id}, "timestamp": ts,
-            "message": {"mid": mid, "text": text, **message}}
+    return payloads.meta_message(sender, page_id, ts, message={"mid": mid, "text": text, **message})
 
 
 def meta_body(*events: dict[str, Any], page_id: str = PAGE_ID, standby: bool = False) -> dict[str, Any]:
-    key = "standby" if standby else "messaging"
-    return {"object": "page", "entry": [{"id": page_id, "time": 1_700_000_000_000, key: list(events)}]}
+    return payloads.meta_page(*events, page_id=page_id, time_ms=1_700_000_000_000,
+                              key="standby" if standby else "messaging")
 
 
 def vonage_inbound_v1(message_uuid: str, text: str = "hello", user: str = "3998527223577371",
                       page_id: str = PAGE_ID) -> dict[str, Any]:
-    return {"channel": "messenger", "message_uuid": message_uuid, "to": page_id, "from": user,
-            "timestamp": "2025-02-03T12:14:25Z", "message_type": "text", "text": text}
+    return payloads.vonage_inbound(message_uuid, page_id=page_id, user=user, text=text,
+                                   timestamp="2025-02-03T12:14:25Z")
 
 
 def inbound_event(event_id: str, user: str, *, text: str = "hello", ts: int = 1_700_000_000_000,
@@ -90,8 +79,7 @@ def stream_record(event: Event, seq: int, *, name: str = "INSERT", **overrides: 
     """The stream record (as Lambda delivers it) of storing `event`; `overrides` replace item attributes."""
     image = event_item(event, now_s=event.timestamp_ms // 1000, retention_s=86400)
     image.update(to_item(overrides))
-    return {"eventID": f"e{seq}", "eventName": name, "eventSource": "aws:dynamodb",
-            "dynamodb": {"SequenceNumber": f"{seq:021d}", "NewImage": image, "Keys": stream_keys(image)}}
+    return payloads.stream_record(image, event_id=f"e{seq}", sequence=seq, name=name)
 
 
 LONG_USER = "9" * 5000  # over the partition key's 2,048 bytes on its own

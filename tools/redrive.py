@@ -24,7 +24,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from local.streams import lambda_record
+from tools.lambda_code import add_layers_to_path
+from tools.streams import lambda_record
 
 ProcessFn = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
@@ -166,5 +167,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "layers", "messenger"))
+    add_layers_to_path()
     raise SystemExit(main())

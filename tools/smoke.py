@@ -25,26 +25,22 @@ import json
 import os
 import secrets
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT / "layers" / "messenger") not in sys.path:
-    sys.path.insert(0, str(ROOT / "layers" / "messenger"))
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
-import boto3  # noqa: E402
-from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
+from tools.lambda_code import add_layers_to_path
 
-from messenger.handover import BOT_METADATA  # noqa: E402
-from messenger.providers.meta.signature import sign as meta_sign  # noqa: E402
-from messenger.providers.vonage.signature import sign_callback  # noqa: E402
+add_layers_to_path()
+from messenger.handover import BOT_METADATA  # noqa: E402 - needs the layer on sys.path
+from tools import payloads  # noqa: E402
 
 OUTPUTS = ("MetaWebhookUrl", "VonageInboundUrl", "VonageStatusUrl", "MetaSecretArn", "VonageSecretArn")
 
@@ -182,15 +178,15 @@ def check_verify_handshake(d: Deployment) -> Result:
 
 
 def meta_echo_body(d: Deployment, user: str) -> bytes:
-    now = int(time.time() * 1000)
-    echo = {"sender": {"id": d.page_id}, "recipient": {"id": user}, "timestamp": now,
-            "message": {"mid": f"m_smoke_{uuid.uuid4().hex}", "is_echo": True, "metadata": BOT_METADATA,
-                        "text": "messenger-webhook smoke check (synthetic echo, never answered)"}}
-    return json.dumps({"object": "page", "entry": [{"id": d.page_id, "time": now, "messaging": [echo]}]}).encode()
+    now = payloads.now_ms()
+    echo = payloads.meta_message(d.page_id, user, now, message={
+        "mid": f"m_smoke_{uuid.uuid4().hex}", "is_echo": True, "metadata": BOT_METADATA,
+        "text": "messenger-webhook smoke check (synthetic echo, never answered)"})
+    return payloads.encode(payloads.meta_page(echo, page_id=d.page_id, time_ms=now))
 
 
 def check_meta_echo_stored_once(d: Deployment, body: bytes) -> Result:
-    headers = {"x-hub-signature-256": meta_sign(d.meta["app_secret"], body)}
+    headers = payloads.meta_headers(d.meta, body)
     first = http("POST", d.meta_webhook_url, body, headers)
     again = http("POST", d.meta_webhook_url, body, headers)
     ok = first == (200, {"stored": 1, "duplicates": 0}) and again == (200, {"stored": 0, "duplicates": 1})
@@ -203,13 +199,12 @@ def check_bad_signature_refused(d: Deployment, body: bytes) -> Result:
 
 
 def vonage_status_body(d: Deployment, user: str) -> bytes:
-    return json.dumps({"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": user, "from": d.page_id,
-                       "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "status": "delivered"}).encode()
+    return payloads.encode({"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": user,
+                            "from": d.page_id, "timestamp": payloads.vonage_time(), "status": "delivered"})
 
 
 def check_vonage_status_unknown_message(d: Deployment, body: bytes) -> Result:
-    authorization = sign_callback(d.vonage["signature_secret"], body, d.vonage["api_key"])
-    status, answer = http("POST", d.vonage_status_url, body, {"authorization": authorization})
+    status, answer = http("POST", d.vonage_status_url, body, payloads.vonage_headers(d.vonage, body))
     return Result("signed Vonage status for an unknown message", status == 200, f"{status} {answer}")
 
 

@@ -30,8 +30,9 @@ from pathlib import Path
 from typing import IO, Any
 
 from local.template import ROOT
+from tools.lambda_code import add_layers_to_path
 
-sys.path.insert(0, str(ROOT / "layers" / "messenger"))
+add_layers_to_path()
 
 from local.sam_local import checks  # noqa: E402
 from local.sam_local.build import BuildError, build, python313_path  # noqa: E402

@@ -6,7 +6,6 @@ The invocations run in this order on a fresh local stack, so every answer is kno
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -15,8 +14,8 @@ from typing import Any
 
 from local.services import client, sandbox_secrets
 from local.stack import TABLE_NAME
-from messenger.providers.meta.signature import sign as meta_sign
-from messenger.providers.vonage.signature import sign_callback
+from tools import payloads
+from tools.smoke import http as smoke_http
 
 SECRETS = sandbox_secrets()
 META = SECRETS["meta"]
@@ -70,8 +69,7 @@ def function_for(name: str) -> str:
 def resign(event: dict[str, Any]) -> dict[str, Any]:
     """A Vonage sample with a token issued now (its committed one is valid for 5 minutes after `make events`)."""
     copy = json.loads(json.dumps(event))
-    copy["headers"]["authorization"] = sign_callback(VONAGE["signature_secret"], copy["body"].encode(),
-                                                     VONAGE["api_key"])
+    copy["headers"].update(payloads.vonage_headers(VONAGE, copy["body"].encode()))
     return copy
 
 
@@ -113,16 +111,8 @@ def check_invoke(name: str, answer: Any) -> str | None:
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
          timeout: float = 60) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
-            status, data = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, data = exc.code, exc.read()
-    try:
-        return status, json.loads(data) if data else None
-    except ValueError:
-        return status, data.decode(errors="replace")
+    """tools.smoke's client (status, JSON or text), with the patience a container's first start needs."""
+    return smoke_http(method, url, body, headers, timeout)
 
 
 def new_user() -> str:
@@ -130,17 +120,14 @@ def new_user() -> str:
 
 
 def meta_body(user: str, text: str) -> bytes:
-    now = int(time.time() * 1000)
-    payload = {"object": "page", "entry": [{"id": PAGE_ID, "time": now, "messaging": [
-        {"sender": {"id": user}, "recipient": {"id": PAGE_ID}, "timestamp": now,
-         "message": {"mid": f"m_sam_local_{uuid.uuid4().hex}", "text": text}}]}]}
-    return json.dumps(payload).encode()
+    now = payloads.now_ms()
+    message = payloads.meta_message(user, PAGE_ID, now, message={"mid": f"m_sam_local_{uuid.uuid4().hex}",
+                                                                 "text": text})
+    return payloads.encode(payloads.meta_page(message, page_id=PAGE_ID, time_ms=now))
 
 
 def vonage_body(user: str, text: str) -> bytes:
-    payload = {"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": PAGE_ID, "from": user,
-               "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "message_type": "text", "text": text}
-    return json.dumps(payload).encode()
+    return payloads.encode(payloads.vonage_inbound(str(uuid.uuid4()), page_id=PAGE_ID, user=user, text=text))
 
 
 FORGED_USER = new_user()  # the sender of the forged POST: nothing about it may be stored
@@ -165,16 +152,15 @@ def api_checks(api: str) -> list[tuple[str, tuple[int, Any], tuple[int, Any], st
     meta_user = new_user()
     body = meta_body(meta_user, "hi")
     results.append(("POST /meta/webhook signed", stored(1), http(
-        "POST", f"{api}/meta/webhook", body, {**json_type, "x-hub-signature-256": meta_sign(META["app_secret"], body)}),
+        "POST", f"{api}/meta/webhook", body, {**json_type, **payloads.meta_headers(META, body)}),
         meta_user))
     forged = meta_body(FORGED_USER, "hi")
     results.append(("POST /meta/webhook bad signature", (401, {"error": "signature_invalid"}), http(
         "POST", f"{api}/meta/webhook", forged, {**json_type, "x-hub-signature-256": "sha256=" + "0" * 64}), ""))
     vonage_user = new_user()
     body = vonage_body(vonage_user, "hi")
-    authorization = sign_callback(VONAGE["signature_secret"], body, VONAGE["api_key"])
     results.append(("POST /vonage/inbound signed", stored(1), http(
-        "POST", f"{api}/vonage/inbound", body, {**json_type, "authorization": authorization}), vonage_user))
+        "POST", f"{api}/vonage/inbound", body, {**json_type, **payloads.vonage_headers(VONAGE, body)}), vonage_user))
     return results
 
 

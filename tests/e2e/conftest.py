@@ -21,11 +21,10 @@ import pytest
 
 from local.launcher import StackProcess
 from local.services import client
-from messenger.providers.meta.signature import sign as meta_sign
-from messenger.providers.vonage.signature import sign_callback
 from messenger.storage import from_item
 from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE
+from tools import payloads
 from tools.smoke import Deployment, Secret, discover
 from tools.smoke import http as http
 
@@ -65,19 +64,19 @@ class LocalStack:
     # -- as Meta and Vonage would call us --------------------------------------------------------
 
     def meta_post(self, payload: dict[str, Any], signature: str | None = "valid") -> tuple[int, Any]:
-        body = json.dumps(payload).encode()
+        body = payloads.encode(payload)
         headers = {}
         if signature == "valid":
-            headers["x-hub-signature-256"] = meta_sign(META["app_secret"], body)
+            headers = payloads.meta_headers(META, body)
         elif signature is not None:
-            headers["x-hub-signature-256"] = signature
+            headers[payloads.META_SIGNATURE] = signature
         return http("POST", f"{self.api}/meta/webhook", body, headers)
 
     def vonage_post(self, path: str, payload: dict[str, Any], authorization: str | None = "valid") -> tuple[int, Any]:
-        body = json.dumps(payload).encode()
+        body = payloads.encode(payload)
         headers = {}
         if authorization == "valid":
-            headers["authorization"] = sign_callback(VONAGE["signature_secret"], body, VONAGE["api_key"])
+            headers = payloads.vonage_headers(VONAGE, body)
         elif authorization is not None:
             headers["authorization"] = authorization
         return http("POST", f"{self.api}{path}", body, headers)
@@ -120,18 +119,16 @@ class LocalStack:
 
 
 def meta_message(user: str, text: str = "hello", mid: str | None = None, **message: Any) -> dict[str, Any]:
-    now = int(time.time() * 1000)
-    return {"sender": {"id": user}, "recipient": {"id": PAGE_ID}, "timestamp": now,
-            "message": {"mid": mid or f"m_e2e_{uuid.uuid4().hex}", "text": text, **message}}
+    return payloads.meta_message(user, PAGE_ID, payloads.now_ms(),
+                                 message={"mid": mid or f"m_e2e_{uuid.uuid4().hex}", "text": text, **message})
 
 
 def meta_body(*events: dict[str, Any]) -> dict[str, Any]:
-    return {"object": "page", "entry": [{"id": PAGE_ID, "time": int(time.time() * 1000), "messaging": list(events)}]}
+    return payloads.meta_page(*events, page_id=PAGE_ID)
 
 
 def vonage_inbound(user: str, text: str = "hello", message_uuid: str | None = None) -> dict[str, Any]:
-    return {"channel": "messenger", "message_uuid": message_uuid or str(uuid.uuid4()), "to": PAGE_ID, "from": user,
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "message_type": "text", "text": text}
+    return payloads.vonage_inbound(message_uuid or str(uuid.uuid4()), page_id=PAGE_ID, user=user, text=text)
 
 
 DEPLOYED = os.environ.get("AWS_SAM_STACK_NAME")

@@ -21,9 +21,9 @@ import pytest
 
 from local.launcher import StackProcess, get_json
 from local.services import free_port
-from messenger.providers.meta.signature import sign as meta_sign
 from tests.e2e.conftest import FAST, LocalStack, meta_body, meta_message, new_user, wait_until
 from tests.helpers import META, ROOT
+from tools import payloads
 
 pytestmark = pytest.mark.e2e
 MESSAGES = 300
@@ -31,9 +31,9 @@ MESSAGES = 300
 
 def post(api: str, payload: dict[str, Any], timeout: float = 15) -> int:
     """Deliver a signed Meta POST as Meta would; the status, or 0 when nothing answered (refused, reset)."""
-    body = json.dumps(payload).encode()
+    body, signature = payloads.signed_meta(payload, META)
     request = urllib.request.Request(f"{api}/meta/webhook", data=body, method="POST", headers={
-        "content-type": "application/json", "x-hub-signature-256": meta_sign(META["app_secret"], body)})
+        "content-type": "application/json", **signature})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return int(response.status)

@@ -23,12 +23,12 @@ from local import workers
 from local.lambda_context import LambdaContext
 from local.poller import CheckpointStore, StreamPoller
 from local.services import client
-from local.streams import StreamReader
 from local.template import function_spec, stream_settings
 from messenger.config import get_settings
 from messenger.handover import answered_event_id
 from messenger.reply.wiring import pipeline_for
 from tests.helpers import PAGE_ID, dumps, load_handler, meta_body, meta_message, meta_post
+from tools.streams import StreamReader
 
 pytestmark = pytest.mark.integration
 

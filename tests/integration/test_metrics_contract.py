@@ -17,12 +17,12 @@ import responses
 
 from local.apigw import http_event
 from local.services import client
-from local.streams import StreamReader, strip_internal
 from local.template import MetricRef, load_template, named_metrics
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
 from messenger.reply.wiring import current_pipeline, pipeline_for
 from tests.helpers import dumps, load_handler, meta_body, meta_message, meta_post, vonage_post
+from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ import pytest
 
 from local.poller import RECORD_AGE_EXCEEDED, RETRY_EXHAUSTED, CheckpointStore, StreamPoller
 from local.services import client
-from local.streams import StreamReader
 from local.template import stream_settings
 from tests.conftest import Table
+from tools.streams import StreamReader
 
 pytestmark = pytest.mark.integration
 

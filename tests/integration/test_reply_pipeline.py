@@ -14,7 +14,6 @@ import requests
 import responses
 
 from local.services import client
-from local.streams import StreamReader, strip_internal
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
 from messenger.handover import BOT_METADATA, bot_metadata
@@ -33,6 +32,7 @@ from tests.helpers import (
     vonage_inbound_v1,
     vonage_post,
 )
+from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 

@@ -51,8 +51,6 @@ def answerable(kind: str) -> bool:
 
 # A status never moves backwards; failures are terminal and outrank delivery.
 STATUS_RANK: dict[str, int] = {
-    "claimed": 0,
-    "sending": 1,
     "submitted": 2,
     "sent": 2,
     "delivered": 3,

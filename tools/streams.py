@@ -1,7 +1,8 @@
 """Read a DynamoDB (Local) stream and hand back records in the exact shape Lambda delivers them.
 
-The reader tracks one position per shard; `checkpoint(record)` moves it, so a consumer that restarts
-with the saved positions resumes after the last record it finished, never losing or repeating one.
+The reader tracks one position per shard (`positions`: the consumer's checkpoints), so a consumer that
+restarts with the saved positions resumes after the last record it finished, never losing or repeating one.
+Shared by the local stack's stream poller and the ops tool tools/redrive.py.
 """
 
 from __future__ import annotations
@@ -76,9 +77,6 @@ class StreamReader:
                 self._closed.add(shard_id)
             self._iterators[shard_id] = next_iterator
         return records
-
-    def checkpoint(self, record: dict[str, Any]) -> None:
-        self.positions[record["_shard"]] = record["dynamodb"]["SequenceNumber"]
 
     def rewind(self) -> None:
         """Forget read-ahead: the next poll starts again right after the checkpoints."""
