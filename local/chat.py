@@ -16,16 +16,15 @@ import os
 import random
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from local.http_api import add_layers_to_path
 from local.services import client, sandbox_secrets
+from tools.http import http
+from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
 from messenger.models import conversation_id  # noqa: E402 - needs the layer on sys.path
@@ -202,20 +201,10 @@ class Chat:
 
 
 def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - loopback URL
-            data = response.read()
-            status = response.status
-    except urllib.error.HTTPError as exc:
-        data, status = exc.read(), exc.code
+        return http(method, url, body, headers, timeout=15)
     except OSError as exc:
         raise SystemExit(f"cannot reach {url} ({exc}). Is the local stack running (`make dev`)?") from None
-    try:
-        return status, json.loads(data or b"null")
-    except ValueError:
-        return status, data.decode(errors="replace")
 
 
 def _describe(request: dict[str, Any]) -> tuple[str, str | None]:

@@ -23,7 +23,6 @@ from urllib.parse import parse_qsl, urlsplit
 from local.apigw import http_event
 from local.template import Route
 from local.workers import Function, FunctionError, WorkerError
-from local.workers import add_layers_to_path as add_layers_to_path  # re-exported: the sandbox imports it here
 
 Log = Callable[[str], None]
 # (method, path, body) -> (status, JSON-able body), or None when the path is not a control path.

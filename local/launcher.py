@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from local.services import end_process, free_port, process_command
 from local.template import ROOT
+from tools.http import http
 
 PORT_NAMES = ("PORT", "DYNAMODB_PORT", "MOTO_PORT", "SANDBOX_PORT")
 
@@ -23,12 +22,7 @@ PORT_NAMES = ("PORT", "DYNAMODB_PORT", "MOTO_PORT", "SANDBOX_PORT")
 def get_json(url: str, timeout: float = 5) -> tuple[int, Any]:
     """(status, JSON body) of a GET; status 0 when nothing answered."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URL
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        with contextlib.suppress(ValueError):
-            return exc.code, json.loads(exc.read() or b"null")
-        return exc.code, None
+        return http("GET", url, timeout=timeout)
     except OSError:
         return 0, None
 

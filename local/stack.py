@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from local.control import ANY, Answer, Request, Routes
 from local.http_api import HttpApiServer
 from local.poller import CheckpointStore, StreamPoller
 from local.sandbox import Sandbox, SandboxServer
@@ -495,24 +496,22 @@ class LocalStack:
         return messages
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, Any] | None:
+        """The `/_local/...` control API (CONTROL below); None for every other path (the HTTP API's routes)."""
         if not path.startswith("/_local/"):
             return None
-        if path == "/_local/health":
-            return self.health()
-        if path == "/_local/poller" and method == "GET":
-            return 200, self.poller_state()
-        if path == "/_local/poller/restart" and method == "POST":
-            started = self.start_poller(reload=True)
-            return (200 if started else 409), self.poller_state()
-        if path == "/_local/poller/stop" and method == "POST":
-            self.stop_poller()
-            return 200, self.poller_state()
-        if path == "/_local/poller/start" and method == "POST":
-            started = self.poller is not None or self.start_poller(reload=False)
-            return (200 if started else 409), self.poller_state()
-        if path == "/_local/failures" and method == "GET":
-            return 200, self.failures()
-        return 404, {"message": "Not Found"}
+        return CONTROL.dispatch(self, Request(method, path, body))
+
+    def _restart_poller(self, _request: Request) -> Answer:
+        started = self.start_poller(reload=True)
+        return (200 if started else 409), self.poller_state()
+
+    def _stop_poller(self, _request: Request) -> Answer:
+        self.stop_poller()
+        return 200, self.poller_state()
+
+    def _start_poller(self, _request: Request) -> Answer:
+        started = self.poller is not None or self.start_poller(reload=False)
+        return (200 if started else 409), self.poller_state()
 
     def banner(self) -> str:
         routes = "\n".join(f"    {r.method:<5} {self.api_url}{r.path}  ({r.function_id})" for r in http_routes())
@@ -531,3 +530,12 @@ class LocalStack:
             "  Talk to it:     make chat   (or: python -m local.chat --provider vonage)\n"
         )
 
+
+CONTROL = Routes[LocalStack]({
+    (ANY, "/_local/health"): lambda stack, _request: stack.health(),
+    ("GET", "/_local/poller"): lambda stack, _request: (200, stack.poller_state()),
+    ("POST", "/_local/poller/restart"): LocalStack._restart_poller,
+    ("POST", "/_local/poller/stop"): LocalStack._stop_poller,
+    ("POST", "/_local/poller/start"): LocalStack._start_poller,
+    ("GET", "/_local/failures"): lambda stack, _request: (200, stack.failures()),
+})

@@ -30,7 +30,6 @@ from typing import IO, Any
 
 from local.lambda_context import ACCOUNT_ID, REGION, LambdaContext
 from local.template import ROOT, FunctionSpec
-from tools.lambda_code import add_layers_to_path as add_layers_to_path  # re-exported: local.http_api uses it
 from tools.lambda_code import load_module
 
 Log = Callable[[str], None]

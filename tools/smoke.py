@@ -25,9 +25,7 @@ import json
 import os
 import secrets
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +34,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from tools.http import http
 from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
@@ -47,22 +46,6 @@ OUTPUTS = ("MetaWebhookUrl", "VonageInboundUrl", "VonageStatusUrl", "MetaSecretA
 
 class SmokeError(RuntimeError):
     """The stack or its secrets cannot be read (the message never holds a secret value)."""
-
-
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 30) -> tuple[int, Any]:
-    """One request; returns (status, JSON body or text). HTTP errors are answers, not exceptions."""
-    request = urllib.request.Request(url, data=body, method=method,
-                                     headers={"content-type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - the stack's own URL
-            status, data = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, data = exc.code, exc.read()
-    try:
-        return status, json.loads(data) if data else None
-    except ValueError:
-        return status, data.decode(errors="replace")
 
 
 @dataclass(frozen=True)

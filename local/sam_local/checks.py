@@ -15,7 +15,7 @@ from typing import Any
 from local.services import client, sandbox_secrets
 from local.stack import TABLE_NAME
 from tools import payloads
-from tools.smoke import http as smoke_http
+from tools.http import http as smoke_http
 
 SECRETS = sandbox_secrets()
 META = SECRETS["meta"]

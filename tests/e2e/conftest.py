@@ -25,8 +25,8 @@ from messenger.storage import from_item
 from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE
 from tools import payloads
+from tools.http import http as http
 from tools.smoke import Deployment, Secret, discover
-from tools.smoke import http as http
 
 STARTUP_TIMEOUT_S = 120
 # Short poll, retry and callback delays keep the end-to-end tests quick.

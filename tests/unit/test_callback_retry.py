@@ -1,4 +1,4 @@
-"""The sandbox re-sends callbacks the way Meta and Vonage do (local/sandbox.py RetrySchedule)."""
+"""The sandbox re-sends callbacks the way Meta and Vonage do (local/sandbox/callbacks.py RetrySchedule)."""
 
 from local.sandbox import META_CALLBACK_RETRY, VONAGE_CALLBACK_RETRY
 

@@ -1,0 +1,32 @@
+"""Sandbox providers: a local Graph Send API and Vonage Messages API that validate, record and call back.
+
+- `POST /{version}/{page_id}/messages` (Graph): checks the Page token (and `appsecret_proof` if sent)
+  against events/sandbox-secrets.json and the body schema; answers `{"recipient_id", "message_id"}` or a
+  Graph error `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`. Then posts a signed
+  echo, a delivery and a read event to the webhook's `/meta/webhook`.
+- `POST /v1/messages` (Vonage): checks the RS256 application JWT with the public half of the sandbox
+  private key and the body schema; answers 202 `{"message_uuid"}` or an RFC 7807 error. Then posts signed
+  `submitted`, `delivered` and `read` statuses to `/vonage/status`.
+- `GET /_sandbox/requests` (filters: provider, recipient, since) lists every request, `DELETE` clears;
+  `GET /_sandbox/callbacks` lists the callbacks sent and the webhook's answers.
+- A callback the webhook does not accept is retried as the provider would (META_CALLBACK_RETRY,
+  VONAGE_CALLBACK_RETRY), on a schedule compressed `retry_time_scale` times for local use.
+- `POST /_sandbox/faults` `{"provider", "fault": "5xx|429|613|timeout|permanent", "code", "count",
+  "recipient", "seconds"}` makes the next matching sends fail; `GET` lists, `DELETE` clears.
+
+Command line: `python -m local.sandbox fault meta 5xx --count 2`, `... requests`, `... clear`, `... serve`.
+
+Package layout: `meta.py` and `vonage.py` (the two fake providers: validation, faults applied, callbacks built),
+`faults.py` (the fault store), `callbacks.py` (retry schedules and the signed-callback sender), `state.py`
+(`Sandbox`: secrets, recorded requests, settings), `server.py` (HTTP server and the control route table),
+`cli.py` (the command line).
+"""
+
+from local.sandbox.callbacks import CALLBACK_RETRY, META_CALLBACK_RETRY, VONAGE_CALLBACK_RETRY, RetrySchedule
+from local.sandbox.common import SandboxReject
+from local.sandbox.faults import FAULTS, Fault
+from local.sandbox.server import SandboxServer
+from local.sandbox.state import Sandbox
+
+__all__ = ["CALLBACK_RETRY", "FAULTS", "META_CALLBACK_RETRY", "VONAGE_CALLBACK_RETRY", "Fault", "RetrySchedule",
+           "Sandbox", "SandboxReject", "SandboxServer"]

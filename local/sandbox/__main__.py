@@ -1,0 +1,7 @@
+"""`python -m local.sandbox ...`: see local/sandbox/cli.py."""
+
+import sys
+
+from local.sandbox.cli import main
+
+sys.exit(main())
