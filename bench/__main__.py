@@ -19,8 +19,9 @@ from bench.common import ROOT, local_stack, quiet_stdout, table
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--import-runs", type=int, default=9, help="fresh interpreters per cold import")
@@ -55,11 +56,19 @@ def main(argv: list[str] | None = None) -> int:
 
         results = reply.main()
         goals = [
-            ("concurrent vs sequential, pipeline (in-memory ledger)", results["concurrency_pipeline_only"]["ratio"],
-             ">=", 10),
+            (
+                "concurrent vs sequential, pipeline (in-memory ledger)",
+                results["concurrency_pipeline_only"]["ratio"],
+                ">=",
+                10,
+            ),
             ("concurrent vs sequential, DynamoDB Local in the loop", results["concurrency"]["ratio"], ">=", 10),
-            ("sends/s, one page, pipeline (in-memory ledger)", results["throughput_pipeline_only"]["sends_per_s"],
-             ">=", 300),
+            (
+                "sends/s, one page, pipeline (in-memory ledger)",
+                results["throughput_pipeline_only"]["sends_per_s"],
+                ">=",
+                300,
+            ),
             ("sends/s, one page, DynamoDB Local in the loop", results["throughput"]["sends_per_s"], ">=", 300),
             ("table writes per answered message", results["table_calls_per_reply"]["writes"], "<=", 3),
             ("table reads per answered message", results["table_calls_per_reply"]["reads"], "<=", 1),
@@ -70,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
             ok = value >= goal if op == ">=" else value <= goal
             print(f"{name:58} {value:>8} {op} {goal:<5} {'PASS' if ok else 'MISS'}")
         ceiling = results["dynamodb_local_ceiling"]
-        print(f"\nDynamoDB Local alone ({ceiling['threads']} threads, bare claim puts): "
-              f"{ceiling['calls_per_s']} calls/s, so at most {ceiling['sends_per_s_ceiling_at_4_calls']} "
-              "answered messages/s at 3 writes + 1 read each.")
+        print(
+            f"\nDynamoDB Local alone ({ceiling['threads']} threads, bare claim puts): "
+            f"{ceiling['calls_per_s']} calls/s, so at most {ceiling['sends_per_s_ceiling_at_4_calls']} "
+            "answered messages/s at 3 writes + 1 read each."
+        )
     if not args.skip_cost:
         # A fresh interpreter: the cost run counts what the handlers print, so it must import them itself.
         print("\ncost of 1M inbound messages answered once (bench/cost.py) ...", flush=True)
@@ -87,10 +98,14 @@ def batch_section(stack) -> None:
     with quiet_stdout():
         result = batch.run(stack)
     ok = result["batch_s"] <= 5
-    print(f"batch end to end: {result['batch_s']} s (runs {result['batch_runs_s']}); 1,000 bare PutItems: "
-          f"{result['floor_s']} s (runs {result['floor_runs_s']}); ratio {result['ratio']}")
-    print(f"{'1,000-event batch within 5 s (Meta expects an answer in 5 s)':58} {result['batch_s']:>8} <= 5     "
-          f"{'PASS' if ok else 'MISS'}")
+    print(
+        f"batch end to end: {result['batch_s']} s (runs {result['batch_runs_s']}); 1,000 bare PutItems: "
+        f"{result['floor_s']} s (runs {result['floor_runs_s']}); ratio {result['ratio']}"
+    )
+    print(
+        f"{'1,000-event batch within 5 s (Meta expects an answer in 5 s)':58} {result['batch_s']:>8} <= 5     "
+        f"{'PASS' if ok else 'MISS'}"
+    )
 
 
 def profile(stack, iterations: int) -> None:

@@ -21,9 +21,15 @@ USERS = 100
 
 
 def signed_batch(run: str, count: int = MAX_EVENTS_PER_POST) -> dict[str, Any]:
-    messaging = [payloads.meta_message(f"{3998527223577371 + i % USERS}", PAGE_ID, 1_700_000_000_000 + i,
-                                       message={"mid": f"m_batch_{run}_{i}", "text": TEXT})
-                 for i in range(count)]
+    messaging = [
+        payloads.meta_message(
+            f"{3998527223577371 + i % USERS}",
+            PAGE_ID,
+            1_700_000_000_000 + i,
+            message={"mid": f"m_batch_{run}_{i}", "text": TEXT},
+        )
+        for i in range(count)
+    ]
     return meta_post(payloads.meta_page(*messaging, page_id=PAGE_ID, time_ms=1_700_000_000_000))
 
 
@@ -48,6 +54,11 @@ def run(stack: Stack, runs: int = 3) -> dict[str, Any]:
             dynamodb.put_item(TableName=stack.table, Item=item, ConditionExpression="attribute_not_exists(pk)")
         floor_s.append(time.perf_counter() - started)
     batch, floor = sorted(batch_s)[len(batch_s) // 2], sorted(floor_s)[len(floor_s) // 2]
-    return {"events": MAX_EVENTS_PER_POST, "batch_s": round(batch, 2), "floor_s": round(floor, 2),
-            "ratio": round(batch / floor, 2), "batch_runs_s": [round(s, 2) for s in batch_s],
-            "floor_runs_s": [round(s, 2) for s in floor_s]}
+    return {
+        "events": MAX_EVENTS_PER_POST,
+        "batch_s": round(batch, 2),
+        "floor_s": round(floor, 2),
+        "ratio": round(batch / floor, 2),
+        "batch_runs_s": [round(s, 2) for s in batch_s],
+        "floor_runs_s": [round(s, 2) for s in floor_s],
+    }

@@ -36,8 +36,12 @@ LAYER_ID = "MessengerLayer"
 FUNCTIONS = {"WebhookFunction": 1.5, "ReplyFunction": 2.0}  # function id -> goal (ratio to import boto3)
 FLOOR = "boto3"
 # Stand-ins for the stack's resources: importing must not need them to exist.
-RESOLVE = {"EventsTable": "bench-events", "MetaSecret": "bench/meta", "VonageSecret": "bench/vonage",
-           "ReplyFailureQueue": "bench-failures"}
+RESOLVE = {
+    "EventsTable": "bench-events",
+    "MetaSecret": "bench/meta",
+    "VonageSecret": "bench/vonage",
+    "ReplyFailureQueue": "bench-failures",
+}
 
 CHILD = """
 import json, resource, sys, time
@@ -61,11 +65,13 @@ class Subject:
 def sam_build() -> None:
     """`sam build` with the pinned SAM CLI and Python 3.13 first on PATH (samconfig.toml: cached, parallel)."""
     sam = subprocess.run(["make", "-s", "sam-cli"], cwd=ROOT, check=True, capture_output=True, text=True)
-    python = subprocess.run([str(ROOT / "scripts" / "find-python313.sh")], check=True, capture_output=True,
-                            text=True).stdout.strip()
+    python = subprocess.run(
+        [str(ROOT / "scripts" / "find-python313.sh")], check=True, capture_output=True, text=True
+    ).stdout.strip()
     env = {**os.environ, "PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
-    done = subprocess.run([sam.stdout.strip().splitlines()[-1], "build"], cwd=ROOT, env=env, capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [sam.stdout.strip().splitlines()[-1], "build"], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     if done.returncode != 0:
         sys.stderr.write(done.stdout + done.stderr)
         raise SystemExit("sam build failed")
@@ -104,14 +110,40 @@ def host_layer(layer: Path, work: Path) -> tuple[Path, dict[str, str]]:
                 path.unlink()
         shutil.rmtree(record.parent)
     wheels = work / "host-wheels"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--root-user-action", "ignore", "--no-compile", "--no-deps", "--target", str(wheels),
-                    "--platform", f"manylinux2014_{platform.machine()}", "--only-binary=:all:",
-                    "--python-version", "3.13", "--implementation", "cp",
-                    *(f"{name}=={version}" for name, version in natives.items())], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--root-user-action",
+            "ignore",
+            "--no-compile",
+            "--no-deps",
+            "--target",
+            str(wheels),
+            "--platform",
+            f"manylinux2014_{platform.machine()}",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.13",
+            "--implementation",
+            "cp",
+            *(f"{name}=={version}" for name, version in natives.items()),
+        ],
+        check=True,
+    )
     if bytecode_coverage(copy)[1]:  # ship the substitutes like the artifact ships the rest
-        compileall.compile_dir(wheels, quiet=1, workers=0, stripdir=str(wheels), prependdir="/opt/python",
-                               invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        compileall.compile_dir(
+            wheels,
+            quiet=1,
+            workers=0,
+            stripdir=str(wheels),
+            prependdir="/opt/python",
+            invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
     shutil.copytree(wheels, copy, dirs_exist_ok=True)
     return copy, natives
 
@@ -150,8 +182,13 @@ def subjects(build: Path, layer: Path, floor: Path) -> list[Subject]:
 
 def cold_import(subject: Subject, extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     code = CHILD.format(paths=subject.paths, module=subject.module)
-    done = subprocess.run([sys.executable, "-B", "-S", *extra, "-c", code], env=subject.env,
-                          cwd=tempfile.gettempdir(), capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-B", "-S", *extra, "-c", code],
+        env=subject.env,
+        cwd=tempfile.gettempdir(),
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"importing {subject.name} failed:\n{done.stderr[-3000:]}")
     return done
@@ -199,10 +236,15 @@ def report(samples: dict[str, list[dict[str, float]]]) -> tuple[list[Row], list[
     rows = []
     for measure in ("wall", "cpu"):
         floor = [s[measure] for s in samples[FLOOR]]
-        rows += [Row(f"cold import {name} vs boto3, {measure}", [s[measure] for s in samples[name]], floor, goal=goal)
-                 for name, goal in FUNCTIONS.items()]
-    lines = [f"{name:16} peak RSS {max(s['rss_kb'] for s in samples[name]) / 1024:6.1f} MB   "
-             f"modules {int(statistics.median(s['modules'] for s in samples[name]))}" for name in [*FUNCTIONS, FLOOR]]
+        rows += [
+            Row(f"cold import {name} vs boto3, {measure}", [s[measure] for s in samples[name]], floor, goal=goal)
+            for name, goal in FUNCTIONS.items()
+        ]
+    lines = [
+        f"{name:16} peak RSS {max(s['rss_kb'] for s in samples[name]) / 1024:6.1f} MB   "
+        f"modules {int(statistics.median(s['modules'] for s in samples[name]))}"
+        for name in [*FUNCTIONS, FLOOR]
+    ]
     return rows, lines
 
 
@@ -218,29 +260,35 @@ def run(runs: int, build: bool = True, show_importtime: bool = False, build_dir:
         work = Path(tmp)
         importable, natives = host_layer(layer, work)
         if natives:
-            print(f"this machine is {platform.machine()}: imported the layer with {platform.machine()} wheels of its "
-                  f"native packages ({', '.join(f'{n} {v}' for n, v in sorted(natives.items()))}); "
-                  "every other file is the artifact's own")
+            print(
+                f"this machine is {platform.machine()}: imported the layer with {platform.machine()} wheels of its "
+                f"native packages ({', '.join(f'{n} {v}' for n, v in sorted(natives.items()))}); "
+                "every other file is the artifact's own"
+            )
         items = subjects(build_dir, importable, boto3_copy(layer, work))
         if show_importtime:
             print(importtime(items[0]))
         samples = measure(items, runs)
     rows, lines = report(samples)
-    print(f"\ncold imports from the sam build output: median of {runs} fresh `python -B -S` interpreters each, "
-          "floor = `import boto3` (the layer's boto3, bytecode-compiled)\n")
+    print(
+        f"\ncold imports from the sam build output: median of {runs} fresh `python -B -S` interpreters each, "
+        "floor = `import boto3` (the layer's boto3, bytecode-compiled)\n"
+    )
     print(table(rows))
     print("\n" + "\n".join(lines))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.coldstart", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.coldstart", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--no-build", action="store_true", help="reuse .aws-sam/build as it is")
     parser.add_argument("--importtime", action="store_true", help="also break the webhook's import down")
-    parser.add_argument("--build-dir", type=Path, default=BUILD_DIR,
-                        help="measure another sam build output as it is (never rebuilt)")
+    parser.add_argument(
+        "--build-dir", type=Path, default=BUILD_DIR, help="measure another sam build output as it is (never rebuilt)"
+    )
     args = parser.parse_args(argv)
     run(args.runs, build=not args.no_build, show_importtime=args.importtime, build_dir=args.build_dir.resolve())
     return 0

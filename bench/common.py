@@ -153,8 +153,9 @@ def subprocess_seconds(code: str, env: dict[str, str], runs: int) -> list[float]
     """Wall time of `code` (it prints its own seconds) in `runs` fresh interpreters."""
     results: list[float] = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
-                             cwd=ROOT).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+        ).stdout
         results.append(float(out.strip().splitlines()[-1]))
     return results
 
@@ -176,15 +177,25 @@ class Row:
         med, p90 = statistics.median(self.subject) * scale, percentile(self.subject, 0.9) * scale
         fmed, fp90 = statistics.median(self.floor) * scale, percentile(self.floor, 0.9) * scale
         verdict = "PASS" if self.ratio <= self.goal else "MISS"
-        return [self.name, f"{med:.2f}", f"{p90:.2f}", f"{fmed:.2f}", f"{fp90:.2f}", f"{self.ratio:.2f}",
-                f"<= {self.goal:.1f}", verdict]
+        return [
+            self.name,
+            f"{med:.2f}",
+            f"{p90:.2f}",
+            f"{fmed:.2f}",
+            f"{fp90:.2f}",
+            f"{self.ratio:.2f}",
+            f"<= {self.goal:.1f}",
+            verdict,
+        ]
 
 
 def table(rows: list[Row]) -> str:
     header = ["benchmark", "median ms", "p90 ms", "floor median", "floor p90", "ratio", "goal", ""]
     lines = [header, *(row.cells() for row in rows)]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    rendered = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
-                for line in lines]
+    rendered = [
+        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(line))
+        for line in lines
+    ]
     rendered.insert(1, "-" * len(rendered[0]))
     return "\n".join(rendered)

@@ -36,11 +36,13 @@ PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))
 def post_message(api: str, user: str) -> tuple[int, float]:
     """One signed inbound text message; (status, seconds)."""
     now = payloads.now_ms()
-    message = payloads.meta_message(user, PAGE_ID, now, message={"mid": f"m_bench_{uuid.uuid4().hex}",
-                                                                 "text": "What are your opening hours?"})
+    message = payloads.meta_message(
+        user, PAGE_ID, now, message={"mid": f"m_bench_{uuid.uuid4().hex}", "text": "What are your opening hours?"}
+    )
     body, signature = payloads.signed_meta(payloads.meta_page(message, page_id=PAGE_ID, time_ms=now), SECRETS["meta"])
-    request = urllib.request.Request(f"{api}/meta/webhook", data=body, method="POST", headers={
-        "content-type": "application/json", **signature})
+    request = urllib.request.Request(
+        f"{api}/meta/webhook", data=body, method="POST", headers={"content-type": "application/json", **signature}
+    )
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback URL
@@ -89,15 +91,20 @@ def settle(api: str, timeout: float = 120) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.concurrency", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.concurrency", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--senders", type=int, default=20)
     parser.add_argument("--messages", type=int, default=400, help="messages in the concurrent phase")
     parser.add_argument("--single", type=int, default=150, help="messages in the single-sender phase")
     parser.add_argument("--warmup", type=int, default=40, help="concurrent warm-up messages (start the workers)")
     parser.add_argument("--log", type=Path, help="keep the stack's log here (per-request times: handler, queueing)")
-    parser.add_argument("--interval", type=float, default=0.0,
-                        help="seconds a sender waits after an answer before its next message (default: 0)")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.0,
+        help="seconds a sender waits after an answer before its next message (default: 0)",
+    )
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-local-") as state:
@@ -119,12 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("1 sender", single, single_failed), (f"{args.senders} senders", many, many_failed)]
     print(f"\n{'phase':<12} {'answered':>8} {'not 200':>8} {'p50 ms':>8} {'p95 ms':>8}")
     for name, latencies, failed in rows:
-        print(f"{name:<12} {len(latencies):>8} {len(failed):>8} {percentile(latencies, 0.5) * 1000:>8.1f} "
-              f"{percentile(latencies, 0.95) * 1000:>8.1f}")
+        print(
+            f"{name:<12} {len(latencies):>8} {len(failed):>8} {percentile(latencies, 0.5) * 1000:>8.1f} "
+            f"{percentile(latencies, 0.95) * 1000:>8.1f}"
+        )
     ratio = percentile(many, 0.95) / percentile(single, 0.95)
     verdict = "PASS" if ratio <= 3 and not single_failed and not many_failed else "MISS"
-    print(f"\np95 with {args.senders} senders / p95 with 1 sender = {ratio:.2f} (goal <= 3) {verdict}; "
-          f"interval {args.interval:g}s")
+    print(
+        f"\np95 with {args.senders} senders / p95 with 1 sender = {ratio:.2f} (goal <= 3) {verdict}; "
+        f"interval {args.interval:g}s"
+    )
     return 0
 
 

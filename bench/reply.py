@@ -96,9 +96,15 @@ def make_records(n: int, conversations: int, provider: str = "meta", page: str =
     run = uuid.uuid4().hex[:8]
     records = []
     for i in range(n):
-        event = Event(provider=Provider(provider), event_id=f"bench-{run}-{i}", kind=Kind.MESSAGE, page_id=page,
-                      user_id=f"{9_000_000_000_000_000 + i % conversations}", timestamp_ms=now + i,
-                      text="hello, what are your opening hours?")
+        event = Event(
+            provider=Provider(provider),
+            event_id=f"bench-{run}-{i}",
+            kind=Kind.MESSAGE,
+            page_id=page,
+            user_id=f"{9_000_000_000_000_000 + i % conversations}",
+            timestamp_ms=now + i,
+            text="hello, what are your opening hours?",
+        )
         image = event_item(event, now_s=now // 1000, retention_s=86400)
         records.append(stream_record(image, event_id=event.event_id, sequence=i + 1))
     return records
@@ -119,17 +125,24 @@ def build(table: str, endpoint: str, base: str, workers: int) -> tuple[Any, Any,
     secrets = sandbox_secrets()
     meta, vonage = MetaSecret(**secrets["meta"]), VonageSecret(**secrets["vonage"])
     dynamodb = __import__("boto3").client(
-        "dynamodb", endpoint_url=endpoint, region_name="us-east-1",
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
         aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        config=Config(max_pool_connections=workers + 4, retries={"mode": "standard", "max_attempts": 3}))
+        config=Config(max_pool_connections=workers + 4, retries={"mode": "standard", "max_attempts": 3}),
+    )
     counting = CountingClient(dynamodb)
     vonage_client = VonageSendClient(base, pool_size=workers)
     pipeline = ReplyPipeline(
-        ledger=ReplyLedger(DynamoStore(table, client=counting)), responder=RuleResponder(),
-        senders={"meta": MetaSender(MetaSendClient(base, "v25.0", pool_size=workers), lambda: meta),
-                 "vonage": VonageSender(vonage_client, lambda: vonage)},
-        stats=ReplyStats())
+        ledger=ReplyLedger(DynamoStore(table, client=counting)),
+        responder=RuleResponder(),
+        senders={
+            "meta": MetaSender(MetaSendClient(base, "v25.0", pool_size=workers), lambda: meta),
+            "vonage": VonageSender(vonage_client, lambda: vonage),
+        },
+        stats=ReplyStats(),
+    )
     return pipeline, vonage_client, counting
 
 
@@ -160,8 +173,12 @@ def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: 
         list(pool.map(put, range(200, 200 + calls)))
         elapsed = time.perf_counter() - started
     per_s = calls / elapsed
-    return {"threads": threads, "puts": calls, "calls_per_s": round(per_s),
-            "sends_per_s_ceiling_at_4_calls": round(per_s / 4)}
+    return {
+        "threads": threads,
+        "puts": calls,
+        "calls_per_s": round(per_s),
+        "sends_per_s_ceiling_at_4_calls": round(per_s / 4),
+    }
 
 
 def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
@@ -176,7 +193,7 @@ def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tu
     started = time.perf_counter()
     for start in range(0, len(records), batch_size):
         processor = ConversationOrderedProcessor(max_workers=workers, finish=None)
-        response = process_partial_response({"Records": records[start:start + batch_size]}, handler, processor)
+        response = process_partial_response({"Records": records[start : start + batch_size]}, handler, processor)
         failures += len(response["batchItemFailures"])
     return time.perf_counter() - started, failures
 
@@ -205,18 +222,31 @@ def main() -> dict[str, Any]:
             counted.reset()
             t_conc, f1 = run(concurrent, make_records(100, 50), workers=32, batch_size=100)
             calls = dict(counted.calls)
-            results["table_calls_per_reply"] = {"writes": round(counted.writes / 100, 2),
-                                                "reads": round(counted.reads / 100, 2), "calls": calls}
+            results["table_calls_per_reply"] = {
+                "writes": round(counted.writes / 100, 2),
+                "reads": round(counted.reads / 100, 2),
+                "calls": calls,
+            }
             t_seq, f2 = run(sequential, make_records(100, 50), workers=1, batch_size=100)
-            results["concurrency"] = {"records": 100, "conversations": 50, "provider_latency_ms": 100,
-                                      "concurrent_s": round(t_conc, 3), "sequential_s": round(t_seq, 3),
-                                      "ratio": round(t_seq / t_conc, 1), "failures": f1 + f2,
-                                      "requests": slow.requests}
+            results["concurrency"] = {
+                "records": 100,
+                "conversations": 50,
+                "provider_latency_ms": 100,
+                "concurrent_s": round(t_conc, 3),
+                "sequential_s": round(t_seq, 3),
+                "ratio": round(t_seq / t_conc, 1),
+                "failures": f1 + f2,
+                "requests": slow.requests,
+            }
             concurrent.ledger, sequential.ledger = memory_ledger(), memory_ledger()
             t_conc, _ = run(concurrent, make_records(100, 50), workers=32, batch_size=100)
             t_seq, _ = run(sequential, make_records(100, 50), workers=1, batch_size=100)
-            results["concurrency_pipeline_only"] = {"ledger": "in-memory", "concurrent_s": round(t_conc, 3),
-                                                    "sequential_s": round(t_seq, 3), "ratio": round(t_seq / t_conc, 1)}
+            results["concurrency_pipeline_only"] = {
+                "ledger": "in-memory",
+                "concurrent_s": round(t_conc, 3),
+                "sequential_s": round(t_seq, 3),
+                "ratio": round(t_seq / t_conc, 1),
+            }
         finally:
             slow.close()
 
@@ -228,11 +258,16 @@ def main() -> dict[str, Any]:
             counted.reset()
             started = time.perf_counter()
             elapsed, failures = run(pipeline, make_records(n, 1000), workers=32, batch_size=100)
-            results["throughput"] = {"records": n, "conversations": 1000, "provider_latency_ms": 10,
-                                     "batch_size": 100, "seconds": round(elapsed, 2),
-                                     "sends_per_s": round(n / elapsed), "failures": failures,
-                                     "table_calls_per_s": round((counted.writes + counted.reads)
-                                                                / (time.perf_counter() - started))}
+            results["throughput"] = {
+                "records": n,
+                "conversations": 1000,
+                "provider_latency_ms": 10,
+                "batch_size": 100,
+                "seconds": round(elapsed, 2),
+                "sends_per_s": round(n / elapsed),
+                "failures": failures,
+                "table_calls_per_s": round((counted.writes + counted.reads) / (time.perf_counter() - started)),
+            }
             elapsed25, _ = run(pipeline, make_records(n, 1000), workers=32, batch_size=25)
             results["throughput_batch25"] = {"records": n, "sends_per_s": round(n / elapsed25)}
             before = vonage_client.jwts.signatures
@@ -241,8 +276,12 @@ def main() -> dict[str, Any]:
             pipeline.ledger = memory_ledger()
             elapsed_mem, failures_mem = run(pipeline, make_records(n, 1000), workers=32, batch_size=100)
             results["throughput_pipeline_only"] = {
-                "records": n, "provider_latency_ms": 10, "ledger": "in-memory store (no DynamoDB)",
-                "sends_per_s": round(n / elapsed_mem), "failures": failures_mem}
+                "records": n,
+                "provider_latency_ms": 10,
+                "ledger": "in-memory store (no DynamoDB)",
+                "sends_per_s": round(n / elapsed_mem),
+                "failures": failures_mem,
+            }
         finally:
             fast.close()
         # Last, when DynamoDB Local's JIT is as warm as it was for the rows above.

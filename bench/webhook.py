@@ -37,8 +37,9 @@ def meta_events(run: str, count: int) -> list[dict[str, Any]]:
     """Signed single-message Meta POSTs, each with a unique mid (built before timing)."""
     events = []
     for i in range(count):
-        message = payloads.meta_message(USER, PAGE_ID, 1_700_000_000_000 + i,
-                                        message={"mid": f"m_{run}_{i}", "text": TEXT})
+        message = payloads.meta_message(
+            USER, PAGE_ID, 1_700_000_000_000 + i, message={"mid": f"m_{run}_{i}", "text": TEXT}
+        )
         events.append(meta_post(payloads.meta_page(message, page_id=PAGE_ID, time_ms=1_700_000_000_000)))
     return events
 
@@ -47,9 +48,17 @@ def vonage_events(run: str, count: int) -> list[dict[str, Any]]:
     """Signed Vonage v1 inbound texts, each with a unique message_uuid (signed now: valid for 5 minutes)."""
     events = []
     for i in range(count):
-        body, signature = payloads.signed_vonage(payloads.vonage_inbound(
-            str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{i}")), page_id=PAGE_ID, user=USER, text=TEXT,
-            timestamp="2025-02-03T12:14:25Z"), SECRETS["vonage"], compact=True)
+        body, signature = payloads.signed_vonage(
+            payloads.vonage_inbound(
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"{run}/{i}")),
+                page_id=PAGE_ID,
+                user=USER,
+                text=TEXT,
+                timestamp="2025-02-03T12:14:25Z",
+            ),
+            SECRETS["vonage"],
+            compact=True,
+        )
         events.append(http_event("POST", "/vonage/inbound", body, {"content-type": "application/json", **signature}))
     return events
 
@@ -58,10 +67,21 @@ def floor_items(run: str, count: int) -> list[dict[str, Any]]:
     """Items of the same size and shape as the handler stores, with unique keys."""
     items = []
     for i in range(count):
-        event = Event(provider=Provider.META, event_id=f"floor_{run}_{i}", kind=Kind.MESSAGE, page_id=PAGE_ID,
-                      user_id=USER, timestamp_ms=1_700_000_000_000 + i, text=TEXT,
-                      raw={"sender": {"id": USER}, "recipient": {"id": PAGE_ID}, "timestamp": 1_700_000_000_000 + i,
-                           "message": {"mid": f"floor_{run}_{i}", "text": TEXT}})
+        event = Event(
+            provider=Provider.META,
+            event_id=f"floor_{run}_{i}",
+            kind=Kind.MESSAGE,
+            page_id=PAGE_ID,
+            user_id=USER,
+            timestamp_ms=1_700_000_000_000 + i,
+            text=TEXT,
+            raw={
+                "sender": {"id": USER},
+                "recipient": {"id": PAGE_ID},
+                "timestamp": 1_700_000_000_000 + i,
+                "message": {"mid": f"floor_{run}_{i}", "text": TEXT},
+            },
+        )
         items.append(event_item(event, now_s=int(time.time()), retention_s=90 * 86400))
     return items
 
@@ -78,6 +98,7 @@ def handler_rows(stack: Stack, iterations: int, warmup: int) -> list[Row]:
             response = module.lambda_handler(events[i], context)
             if response["statusCode"] != 200:
                 raise RuntimeError(f"handler answered {response['statusCode']}: {response.get('body')}")
+
         return invoke
 
     dynamodb = client("dynamodb", stack.dynamodb_endpoint)

@@ -54,7 +54,8 @@ class Endpoints:
         return cls(
             api=args.api or info.get("api") or f"http://127.0.0.1:{port}",
             sandbox=args.sandbox or info.get("sandbox") or f"http://127.0.0.1:{os.environ.get('SANDBOX_PORT', '3001')}",
-            dynamodb=args.dynamodb or info.get("dynamodb")
+            dynamodb=args.dynamodb
+            or info.get("dynamodb")
             or f"http://127.0.0.1:{os.environ.get('DYNAMODB_PORT', '8000')}",
             table=info.get("table", "messenger-events"),
         )
@@ -123,8 +124,9 @@ class Chat:
                 if kind == "sticker":
                     payload["sticker_id"] = STICKER_ID
                 event["message"] = {"mid": mid, "attachments": [{"type": "image", "payload": payload}]}
-            body, headers = payloads.signed_meta(payloads.meta_page(event, page_id=self.page_id, time_ms=now_ms),
-                                                 self.meta)
+            body, headers = payloads.signed_meta(
+                payloads.meta_page(event, page_id=self.page_id, time_ms=now_ms), self.meta
+            )
             return body, headers, "/meta/webhook"
         payload = payloads.vonage_inbound(str(uuid.uuid4()), page_id=self.page_id, user=self.user, text=text)
         if kind == "image":
@@ -195,8 +197,10 @@ class Chat:
         elif name == "sticker":
             self.send("", "sticker")
         else:
-            self.say("  commands: /provider meta|vonage, /user <psid>, /tap <quick-reply payload>, "
-                     "/postback <payload>, /image <url>, /sticker, /quit")
+            self.say(
+                "  commands: /provider meta|vonage, /user <psid>, /tap <quick-reply payload>, "
+                "/postback <payload>, /image <url>, /sticker, /quit"
+            )
         return True
 
 
@@ -237,8 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         chat.user = args.user
     interactive = sys.stdin.isatty()
     if interactive:
-        chat.say(f"Chatting as user {chat.user} with page {chat.page_id} via {chat.provider} "
-                 f"({chat.endpoints.api}). /provider vonage switches, /quit leaves.")
+        chat.say(
+            f"Chatting as user {chat.user} with page {chat.page_id} via {chat.provider} "
+            f"({chat.endpoints.api}). /provider vonage switches, /quit leaves."
+        )
     while True:
         if interactive:
             print(f"you ({chat.provider})> ", end="", flush=True)

@@ -31,8 +31,7 @@ class Request:
 class Routes[C]:
     """`(method, path) -> handler`; `dispatch` answers the matched handler's (status, body), or 404/405."""
 
-    def __init__(self, table: Mapping[tuple[str, str], Callable[[C, Request], Answer]],
-                 not_found: Any = None) -> None:
+    def __init__(self, table: Mapping[tuple[str, str], Callable[[C, Request], Answer]], not_found: Any = None) -> None:
         self.table = dict(table)
         self.not_found = not_found if not_found is not None else {"message": "Not Found"}
 

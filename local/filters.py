@@ -67,7 +67,7 @@ def _match_leaf(rules: list[Any], value: Any) -> bool:
 
 def _match_rule(rule: Any, value: Any) -> bool:
     if isinstance(rule, dict):
-        (op, arg), = rule.items()
+        ((op, arg),) = rule.items()
         return _match_operator(op, arg, value)
     if value is _MISSING:
         return False
@@ -100,7 +100,7 @@ def _match_operator(op: str, arg: Any, value: Any) -> bool:
 
 def _anything_but(arg: Any, value: Any) -> bool:
     if isinstance(arg, dict):
-        (op, inner), = arg.items()
+        ((op, inner),) = arg.items()
         if op in ("prefix", "suffix"):
             return isinstance(value, str) and not _match_operator(op, inner, value)
         raise FilterPatternError(f"unsupported anything-but operator {op!r}")
@@ -130,7 +130,7 @@ def _validate(pattern: dict[str, Any]) -> None:
 def _validate_operator(key: str, item: dict[str, Any]) -> None:
     if len(item) != 1:
         raise FilterPatternError(f"{key!r}: a rule object has exactly one operator")
-    (op, arg), = item.items()
+    ((op, arg),) = item.items()
     if op == "numeric":
         if not isinstance(arg, list) or len(arg) not in (2, 4) or len(arg) % 2:
             raise FilterPatternError(f"{key!r}: numeric takes [op, n] or [op, n, op, n]")

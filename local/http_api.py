@@ -103,8 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
             return
         route, params = found
         if not self.server.ready.wait(READY_WAIT_S):
-            self._send(503, {"content-type": "application/json", "retry-after": "1"}, [],
-                       b'{"message":"Service Unavailable: the local stack is starting"}')
+            self._send(
+                503,
+                {"content-type": "application/json", "retry-after": "1"},
+                [],
+                b'{"message":"Service Unavailable: the local stack is starting"}',
+            )
             self.server.log(f"[api] {self.command} {split.path} -> 503 (stack not ready)")
             return
         function = self.server.functions[route.function_id]
@@ -119,8 +123,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, headers, cookies, out)
         elapsed = (time.monotonic() - started) * 1000
         queued = f", {waited:.0f} ms waiting for a worker" if waited >= 1 else ""
-        self.server.log(f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms: {handler_ms:.0f} ms in "
-                        f"{route.function_id}{queued})")
+        self.server.log(
+            f"[api] {self.command} {split.path} -> {status} ({elapsed:.0f} ms: {handler_ms:.0f} ms in "
+            f"{route.function_id}{queued})"
+        )
 
     def _event(self, route: Route, params: dict[str, str], raw_query: str, body: bytes) -> dict[str, Any]:
         headers: dict[str, str] = {}
@@ -132,8 +138,13 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in parse_qsl(raw_query, keep_blank_values=True):
             query[name] = f"{query[name]},{value}" if name in query else value
         event = http_event(
-            self.command, urlsplit(self.path).path, body if body else None, headers, query,
-            route_key=f"{route.method} {route.path}", path_parameters=params or None,
+            self.command,
+            urlsplit(self.path).path,
+            body if body else None,
+            headers,
+            query,
+            route_key=f"{route.method} {route.path}",
+            path_parameters=params or None,
             source_ip=self.client_address[0],
         )
         event["rawQueryString"] = raw_query
@@ -182,9 +193,17 @@ class BackgroundHTTPServer(ThreadingHTTPServer):
 class HttpApiServer(BackgroundHTTPServer):
     thread_name = "http-api"
 
-    def __init__(self, port: int, routes: list[Route], functions: dict[str, Function], *,
-                 control: Control | None = None, log: Log = print, host: str = "127.0.0.1",
-                 ready: threading.Event | None = None) -> None:
+    def __init__(
+        self,
+        port: int,
+        routes: list[Route],
+        functions: dict[str, Function],
+        *,
+        control: Control | None = None,
+        log: Log = print,
+        host: str = "127.0.0.1",
+        ready: threading.Event | None = None,
+    ) -> None:
         super().__init__((host, port), _Handler)
         self.router = Router(routes)
         self.functions = functions

@@ -34,8 +34,7 @@ class StackProcess:
         self.state_dir = state_dir
         self.log_path = state_dir / "stack.log"
         ports = {name: str(free_port()) for name in PORT_NAMES}
-        self.env = {**os.environ, **ports, "LOCAL_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1",
-                    **(env or {})}
+        self.env = {**os.environ, **ports, "LOCAL_STATE_DIR": str(state_dir), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -54,8 +53,9 @@ class StackProcess:
     def start(self, *args: str) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "local", *args], cwd=ROOT, env=self.env,
-                                            stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "local", *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     def wait_ready(self, timeout: float = 120) -> dict[str, Any]:
         """Wait until /_local/health answers 200; the stack's info. RuntimeError (with the log) if it exits."""

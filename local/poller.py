@@ -198,8 +198,11 @@ class StreamPoller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stats_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=self.lanes * 4, thread_name_prefix=f"{name}-lane") \
-            if self.lanes > 1 else None
+        self._pool = (
+            ThreadPoolExecutor(max_workers=self.lanes * 4, thread_name_prefix=f"{name}-lane")
+            if self.lanes > 1
+            else None
+        )
         self._futures: set[Future[None]] = set()
 
     # -- thread -----------------------------------------------------------------------------------
@@ -324,8 +327,10 @@ class StreamPoller:
                 dropped += self._commit(shard, lane, lane.buffer[0].record)
             batch = [e for e in lane.buffer if e.matched][: self.settings.batch_size]
         if dropped:
-            self.log(f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: {dropped} record(s) "
-                     "dropped by FilterCriteria")
+            self.log(
+                f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: {dropped} record(s) "
+                "dropped by FilterCriteria"
+            )
         if not batch:
             return []
         waited = time.monotonic() - batch[0].seen_at
@@ -378,22 +383,31 @@ class StreamPoller:
             if outcome.failed_index is not None:
                 if outcome.failed_index > 0:
                     self._finish(shard, lane, batch[outcome.failed_index - 1])
-                rest = batch[outcome.failed_index:]
+                rest = batch[outcome.failed_index :]
                 self._retry_or_give_up(work, shard, lane, rest, retries + 1, outcome)
                 continue
             if self.settings.bisect_on_error and len(batch) > 1:
                 half = len(batch) // 2
                 with self._stats_lock:
                     self.stats.bisections += 1
-                self.log(f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: bisecting "
-                         f"{len(batch)} records into {half} + {len(batch) - half}")
+                self.log(
+                    f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: bisecting "
+                    f"{len(batch)} records into {half} + {len(batch) - half}"
+                )
                 work[0:0] = [(batch[:half], retries), (batch[half:], retries)]
                 continue
             self._retry_or_give_up(work, shard, lane, batch, retries + 1, outcome)
         return True
 
-    def _retry_or_give_up(self, work: list[tuple[list[dict[str, Any]], int]], shard: _Shard, lane: _Lane,
-                          batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
+    def _retry_or_give_up(
+        self,
+        work: list[tuple[list[dict[str, Any]], int]],
+        shard: _Shard,
+        lane: _Lane,
+        batch: list[dict[str, Any]],
+        retries: int,
+        outcome: Outcome,
+    ) -> None:
         limit = self.settings.maximum_retry_attempts
         if 0 <= limit < retries:
             self._give_up(shard, lane, batch, RETRY_EXHAUSTED, retries, outcome)
@@ -402,8 +416,10 @@ class StreamPoller:
             self.stats.retries += 1
         left = "unlimited" if limit < 0 else str(limit - retries + 1)
         where = f"shard {_short(shard.shard_id)}{self._lane_label(lane)}"
-        self.log(f"[{self.name}] {where}: retry {retries} of {len(batch)} record(s) from seq "
-                 f"{batch[0]['dynamodb']['SequenceNumber']} ({left} attempt(s) left)")
+        self.log(
+            f"[{self.name}] {where}: retry {retries} of {len(batch)} record(s) from seq "
+            f"{batch[0]['dynamodb']['SequenceNumber']} ({left} attempt(s) left)"
+        )
         self._stop.wait(min(self.retry_delay_s * (2 ** (retries - 1)), 5.0))
         work.insert(0, (batch, retries))
 
@@ -422,23 +438,33 @@ class StreamPoller:
             self._give_up(shard, lane, batch[:expired], RECORD_AGE_EXCEEDED, retries, None)
         return batch[expired:]
 
-    def _give_up(self, shard: _Shard, lane: _Lane, batch: list[dict[str, Any]], condition: str, invokes: int,
-                 outcome: Outcome | None) -> None:
+    def _give_up(
+        self,
+        shard: _Shard,
+        lane: _Lane,
+        batch: list[dict[str, Any]],
+        condition: str,
+        invokes: int,
+        outcome: Outcome | None,
+    ) -> None:
         message = self.failure_record(shard.shard_id, batch, condition, invokes, outcome)
         with self._stats_lock:
             self.stats.sent_to_on_failure += len(batch)
             self.stats.on_failure_messages += 1
         where = "on-failure destination" if self.on_failure else "nowhere (no destination): discarded"
-        self.log(f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: giving up on {len(batch)} "
-                 f"record(s) "
-                 f"seq {batch[0]['dynamodb']['SequenceNumber']}..{batch[-1]['dynamodb']['SequenceNumber']} "
-                 f"({condition}) -> {where}")
+        self.log(
+            f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: giving up on {len(batch)} "
+            f"record(s) "
+            f"seq {batch[0]['dynamodb']['SequenceNumber']}..{batch[-1]['dynamodb']['SequenceNumber']} "
+            f"({condition}) -> {where}"
+        )
         if self.on_failure is not None:
             self.on_failure(message)
         self._finish(shard, lane, batch[-1])
 
-    def failure_record(self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int,
-                       outcome: Outcome | None) -> dict[str, Any]:
+    def failure_record(
+        self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int, outcome: Outcome | None
+    ) -> dict[str, Any]:
         """Lambda's on-failure invocation record for a DynamoDB stream batch."""
         first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
         return {
@@ -498,8 +524,7 @@ class StreamPoller:
             failed.append(index[identifier])
         return Outcome(ok=False, failed_index=min(failed))
 
-    def _record(self, shard_id: str, lane: _Lane, batch: list[dict[str, Any]], retries: int,
-                outcome: Outcome) -> None:
+    def _record(self, shard_id: str, lane: _Lane, batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
         stats = self.stats
         stats.invocations += 1
         stats.records_invoked += len(batch)
@@ -509,17 +534,28 @@ class StreamPoller:
         elif outcome.failed_index is not None:
             stats.partial_failures += 1
             stats.succeeded += outcome.failed_index
-            result = (f"{len(batch) - outcome.failed_index} failed (batchItemFailures), "
-                      f"{outcome.failed_index} done")
+            result = f"{len(batch) - outcome.failed_index} failed (batchItemFailures), {outcome.failed_index} done"
         else:
             stats.function_errors += 1
             stats.last_error = outcome.error
             result = f"function error: {outcome.error}"
         first, last = batch[0]["dynamodb"]["SequenceNumber"], batch[-1]["dynamodb"]["SequenceNumber"]
-        stats.history.append({"shard": shard_id, "lane": lane.index, "size": len(batch), "first": first, "last": last,
-                              "attempt": retries + 1, "ok": outcome.ok, "failed_index": outcome.failed_index,
-                              "error": outcome.error})
+        stats.history.append(
+            {
+                "shard": shard_id,
+                "lane": lane.index,
+                "size": len(batch),
+                "first": first,
+                "last": last,
+                "attempt": retries + 1,
+                "ok": outcome.ok,
+                "failed_index": outcome.failed_index,
+                "error": outcome.error,
+            }
+        )
         del stats.history[:-200]
-        self.log(f"[{self.name}] invoke shard {_short(shard_id)}{self._lane_label(lane)}: {len(batch)} record(s) "
-                 f"seq {first}..{last} "
-                 f"attempt {retries + 1} -> {result} ({outcome.duration_ms:.0f} ms)")
+        self.log(
+            f"[{self.name}] invoke shard {_short(shard_id)}{self._lane_label(lane)}: {len(batch)} record(s) "
+            f"seq {first}..{last} "
+            f"attempt {retries + 1} -> {result} ({outcome.duration_ms:.0f} ms)"
+        )

@@ -66,8 +66,7 @@ def port_owner(port: int) -> str:
     """Who listens on TCP `port`, as "pid N (command)", for error messages; a hint when it cannot be told."""
     pids = _listening_pids_linux(port) if Path("/proc/net/tcp").exists() else _listening_pids_lsof(port)
     if not pids:
-        return "a process this user cannot see (try `sudo ss -ltnp` or `sudo lsof -i :PORT`)".replace(
-            "PORT", str(port))
+        return "a process this user cannot see (try `sudo ss -ltnp` or `sudo lsof -i :PORT`)".replace("PORT", str(port))
     return ", ".join(f"pid {pid} ({(process_command(pid) or '?')[:100]})" for pid in sorted(pids))
 
 
@@ -91,8 +90,9 @@ def _listening_pids_linux(port: int) -> set[int]:
 def _listening_pids_lsof(port: int) -> set[int]:
     if shutil.which("lsof") is None:
         return set()
-    out = subprocess.run(["lsof", "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        ["lsof", "-nP", f"-iTCP:{port}", "-sTCP:LISTEN", "-t"], capture_output=True, text=True, check=False
+    ).stdout
     return {int(pid) for pid in out.split() if pid.isdigit()}
 
 
@@ -167,8 +167,9 @@ class Service:
                 self.process.wait(timeout=5)
 
 
-def start_dynamodb_local(port: int | None = None, log: Any = subprocess.DEVNULL,
-                         db_path: Path | None = None) -> Service:
+def start_dynamodb_local(
+    port: int | None = None, log: Any = subprocess.DEVNULL, db_path: Path | None = None
+) -> Service:
     """DynamoDB Local in memory (tests), or keeping its data in `db_path` (the local stack) across restarts.
 
     `-sharedDb`: one database whatever access key and region a client uses (`sam local` containers bring the
@@ -183,9 +184,19 @@ def start_dynamodb_local(port: int | None = None, log: Any = subprocess.DEVNULL,
     # C1 only, serial GC: DynamoDB Local starts about 3x faster and uses about half the CPU per request over a
     # dev or test session (the C2 compiler's work never pays off in runs this short, on a laptop's few cores).
     command = [
-        java_command(), "-Xms64m", "-Xmx512m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+        java_command(),
+        "-Xms64m",
+        "-Xmx512m",
+        "-XX:TieredStopAtLevel=1",
+        "-XX:+UseSerialGC",
         f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar", str(jar), *storage, "-sharedDb", "-port", str(port), "-disableTelemetry",
+        "-jar",
+        str(jar),
+        *storage,
+        "-sharedDb",
+        "-port",
+        str(port),
+        "-disableTelemetry",
     ]
     return _start("DynamoDB Local", command, port, log, cwd=jar.parent)
 
@@ -244,7 +255,8 @@ def ensure_events_table(dynamodb: Any, table_name: str) -> tuple[str, bool]:
     if _table_shape(found) != _table_shape(wanted):
         raise LocalStackError(
             f"the kept table {table_name} does not match template.yaml (its keys, indexes or stream changed); "
-            "start clean with `make dev RESET=1` (this deletes the local data)")
+            "start clean with `make dev RESET=1` (this deletes the local data)"
+        )
     return str(found.get("LatestStreamArn", "")), False
 
 

@@ -78,12 +78,10 @@ class Ports:
                 raise LocalStackError(f"{name} must be a TCP port number, got {raw!r}")
             return int(raw)
 
-        return cls(port("PORT", 3000), port("DYNAMODB_PORT", 8000), port("MOTO_PORT", 5000),
-                   port("SANDBOX_PORT", 3001))
+        return cls(port("PORT", 3000), port("DYNAMODB_PORT", 8000), port("MOTO_PORT", 5000), port("SANDBOX_PORT", 3001))
 
     def named(self) -> dict[str, int]:
-        return {"PORT": self.api, "DYNAMODB_PORT": self.dynamodb, "MOTO_PORT": self.moto,
-                "SANDBOX_PORT": self.sandbox}
+        return {"PORT": self.api, "DYNAMODB_PORT": self.dynamodb, "MOTO_PORT": self.moto, "SANDBOX_PORT": self.sandbox}
 
 
 def state_dir() -> Path:
@@ -169,20 +167,25 @@ class LocalStack:
             if pid != os.getpid() and saved.get("command") and process_command(pid) == saved["command"]:
                 raise AlreadyRunningError(
                     f"the local stack is already running (pid {pid}, {self.state_file}); stop it with Ctrl-C "
-                    "in its terminal, or use other ports (PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT)")
+                    "in its terminal, or use other ports (PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT)"
+                )
             self._end_leftovers(saved)
             with contextlib.suppress(OSError):
                 self.state_file.unlink()
         ended = time.monotonic() + (PORT_RELEASE_S if saved else 0)
         while any(port_in_use(port) for port in self._own_ports().values()) and time.monotonic() < ended:
             time.sleep(0.2)  # a process that was just ended may hold its port for a moment
-        busy = [f"{name}={port} is held by {port_owner(port)}" for name, port in self._own_ports().items()
-                if port_in_use(port)]
+        busy = [
+            f"{name}={port} is held by {port_owner(port)}"
+            for name, port in self._own_ports().items()
+            if port_in_use(port)
+        ]
         if busy:
             raise AlreadyRunningError(
                 f"port in use: {'; '.join(busy)}. That is not a leftover of this stack (none is recorded in "
                 f"{self.state_file}): stop it, or choose other ports via PORT, DYNAMODB_PORT, MOTO_PORT, "
-                "SANDBOX_PORT.")
+                "SANDBOX_PORT."
+            )
 
     def _own_ports(self) -> dict[str, int]:
         ports = self.ports.named()
@@ -210,8 +213,10 @@ class LocalStack:
                 if process_command(pid) == command:
                     end_process(pid, group=False)
                 continue
-            self.log(f"ending {name} (pid {pid}) left running by the previous stack (pid {saved.get('pid')}), "
-                     "which did not stop cleanly")
+            self.log(
+                f"ending {name} (pid {pid}) left running by the previous stack (pid {saved.get('pid')}), "
+                "which did not stop cleanly"
+            )
             end_process(pid, group=bool(entry.get("group")))
 
     def _read_state(self) -> dict[str, Any]:
@@ -233,8 +238,12 @@ class LocalStack:
 
     def _write_state(self) -> None:
         with self._state_lock:
-            data = {**self.info(), "ready": self.ready.is_set(), "command": process_command(os.getpid()),
-                    "processes": self._processes}
+            data = {
+                **self.info(),
+                "ready": self.ready.is_set(),
+                "command": process_command(os.getpid()),
+                "processes": self._processes,
+            }
             tmp = self.state_file.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=2))
             tmp.replace(self.state_file)
@@ -287,8 +296,10 @@ class LocalStack:
                 self.log(f"using the DynamoDB Local at {self.dynamodb_url}")
             else:
                 self.parts["dynamodb"] = "starting"
-                self.log(f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
-                         f"(log: {self.state / 'dynamodb.log'})")
+                self.log(
+                    f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
+                    f"(log: {self.state / 'dynamodb.log'})"
+                )
                 with (self.state / "dynamodb.log").open("ab") as log_file:
                     service = start_dynamodb_local(self.ports.dynamodb, log=log_file, db_path=self.data_dir)
                 self._add_service(service)
@@ -299,11 +310,13 @@ class LocalStack:
             raise errors[0]
         self.stream_arn, created = ensure_events_table(client("dynamodb", self.dynamodb_url), TABLE_NAME)
         stream = self.stream_arn.rsplit("/", 1)[-1]
-        self.log(f"created table {TABLE_NAME} from template.yaml (stream {stream})" if created else
-                 f"kept table {TABLE_NAME} from the last run (stream {stream}); `make dev RESET=1` starts clean")
+        self.log(
+            f"created table {TABLE_NAME} from template.yaml (stream {stream})"
+            if created
+            else f"kept table {TABLE_NAME} from the last run (stream {stream}); `make dev RESET=1` starts clean"
+        )
         seed_secrets(client("secretsmanager", self.moto_url), SECRET_NAMES)
-        self.log(f"seeded secrets {SECRET_NAMES['meta']} and {SECRET_NAMES['vonage']} "
-                 "from events/sandbox-secrets.json")
+        self.log(f"seeded secrets {SECRET_NAMES['meta']} and {SECRET_NAMES['vonage']} from events/sandbox-secrets.json")
         queue_name = stream_settings(self.reply_id).on_failure_queue or "ReplyFailureQueue"
         self.queue_url = client("sqs", self.moto_url).create_queue(QueueName=queue_name)["QueueUrl"]
         self.log(f"created on-failure queue {queue_name}")
@@ -334,16 +347,18 @@ class LocalStack:
                     continue
                 env[name] = value
         env.update(LOCAL_CREDENTIALS)
-        env.update({
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
-            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.dynamodb_url,
-            "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.moto_url,
-            "AWS_ENDPOINT_URL_SQS": self.moto_url,
-            "POWERTOOLS_TRACE_DISABLED": "true",
-            # EMF metric blobs on every invocation drown the useful lines; LOCAL_METRICS=1 shows them.
-            "POWERTOOLS_METRICS_DISABLED": "false" if os.environ.get("LOCAL_METRICS") else "true",
-        })
+        env.update(
+            {
+                "AWS_REGION": REGION,
+                "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
+                "AWS_ENDPOINT_URL_DYNAMODB_STREAMS": self.dynamodb_url,
+                "AWS_ENDPOINT_URL_SECRETS_MANAGER": self.moto_url,
+                "AWS_ENDPOINT_URL_SQS": self.moto_url,
+                "POWERTOOLS_TRACE_DISABLED": "true",
+                # EMF metric blobs on every invocation drown the useful lines; LOCAL_METRICS=1 shows them.
+                "POWERTOOLS_METRICS_DISABLED": "false" if os.environ.get("LOCAL_METRICS") else "true",
+            }
+        )
         return env
 
     def _worker_environment(self) -> dict[str, str]:
@@ -372,14 +387,25 @@ class LocalStack:
         return pools
 
     def _start_servers(self) -> None:
-        self.http = HttpApiServer(self.ports.api, http_routes(), self.functions, control=self.control, log=self.log,
-                                  host=self.bind_host, ready=self.ready)
+        self.http = HttpApiServer(
+            self.ports.api,
+            http_routes(),
+            self.functions,
+            control=self.control,
+            log=self.log,
+            host=self.bind_host,
+            ready=self.ready,
+        )
         self.http.start()
         if self.options.sandbox_url:
             self.parts["sandbox"] = f"external ({self.sandbox_url})"
             return
-        sandbox = Sandbox(self.api_url, callback_delay_s=self.options.callback_delay_s, log=self.log,
-                          retry_time_scale=self.options.callback_time_scale)
+        sandbox = Sandbox(
+            self.api_url,
+            callback_delay_s=self.options.callback_delay_s,
+            log=self.log,
+            retry_time_scale=self.options.callback_time_scale,
+        )
         self.sandbox_server = SandboxServer(self.ports.sandbox, sandbox, host=self.bind_host)
         self.sandbox_server.start()
         self.parts["sandbox"] = "up"
@@ -393,8 +419,10 @@ class LocalStack:
                 self.poller = None
             reply = self.functions[self.reply_id]
             if not reply.available:
-                self.log(f"[poller] {reply.spec.code_uri}/{reply.spec.module_file} does not exist yet: the stream is "
-                         "not polled (POST /_local/poller/restart once it does)")
+                self.log(
+                    f"[poller] {reply.spec.code_uri}/{reply.spec.module_file} does not exist yet: the stream is "
+                    "not polled (POST /_local/poller/restart once it does)"
+                )
                 return False
             if reload or reply.state != "ready":
                 reply.stop()
@@ -403,21 +431,34 @@ class LocalStack:
                 reply.wait_ready()
             settings = stream_settings(self.reply_id)
             checkpoints = CheckpointStore(self.stream_arn, self.checkpoint_file)
-            reader = StreamReader(client("dynamodbstreams", self.dynamodb_url), self.stream_arn,
-                                  settings.starting_position, positions=checkpoints.get(), region=REGION)
+            reader = StreamReader(
+                client("dynamodbstreams", self.dynamodb_url),
+                self.stream_arn,
+                settings.starting_position,
+                positions=checkpoints.get(),
+                region=REGION,
+            )
             # The pool has a worker per ParallelizationFactor lane: concurrent batches never share one.
             self.poller = StreamPoller(
-                reader, reply.invoke, settings, checkpoints, on_failure=self._send_to_queue,
-                function_arn=reply.arn, poll_interval_s=self.options.poll_interval_s,
-                retry_delay_s=self.options.retry_delay_s, log=self.log,
+                reader,
+                reply.invoke,
+                settings,
+                checkpoints,
+                on_failure=self._send_to_queue,
+                function_arn=reply.arn,
+                poll_interval_s=self.options.poll_interval_s,
+                retry_delay_s=self.options.retry_delay_s,
+                log=self.log,
             )
             self.poller.start()
-            self.log(f"[poller] polling {TABLE_NAME}'s stream for {self.reply_id}: batch {settings.batch_size}, "
-                     f"{settings.parallelization_factor} lane(s) per shard, "
-                     f"window {settings.batching_window_s:g}s, retries {settings.maximum_retry_attempts}, "
-                     f"max age {settings.maximum_record_age_s}s, bisect {settings.bisect_on_error}, "
-                     f"{len(settings.filter_patterns)} filter pattern(s), resuming from "
-                     f"{len(checkpoints.get())} shard checkpoint(s)")
+            self.log(
+                f"[poller] polling {TABLE_NAME}'s stream for {self.reply_id}: batch {settings.batch_size}, "
+                f"{settings.parallelization_factor} lane(s) per shard, "
+                f"window {settings.batching_window_s:g}s, retries {settings.maximum_retry_attempts}, "
+                f"max age {settings.maximum_record_age_s}s, bisect {settings.bisect_on_error}, "
+                f"{len(settings.filter_patterns)} filter pattern(s), resuming from "
+                f"{len(checkpoints.get())} shard checkpoint(s)"
+            )
             return True
 
     def stop_poller(self) -> None:
@@ -456,28 +497,47 @@ class LocalStack:
 
     def info(self) -> dict[str, Any]:
         return {
-            "pid": os.getpid(), "api": self.api_url, "sandbox": self.sandbox_url, "dynamodb": self.dynamodb_url,
-            "moto": self.moto_url, "table": TABLE_NAME, "secrets": SECRET_NAMES, "queue_url": self.queue_url,
-            "stream_arn": self.stream_arn, "region": REGION, "data": str(self.data_dir),
+            "pid": os.getpid(),
+            "api": self.api_url,
+            "sandbox": self.sandbox_url,
+            "dynamodb": self.dynamodb_url,
+            "moto": self.moto_url,
+            "table": TABLE_NAME,
+            "secrets": SECRET_NAMES,
+            "queue_url": self.queue_url,
+            "stream_arn": self.stream_arn,
+            "region": REGION,
+            "data": str(self.data_dir),
             "service_pids": [service.process.pid for service in self.services],
         }
 
     def health(self) -> tuple[int, dict[str, Any]]:
         """200 once every part is up (the API then serves requests), else 503; each part's state either way."""
         poller = self.poller
-        parts: dict[str, Any] = {**self.parts, "functions": {fid: pool.describe() for fid, pool in
-                                                             self.functions.items()}}
+        parts: dict[str, Any] = {
+            **self.parts,
+            "functions": {fid: pool.describe() for fid, pool in self.functions.items()},
+        }
         parts["poller"] = "running" if poller is not None and poller.running else "stopped"
         ready = self.ready.is_set()
-        return (200 if ready else 503), {"ok": ready, "ready": ready, "parts": parts, **self.info(),
-                                         "poller": parts["poller"] == "running"}
+        return (200 if ready else 503), {
+            "ok": ready,
+            "ready": ready,
+            "parts": parts,
+            **self.info(),
+            "poller": parts["poller"] == "running",
+        }
 
     def poller_state(self) -> dict[str, Any]:
         poller = self.poller
         if poller is None:
             return {"running": False}
-        return {"running": poller.running, "idle": poller.idle, "checkpoints": poller.checkpoints.get(),
-                "stats": poller.stats.as_dict()}
+        return {
+            "running": poller.running,
+            "idle": poller.idle,
+            "checkpoints": poller.checkpoints.get(),
+            "stats": poller.stats.as_dict(),
+        }
 
     def failures(self) -> list[dict[str, Any]]:
         """Messages on the on-failure queue (peeked: they stay there)."""
@@ -485,8 +545,9 @@ class LocalStack:
         messages: list[dict[str, Any]] = []
         seen: set[str] = set()
         for _ in range(10):
-            batch = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                        WaitTimeSeconds=0).get("Messages", [])
+            batch = sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0
+            ).get("Messages", [])
             fresh = [m for m in batch if m["MessageId"] not in seen]
             if not fresh:
                 break
@@ -531,11 +592,13 @@ class LocalStack:
         )
 
 
-CONTROL = Routes[LocalStack]({
-    (ANY, "/_local/health"): lambda stack, _request: stack.health(),
-    ("GET", "/_local/poller"): lambda stack, _request: (200, stack.poller_state()),
-    ("POST", "/_local/poller/restart"): LocalStack._restart_poller,
-    ("POST", "/_local/poller/stop"): LocalStack._stop_poller,
-    ("POST", "/_local/poller/start"): LocalStack._start_poller,
-    ("GET", "/_local/failures"): lambda stack, _request: (200, stack.failures()),
-})
+CONTROL = Routes[LocalStack](
+    {
+        (ANY, "/_local/health"): lambda stack, _request: stack.health(),
+        ("GET", "/_local/poller"): lambda stack, _request: (200, stack.poller_state()),
+        ("POST", "/_local/poller/restart"): LocalStack._restart_poller,
+        ("POST", "/_local/poller/stop"): LocalStack._stop_poller,
+        ("POST", "/_local/poller/start"): LocalStack._start_poller,
+        ("GET", "/_local/failures"): lambda stack, _request: (200, stack.failures()),
+    }
+)

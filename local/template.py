@@ -150,9 +150,7 @@ def function_environment(function_id: str, resolve: dict[str, str]) -> dict[str,
     merged.update(glob.get("Variables") or {})
     own = resources()[function_id]["Properties"].get("Environment") or {}
     merged.update(own.get("Variables") or {})
-    parameters = {
-        name: str(spec.get("Default", "")) for name, spec in (template.get("Parameters") or {}).items()
-    }
+    parameters = {name: str(spec.get("Default", "")) for name, spec in (template.get("Parameters") or {}).items()}
     env: dict[str, str] = {}
     for name, value in merged.items():
         resolved = _resolve(value, resolve, parameters)
@@ -166,7 +164,7 @@ def _resolve(value: Any, resolve: dict[str, str], parameters: dict[str, str]) ->
         return str(value).lower() if isinstance(value, bool) else str(value)
     if not isinstance(value, dict) or len(value) != 1:
         return None
-    (fn, arg), = value.items()
+    ((fn, arg),) = value.items()
     if fn == "Ref":
         return resolve.get(arg, parameters.get(arg))
     if fn == "Fn::GetAtt":
@@ -267,8 +265,11 @@ def named_metrics() -> set[MetricRef]:
                         found.add(MetricRef(names[0], names[1], pairs))
         elif resource.get("Type") == "AWS::CloudWatch::Alarm":
             props = resource["Properties"]
-            specs = [props] if "MetricName" in props else [
-                query["MetricStat"]["Metric"] for query in props.get("Metrics", []) if "MetricStat" in query]
+            specs = (
+                [props]
+                if "MetricName" in props
+                else [query["MetricStat"]["Metric"] for query in props.get("Metrics", []) if "MetricStat" in query]
+            )
             for spec in specs:
                 pairs = tuple(sorted((d["Name"], _reference(d["Value"])) for d in spec.get("Dimensions", [])))
                 found.add(MetricRef(spec["Namespace"], spec["MetricName"], pairs))

@@ -97,8 +97,9 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes | None:
 
 def load_handler(spec: FunctionSpec, instance: str = "") -> Callable[[dict[str, Any], Any], Any]:
     """Import the function's module (under its own name: `instance` gives another copy with its own globals)."""
-    module = load_module(ROOT / spec.code_uri / spec.module_file,
-                         f"local_lambda_{spec.function_id}{'_' + instance if instance else ''}")
+    module = load_module(
+        ROOT / spec.code_uri / spec.module_file, f"local_lambda_{spec.function_id}{'_' + instance if instance else ''}"
+    )
     return getattr(module, spec.function_name)  # type: ignore[no-any-return]
 
 
@@ -114,8 +115,7 @@ def serve(spec: FunctionSpec, requests: IO[bytes], answers: IO[bytes]) -> int:
         return 1
     write_frame(answers, {"ready": True, "pid": os.getpid(), "init_ms": round((time.monotonic() - started) * 1000)})
     while (request := read_frame(requests)) is not None:
-        context = LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb,
-                                aws_request_id=request["request_id"])
+        context = LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb, aws_request_id=request["request_id"])
         invoked = time.monotonic()
         try:
             answer: dict[str, Any] = {"ok": True, "result": handler(request["event"], context)}
@@ -153,7 +153,10 @@ class Worker:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "local.workers", json.dumps(asdict(spec)), str(write_end)],
-                stdin=subprocess.PIPE, pass_fds=(write_end,), env=env, cwd=ROOT,
+                stdin=subprocess.PIPE,
+                pass_fds=(write_end,),
+                env=env,
+                cwd=ROOT,
             )
         except BaseException:
             os.close(read_end)
@@ -186,8 +189,9 @@ class Worker:
             answer = None
         if answer is None:
             code = self.process.poll()
-            raise WorkerError(f"{self.spec.function_id} worker {self.pid} died during the invocation "
-                              f"(exit code {code})")
+            raise WorkerError(
+                f"{self.spec.function_id} worker {self.pid} died during the invocation (exit code {code})"
+            )
         self.last_duration_ms = float(answer.get("duration_ms", 0))
         if not answer["ok"]:
             raise FunctionError(answer["error_type"], answer["error_message"])
@@ -217,8 +221,15 @@ class Worker:
 class FunctionPool:
     """Up to `size` workers of one function; `invoke` is thread-safe and blocks while all are busy."""
 
-    def __init__(self, spec: FunctionSpec, env: dict[str, str], *, size: int = 1, log: Log = print,
-                 on_spawn: Callable[[Worker], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: FunctionSpec,
+        env: dict[str, str],
+        *,
+        size: int = 1,
+        log: Log = print,
+        on_spawn: Callable[[Worker], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.env = lambda_environment(spec, env)
         self.size = max(1, size)
@@ -261,8 +272,10 @@ class FunctionPool:
             self._idle.append(worker)
             self.cold_starts += 1
         self.state = "ready"
-        self.log(f"[lambda] {self.spec.function_id} imported in worker {worker.pid} ({worker.init_ms} ms); "
-                 f"up to {self.size} concurrent")
+        self.log(
+            f"[lambda] {self.spec.function_id} imported in worker {worker.pid} ({worker.init_ms} ms); "
+            f"up to {self.size} concurrent"
+        )
 
     def invoke(self, event: dict[str, Any]) -> Any:
         return self.invoke_timed(event)[0]
@@ -285,8 +298,10 @@ class FunctionPool:
         finally:
             elapsed = time.monotonic() - acquired
             if elapsed > self.spec.timeout_s:
-                self.log(f"[lambda] {self.spec.function_id} ran {elapsed:.1f}s, over its {self.spec.timeout_s}s "
-                         "Timeout (Lambda would have stopped it)")
+                self.log(
+                    f"[lambda] {self.spec.function_id} ran {elapsed:.1f}s, over its {self.spec.timeout_s}s "
+                    "Timeout (Lambda would have stopped it)"
+                )
         return result, (acquired - started) * 1000, worker.last_duration_ms
 
     def _acquire(self) -> Worker:
@@ -348,9 +363,15 @@ class FunctionPool:
 
     def describe(self) -> dict[str, Any]:
         with self._cond:
-            return {"state": self.state, "error": self.error, "workers": len(self._workers),
-                    "busy": len(self._workers) - len(self._idle), "limit": self.size,
-                    "cold_starts": self.cold_starts, "invocations": self.invocations}
+            return {
+                "state": self.state,
+                "error": self.error,
+                "workers": len(self._workers),
+                "busy": len(self._workers) - len(self._idle),
+                "limit": self.size,
+                "cold_starts": self.cold_starts,
+                "invocations": self.invocations,
+            }
 
     def stop(self) -> None:
         """Stop idle workers now; busy ones stop when their invocation returns."""
@@ -427,8 +448,15 @@ class InProcessFunction:
         return []
 
     def describe(self) -> dict[str, Any]:
-        return {"state": self.state, "error": self.error, "workers": 1, "busy": int(self._lock.locked()),
-                "limit": 1, "cold_starts": int(self._handler is not None), "invocations": self.invocations}
+        return {
+            "state": self.state,
+            "error": self.error,
+            "workers": 1,
+            "busy": int(self._lock.locked()),
+            "limit": 1,
+            "cold_starts": int(self._handler is not None),
+            "invocations": self.invocations,
+        }
 
     def stop(self) -> None:
         self.state = "stopped"

@@ -56,8 +56,11 @@ STREAM_ARN = f"arn:aws:dynamodb:{REGION}:123456789012:table/messenger-events/str
 RETENTION_S = 90 * 86_400
 NAMESPACE = uuid.UUID("5b3f6a0e-7d1c-4c8e-9a43-2f1e8d6b0c11")
 
-LOCAL_STACK = {"dynamodb": "http://host.docker.internal:8000", "moto": "http://host.docker.internal:5000",
-               "sandbox": "http://host.docker.internal:3001"}
+LOCAL_STACK = {
+    "dynamodb": "http://host.docker.internal:8000",
+    "moto": "http://host.docker.internal:5000",
+    "sandbox": "http://host.docker.internal:3001",
+}
 
 
 def function_env(dynamodb: str, moto: str, sandbox: str) -> dict[str, str]:
@@ -97,44 +100,155 @@ def meta_bodies() -> dict[str, dict[str, Any]]:
     t = FIXED_MS
     return {
         "meta_text_batch.json": meta_page(
-            (t, [meta_item(USER, PAGE_ID, t - 3000, message={"mid": "m_sample_text_1", "text": "Hi there!"}),
-                 meta_item(USER, PAGE_ID, t - 2000, message={
-                     "mid": "m_sample_text_2", "text": "K\u00f6nnen Sie mir helfen? \u00e4\u00f6\u00e5"})]),
-            (t, [meta_item(OTHER_USER, PAGE_ID, t - 1000, message={
-                "mid": "m_sample_text_3", "text": "price", "quick_reply": {"payload": "PRICE"}}),
-            ]),
+            (
+                t,
+                [
+                    meta_item(USER, PAGE_ID, t - 3000, message={"mid": "m_sample_text_1", "text": "Hi there!"}),
+                    meta_item(
+                        USER,
+                        PAGE_ID,
+                        t - 2000,
+                        message={"mid": "m_sample_text_2", "text": "K\u00f6nnen Sie mir helfen? \u00e4\u00f6\u00e5"},
+                    ),
+                ],
+            ),
+            (
+                t,
+                [
+                    meta_item(
+                        OTHER_USER,
+                        PAGE_ID,
+                        t - 1000,
+                        message={"mid": "m_sample_text_3", "text": "price", "quick_reply": {"payload": "PRICE"}},
+                    ),
+                ],
+            ),
         ),
-        "meta_echo.json": meta_page((t, [meta_item(PAGE_ID, USER, t, message={
-            "mid": "m_sample_echo_1", "is_echo": True, "app_id": 1517776481860111, "metadata": BOT_METADATA,
-            "text": "Thanks, we got your message."})])),
-        "meta_delivery_read.json": meta_page((t, [
-            meta_item(USER, PAGE_ID, t, delivery={"mids": ["m_sample_echo_1"], "watermark": t - 500}),
-            meta_item(USER, PAGE_ID, t + 1000, read={"watermark": t}),
-        ])),
-        "meta_postback.json": meta_page((t, [meta_item(USER, PAGE_ID, t, postback={
-            "mid": "m_sample_postback_1", "title": "Get Started", "payload": "GET_STARTED",
-            "referral": {"ref": "sample", "source": "SHORTLINK", "type": "OPEN_THREAD"}})])),
-        "meta_reaction.json": meta_page((t, [meta_item(USER, PAGE_ID, t, reaction={
-            "reaction": "love", "emoji": "\u2764\ufe0f", "action": "react", "mid": "m_sample_echo_1"})])),
-        "meta_attachments.json": meta_page((t, [meta_item(USER, PAGE_ID, t, message={
-            "mid": "m_sample_attachments_1",
-            "attachments": [
-                {"type": "image", "payload": {"url": "https://cdn.example.com/sample.jpg"}},
-                {"type": "file", "payload": {"url": "https://cdn.example.com/sample.pdf", "title": "sample.pdf"}},
-                {"type": "image",
-                 "payload": {"url": "https://cdn.example.com/like.png", "sticker_id": 369239263222822}},
-                {"type": "location", "payload": {"coordinates": {"lat": 52.52, "long": 13.405}}},
-            ]})])),
-        "meta_standby.json": meta_page((t, [meta_item(USER, PAGE_ID, t, message={
-            "mid": "m_sample_standby_1", "text": "Can a person help me?"})]), key="standby"),
-        "meta_handover.json": meta_page((t, [
-            meta_item(USER, PAGE_ID, t, take_thread_control={
-                "previous_owner_app_id": 1517776481860111, "new_owner_app_id": 263902037430900,
-                "metadata": "agent took the thread"}),
-            meta_item(USER, PAGE_ID, t + 60_000, pass_thread_control={
-                "previous_owner_app_id": 263902037430900, "new_owner_app_id": 1517776481860111,
-                "metadata": "back to the bot"}),
-        ])),
+        "meta_echo.json": meta_page(
+            (
+                t,
+                [
+                    meta_item(
+                        PAGE_ID,
+                        USER,
+                        t,
+                        message={
+                            "mid": "m_sample_echo_1",
+                            "is_echo": True,
+                            "app_id": 1517776481860111,
+                            "metadata": BOT_METADATA,
+                            "text": "Thanks, we got your message.",
+                        },
+                    )
+                ],
+            )
+        ),
+        "meta_delivery_read.json": meta_page(
+            (
+                t,
+                [
+                    meta_item(USER, PAGE_ID, t, delivery={"mids": ["m_sample_echo_1"], "watermark": t - 500}),
+                    meta_item(USER, PAGE_ID, t + 1000, read={"watermark": t}),
+                ],
+            )
+        ),
+        "meta_postback.json": meta_page(
+            (
+                t,
+                [
+                    meta_item(
+                        USER,
+                        PAGE_ID,
+                        t,
+                        postback={
+                            "mid": "m_sample_postback_1",
+                            "title": "Get Started",
+                            "payload": "GET_STARTED",
+                            "referral": {"ref": "sample", "source": "SHORTLINK", "type": "OPEN_THREAD"},
+                        },
+                    )
+                ],
+            )
+        ),
+        "meta_reaction.json": meta_page(
+            (
+                t,
+                [
+                    meta_item(
+                        USER,
+                        PAGE_ID,
+                        t,
+                        reaction={
+                            "reaction": "love",
+                            "emoji": "\u2764\ufe0f",
+                            "action": "react",
+                            "mid": "m_sample_echo_1",
+                        },
+                    )
+                ],
+            )
+        ),
+        "meta_attachments.json": meta_page(
+            (
+                t,
+                [
+                    meta_item(
+                        USER,
+                        PAGE_ID,
+                        t,
+                        message={
+                            "mid": "m_sample_attachments_1",
+                            "attachments": [
+                                {"type": "image", "payload": {"url": "https://cdn.example.com/sample.jpg"}},
+                                {
+                                    "type": "file",
+                                    "payload": {"url": "https://cdn.example.com/sample.pdf", "title": "sample.pdf"},
+                                },
+                                {
+                                    "type": "image",
+                                    "payload": {
+                                        "url": "https://cdn.example.com/like.png",
+                                        "sticker_id": 369239263222822,
+                                    },
+                                },
+                                {"type": "location", "payload": {"coordinates": {"lat": 52.52, "long": 13.405}}},
+                            ],
+                        },
+                    )
+                ],
+            )
+        ),
+        "meta_standby.json": meta_page(
+            (t, [meta_item(USER, PAGE_ID, t, message={"mid": "m_sample_standby_1", "text": "Can a person help me?"})]),
+            key="standby",
+        ),
+        "meta_handover.json": meta_page(
+            (
+                t,
+                [
+                    meta_item(
+                        USER,
+                        PAGE_ID,
+                        t,
+                        take_thread_control={
+                            "previous_owner_app_id": 1517776481860111,
+                            "new_owner_app_id": 263902037430900,
+                            "metadata": "agent took the thread",
+                        },
+                    ),
+                    meta_item(
+                        USER,
+                        PAGE_ID,
+                        t + 60_000,
+                        pass_thread_control={
+                            "previous_owner_app_id": 263902037430900,
+                            "new_owner_app_id": 1517776481860111,
+                            "metadata": "back to the bot",
+                        },
+                    ),
+                ],
+            )
+        ),
     }
 
 
@@ -157,23 +271,56 @@ def seed_v01() -> dict[str, Any]:
 def vonage_bodies() -> dict[str, tuple[str, dict[str, Any]]]:
     stamp = "2025-02-03T12:14:25Z"
     return {
-        "vonage_inbound_v1.json": ("/vonage/inbound", {
-            "channel": "messenger", "message_uuid": VONAGE_INBOUND_UUID, "to": PAGE_ID, "from": USER,
-            "timestamp": stamp, "message_type": "text", "text": "Hello"}),
+        "vonage_inbound_v1.json": (
+            "/vonage/inbound",
+            {
+                "channel": "messenger",
+                "message_uuid": VONAGE_INBOUND_UUID,
+                "to": PAGE_ID,
+                "from": USER,
+                "timestamp": stamp,
+                "message_type": "text",
+                "text": "Hello",
+            },
+        ),
         "vonage_inbound_v01.json": ("/vonage/inbound", seed_v01()),
-        "vonage_inbound_image_v1.json": ("/vonage/inbound", {
-            "channel": "messenger", "message_uuid": VONAGE_IMAGE_UUID, "to": PAGE_ID, "from": USER,
-            "timestamp": "2025-02-03 12:14:30 UTC", "message_type": "image",
-            "image": {"url": "https://api-eu.nexmo.com/v3/media/aaaaaaaa-0000-4000-8000-000000000001"}}),
-        "vonage_status_v1.json": ("/vonage/status", {
-            "message_uuid": VONAGE_OUTBOUND_UUID, "to": USER, "from": PAGE_ID, "timestamp": stamp,
-            "status": "delivered", "channel": "messenger", "client_ref": "sample",
-            "usage": {"currency": "EUR", "price": "0.0000"}}),
-        "vonage_status_v01.json": ("/vonage/status", {
-            "message_uuid": VONAGE_OUTBOUND_UUID, "to": {"type": "messenger", "id": USER},
-            "from": {"type": "messenger", "id": PAGE_ID}, "timestamp": "2025-02-03T12:14:40.000Z",
-            "status": "rejected", "error": {"code": 1340, "reason": "Outside of the allowed window"},
-            "client_ref": "sample"}),
+        "vonage_inbound_image_v1.json": (
+            "/vonage/inbound",
+            {
+                "channel": "messenger",
+                "message_uuid": VONAGE_IMAGE_UUID,
+                "to": PAGE_ID,
+                "from": USER,
+                "timestamp": "2025-02-03 12:14:30 UTC",
+                "message_type": "image",
+                "image": {"url": "https://api-eu.nexmo.com/v3/media/aaaaaaaa-0000-4000-8000-000000000001"},
+            },
+        ),
+        "vonage_status_v1.json": (
+            "/vonage/status",
+            {
+                "message_uuid": VONAGE_OUTBOUND_UUID,
+                "to": USER,
+                "from": PAGE_ID,
+                "timestamp": stamp,
+                "status": "delivered",
+                "channel": "messenger",
+                "client_ref": "sample",
+                "usage": {"currency": "EUR", "price": "0.0000"},
+            },
+        ),
+        "vonage_status_v01.json": (
+            "/vonage/status",
+            {
+                "message_uuid": VONAGE_OUTBOUND_UUID,
+                "to": {"type": "messenger", "id": USER},
+                "from": {"type": "messenger", "id": PAGE_ID},
+                "timestamp": "2025-02-03T12:14:40.000Z",
+                "status": "rejected",
+                "error": {"code": 1340, "reason": "Outside of the allowed window"},
+                "client_ref": "sample",
+            },
+        ),
     }
 
 
@@ -196,25 +343,36 @@ def pin(event: dict[str, Any], name: str) -> dict[str, Any]:
 
 def meta_event(name: str, payload: dict[str, Any]) -> dict[str, Any]:
     raw = body_bytes(payload)
-    headers = {"content-type": "application/json", "user-agent": "facebookexternalua",
-               **payloads.meta_headers(META, raw)}
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "facebookexternalua",
+        **payloads.meta_headers(META, raw),
+    }
     return pin(http_event("POST", "/meta/webhook", raw, headers), name)
 
 
 def vonage_event(name: str, path: str, payload: dict[str, Any], iat: int) -> dict[str, Any]:
     raw = body_bytes(payload)
-    headers = {"content-type": "application/json", "user-agent": "Vonage API Platform",
-               **payloads.vonage_headers(VONAGE, raw, issued_at=iat, jti=str(uuid.uuid5(NAMESPACE, name)))}
+    headers = {
+        "content-type": "application/json",
+        "user-agent": "Vonage API Platform",
+        **payloads.vonage_headers(VONAGE, raw, issued_at=iat, jti=str(uuid.uuid5(NAMESPACE, name))),
+    }
     return pin(http_event("POST", path, raw, headers), name)
 
 
 def http_events(vonage_iat: int) -> dict[str, dict[str, Any]]:
     query = {"hub.mode": "subscribe", "hub.verify_token": META["verify_token"], "hub.challenge": "1158201444"}
-    events = {"meta_verify.json": pin(http_event("GET", "/meta/webhook", query=query,
-                                                 headers={"user-agent": "facebookplatform/1.0"}), "meta_verify.json")}
+    events = {
+        "meta_verify.json": pin(
+            http_event("GET", "/meta/webhook", query=query, headers={"user-agent": "facebookplatform/1.0"}),
+            "meta_verify.json",
+        )
+    }
     events.update({name: meta_event(name, payload) for name, payload in meta_bodies().items()})
-    events.update({name: vonage_event(name, path, payload, vonage_iat)
-                   for name, (path, payload) in vonage_bodies().items()})
+    events.update(
+        {name: vonage_event(name, path, payload, vonage_iat) for name, (path, payload) in vonage_bodies().items()}
+    )
     events.update(data_deletion_events())
     return events
 
@@ -224,16 +382,32 @@ DELETION_CODE = "0123456789abcdef0123"
 
 def data_deletion_events() -> dict[str, dict[str, Any]]:
     """Meta's data-deletion callback (form-encoded signed_request) and a GET of its status URL."""
-    signed = make_signed_request(META["app_secret"], {"algorithm": "HMAC-SHA256", "user_id": USER,
-                                                      "issued_at": FIXED_S})
+    signed = make_signed_request(
+        META["app_secret"], {"algorithm": "HMAC-SHA256", "user_id": USER, "issued_at": FIXED_S}
+    )
     form = urlencode({"signed_request": signed}).encode()
-    post = http_event("POST", "/meta/data-deletion", form,
-                      {"content-type": "application/x-www-form-urlencoded", "host": "localhost:3000",
-                       "x-forwarded-proto": "http", "user-agent": "facebookexternalua"})
-    status = http_event("GET", f"/meta/data-deletion/{DELETION_CODE}", route_key="GET /meta/data-deletion/{code}",
-                        path_parameters={"code": DELETION_CODE}, headers={"host": "localhost:3000"})
-    return {"meta_data_deletion.json": pin(post, "meta_data_deletion.json"),
-            "meta_data_deletion_status.json": pin(status, "meta_data_deletion_status.json")}
+    post = http_event(
+        "POST",
+        "/meta/data-deletion",
+        form,
+        {
+            "content-type": "application/x-www-form-urlencoded",
+            "host": "localhost:3000",
+            "x-forwarded-proto": "http",
+            "user-agent": "facebookexternalua",
+        },
+    )
+    status = http_event(
+        "GET",
+        f"/meta/data-deletion/{DELETION_CODE}",
+        route_key="GET /meta/data-deletion/{code}",
+        path_parameters={"code": DELETION_CODE},
+        headers={"host": "localhost:3000"},
+    )
+    return {
+        "meta_data_deletion.json": pin(post, "meta_data_deletion.json"),
+        "meta_data_deletion_status.json": pin(status, "meta_data_deletion_status.json"),
+    }
 
 
 # -- stream events --------------------------------------------------------------------------------
@@ -241,10 +415,19 @@ def data_deletion_events() -> dict[str, dict[str, Any]]:
 
 def stream_event(name: str, events: list[Event]) -> dict[str, Any]:
     items = [event_item(e, now_s=FIXED_S, retention_s=RETENTION_S) for e in events]
-    return {"Records": [payloads.stream_record(
-        item, event_id=hashlib.md5(f"{name}#{i}".encode()).hexdigest(),  # noqa: S324 - an id, not security
-        sequence=100000000000000000000 + i * 100 + len(name), region=REGION, stream_arn=STREAM_ARN,
-        created_s=FIXED_S) for i, item in enumerate(items)]}
+    return {
+        "Records": [
+            payloads.stream_record(
+                item,
+                event_id=hashlib.md5(f"{name}#{i}".encode()).hexdigest(),  # noqa: S324 - an id, not security
+                sequence=100000000000000000000 + i * 100 + len(name),
+                region=REGION,
+                stream_arn=STREAM_ARN,
+                created_s=FIXED_S,
+            )
+            for i, item in enumerate(items)
+        ]
+    }
 
 
 def stream_events() -> dict[str, dict[str, Any]]:
@@ -260,12 +443,13 @@ def stream_events() -> dict[str, dict[str, Any]]:
     return {
         "stream_inbound_meta.json": stream_event("stream_inbound_meta.json", parsed_meta("meta_text_batch.json")),
         "stream_inbound_vonage.json": stream_event(
-            "stream_inbound_vonage.json", parsed_vonage("vonage_inbound_v1.json", vonage_events.parse_inbound)),
+            "stream_inbound_vonage.json", parsed_vonage("vonage_inbound_v1.json", vonage_events.parse_inbound)
+        ),
         "stream_echo_ignored.json": stream_event("stream_echo_ignored.json", parsed_meta("meta_echo.json")),
         "stream_status_ignored.json": stream_event(
             "stream_status_ignored.json",
-            parsed_vonage("vonage_status_v1.json", vonage_events.parse_status)
-            + parsed_meta("meta_delivery_read.json")),
+            parsed_vonage("vonage_status_v1.json", vonage_events.parse_status) + parsed_meta("meta_delivery_read.json"),
+        ),
     }
 
 

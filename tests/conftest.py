@@ -15,9 +15,15 @@ import pytest
 CALLER_AWS_ENV = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
 # Never reach real AWS, whatever the machine's configuration says.
 for _name, _value in {
-    "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_REGION": "us-east-1", "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "messenger-webhook",
-    "POWERTOOLS_METRICS_NAMESPACE": "MessengerWebhook", "POWERTOOLS_DEV": "false", "POWERTOOLS_LOG_LEVEL": "INFO",
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+    "POWERTOOLS_TRACE_DISABLED": "1",
+    "POWERTOOLS_SERVICE_NAME": "messenger-webhook",
+    "POWERTOOLS_METRICS_NAMESPACE": "MessengerWebhook",
+    "POWERTOOLS_DEV": "false",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
 }.items():
     os.environ[_name] = _value
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
@@ -120,7 +126,10 @@ def table(dynamodb: Any) -> Iterator[Table]:
 
 @pytest.fixture
 def stack_env(
-    monkeypatch: pytest.MonkeyPatch, table: Table, secrets: dict[str, str], dynamodb_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    table: Table,
+    secrets: dict[str, str],
+    dynamodb_endpoint: str,
     moto_endpoint: str,
 ) -> Table:
     """The environment template.yaml gives the functions, pointed at the local services."""

@@ -53,26 +53,49 @@ def vonage_post(path: str, body: bytes, authorization: str | None = "valid", **c
     return http_event("POST", path, body, headers)
 
 
-def meta_message(mid: str, text: str = "hello", sender: str = "3998527223577371", ts: int = 1_700_000_000_000,
-                 page_id: str = PAGE_ID, **message: Any) -> dict[str, Any]:
+def meta_message(
+    mid: str,
+    text: str = "hello",
+    sender: str = "3998527223577371",
+    ts: int = 1_700_000_000_000,
+    page_id: str = PAGE_ID,
+    **message: Any,
+) -> dict[str, Any]:
     return payloads.meta_message(sender, page_id, ts, message={"mid": mid, "text": text, **message})
 
 
 def meta_body(*events: dict[str, Any], page_id: str = PAGE_ID, standby: bool = False) -> dict[str, Any]:
-    return payloads.meta_page(*events, page_id=page_id, time_ms=1_700_000_000_000,
-                              key="standby" if standby else "messaging")
+    return payloads.meta_page(
+        *events, page_id=page_id, time_ms=1_700_000_000_000, key="standby" if standby else "messaging"
+    )
 
 
-def vonage_inbound_v1(message_uuid: str, text: str = "hello", user: str = "3998527223577371",
-                      page_id: str = PAGE_ID) -> dict[str, Any]:
-    return payloads.vonage_inbound(message_uuid, page_id=page_id, user=user, text=text,
-                                   timestamp="2025-02-03T12:14:25Z")
+def vonage_inbound_v1(
+    message_uuid: str, text: str = "hello", user: str = "3998527223577371", page_id: str = PAGE_ID
+) -> dict[str, Any]:
+    return payloads.vonage_inbound(
+        message_uuid, page_id=page_id, user=user, text=text, timestamp="2025-02-03T12:14:25Z"
+    )
 
 
-def inbound_event(event_id: str, user: str, *, text: str = "hello", ts: int = 1_700_000_000_000,
-                  provider: str = "meta", page_id: str = "page") -> Event:
-    return Event(provider=Provider(provider), event_id=event_id, kind=Kind.MESSAGE, page_id=page_id, user_id=user,
-                 timestamp_ms=ts, text=text)
+def inbound_event(
+    event_id: str,
+    user: str,
+    *,
+    text: str = "hello",
+    ts: int = 1_700_000_000_000,
+    provider: str = "meta",
+    page_id: str = "page",
+) -> Event:
+    return Event(
+        provider=Provider(provider),
+        event_id=event_id,
+        kind=Kind.MESSAGE,
+        page_id=page_id,
+        user_id=user,
+        timestamp_ms=ts,
+        text=text,
+    )
 
 
 def stream_record(event: Event, seq: int, *, name: str = "INSERT", **overrides: Any) -> dict[str, Any]:
@@ -93,16 +116,26 @@ def unstorable_batch(tag: str, user: str = "3998527223577371") -> tuple[bytes, d
     (a sort key over 1,024 bytes), `long_user` (a conversation over 2,048 bytes), `huge_number` (a location
     DynamoDB cannot hold a number of).
     """
-    mids = {"ok1": f"m.{tag}.ok1", "big": f"m.{tag}.big", "long_mid": f"m.{tag}." + "x" * 3000,
-            "long_user": f"m.{tag}.long-user", "huge_number": f"m.{tag}.huge-number", "ok2": f"m.{tag}.ok2"}
+    mids = {
+        "ok1": f"m.{tag}.ok1",
+        "big": f"m.{tag}.big",
+        "long_mid": f"m.{tag}." + "x" * 3000,
+        "long_user": f"m.{tag}.long-user",
+        "huge_number": f"m.{tag}.huge-number",
+        "ok2": f"m.{tag}.ok2",
+    }
     location = {"type": "location", "payload": {"coordinates": {"lat": 1e300, "long": 2.5}}}
     body = meta_body(
         meta_message(mids["ok1"], "first", sender=user),
         meta_message(mids["big"], "a" * BIG_TEXT_CHARS, sender=user),
         meta_message(mids["long_mid"], "long mid", sender=user),
         meta_message(mids["long_user"], "long user", sender=LONG_USER),
-        {"sender": {"id": user}, "recipient": {"id": PAGE_ID}, "timestamp": 1_700_000_000_000,
-         "message": {"mid": mids["huge_number"], "attachments": [location]}},
+        {
+            "sender": {"id": user},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1_700_000_000_000,
+            "message": {"mid": mids["huge_number"], "attachments": [location]},
+        },
         meta_message(mids["ok2"], "second", sender=user),
     )
     return dumps(body), mids

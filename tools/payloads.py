@@ -42,11 +42,14 @@ def meta_message(sender: str, recipient: str, timestamp: int, **event: Any) -> d
     return {"sender": {"id": sender}, "recipient": {"id": recipient}, "timestamp": timestamp, **event}
 
 
-def meta_page(*events: dict[str, Any], page_id: str, time_ms: int | None = None,
-              key: str = "messaging") -> dict[str, Any]:
+def meta_page(
+    *events: dict[str, Any], page_id: str, time_ms: int | None = None, key: str = "messaging"
+) -> dict[str, Any]:
     """A Meta webhook body of one page entry holding `events` (entry time: now unless given)."""
-    return {"object": "page", "entry": [{"id": page_id, "time": now_ms() if time_ms is None else time_ms,
-                                         key: list(events)}]}
+    return {
+        "object": "page",
+        "entry": [{"id": page_id, "time": now_ms() if time_ms is None else time_ms, key: list(events)}],
+    }
 
 
 def meta_headers(meta: Mapping[str, Any], body: bytes) -> dict[str, str]:
@@ -65,23 +68,39 @@ def vonage_headers(vonage: Mapping[str, Any], body: bytes, **claims: Any) -> dic
     return {"authorization": sign_callback(vonage["signature_secret"], body, vonage["api_key"], **claims)}
 
 
-def signed_vonage(payload: Any, vonage: Mapping[str, Any], *, compact: bool = False,
-                  **claims: Any) -> tuple[bytes, dict[str, str]]:
+def signed_vonage(
+    payload: Any, vonage: Mapping[str, Any], *, compact: bool = False, **claims: Any
+) -> tuple[bytes, dict[str, str]]:
     """`payload` encoded, and its authorization header."""
     body = encode(payload, compact=compact)
     return body, vonage_headers(vonage, body, **claims)
 
 
-def vonage_inbound(message_uuid: str, *, page_id: str, user: str, text: str,
-                   timestamp: str | None = None) -> dict[str, Any]:
+def vonage_inbound(
+    message_uuid: str, *, page_id: str, user: str, text: str, timestamp: str | None = None
+) -> dict[str, Any]:
     """A Vonage Messages v1 inbound text on the messenger channel (sent now unless `timestamp` is given)."""
-    return {"channel": "messenger", "message_uuid": message_uuid, "to": page_id, "from": user,
-            "timestamp": timestamp or vonage_time(), "message_type": "text", "text": text}
+    return {
+        "channel": "messenger",
+        "message_uuid": message_uuid,
+        "to": page_id,
+        "from": user,
+        "timestamp": timestamp or vonage_time(),
+        "message_type": "text",
+        "text": text,
+    }
 
 
-def stream_record(item: dict[str, Any], *, event_id: str, sequence: int, name: str = "INSERT",
-                  region: str | None = None, stream_arn: str | None = None,
-                  created_s: float | None = None) -> dict[str, Any]:
+def stream_record(
+    item: dict[str, Any],
+    *,
+    event_id: str,
+    sequence: int,
+    name: str = "INSERT",
+    region: str | None = None,
+    stream_arn: str | None = None,
+    created_s: float | None = None,
+) -> dict[str, Any]:
     """The record of a Lambda DynamoDB stream event that stored `item` (a DynamoDB-typed item).
 
     Without `stream_arn` the short form the handlers read; with it (and `region`, `created_s`) every field
@@ -91,10 +110,16 @@ def stream_record(item: dict[str, Any], *, event_id: str, sequence: int, name: s
     if stream_arn is None:
         return {"eventID": event_id, "eventName": name, "eventSource": "aws:dynamodb", "dynamodb": change}
     return {
-        "eventID": event_id, "eventName": name, "eventVersion": "1.1", "eventSource": "aws:dynamodb",
+        "eventID": event_id,
+        "eventName": name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
         "awsRegion": region,
-        "dynamodb": {"ApproximateCreationDateTime": created_s, **change,
-                     "SizeBytes": len(json.dumps(item, separators=(",", ":"))),
-                     "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        "dynamodb": {
+            "ApproximateCreationDateTime": created_s,
+            **change,
+            "SizeBytes": len(json.dumps(item, separators=(",", ":"))),
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
         "eventSourceARN": stream_arn,
     }

@@ -56,7 +56,9 @@ def fetch_records(streams: Any, info: dict[str, Any], region: str = "us-east-1")
     start, end = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
     try:
         iterator = streams.get_shard_iterator(
-            StreamArn=info["streamArn"], ShardId=info["shardId"], ShardIteratorType="AT_SEQUENCE_NUMBER",
+            StreamArn=info["streamArn"],
+            ShardId=info["shardId"],
+            ShardIteratorType="AT_SEQUENCE_NUMBER",
             SequenceNumber=info["startSequenceNumber"],
         )["ShardIterator"]
     except ClientError as exc:
@@ -79,18 +81,26 @@ def fetch_records(streams: Any, info: dict[str, Any], region: str = "us-east-1")
     return records
 
 
-def redrive(sqs: Any, streams: Any, queue_url: str, process: ProcessFn, *, dry_run: bool = False,
-            max_messages: int | None = None, out: Any = None) -> Summary:
+def redrive(
+    sqs: Any,
+    streams: Any,
+    queue_url: str,
+    process: ProcessFn,
+    *,
+    dry_run: bool = False,
+    max_messages: int | None = None,
+    out: Any = None,
+) -> Summary:
     out = out or sys.stdout
     summary = Summary()
     seen: set[str] = set()
     while max_messages is None or summary.messages < max_messages:
-        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                       VisibilityTimeout=120).get("Messages", [])
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=120
+        ).get("Messages", [])
         fresh = [m for m in messages if m["MessageId"] not in seen]
         for again in (m for m in messages if m["MessageId"] in seen):  # kept earlier in this run: leave visible
-            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=again["ReceiptHandle"],
-                                          VisibilityTimeout=0)
+            sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=again["ReceiptHandle"], VisibilityTimeout=0)
         if not fresh:
             break
         for message in fresh:
@@ -101,8 +111,16 @@ def redrive(sqs: Any, streams: Any, queue_url: str, process: ProcessFn, *, dry_r
     return summary
 
 
-def _one(sqs: Any, streams: Any, queue_url: str, message: dict[str, Any], process: ProcessFn, dry_run: bool,
-         summary: Summary, out: Any) -> None:
+def _one(
+    sqs: Any,
+    streams: Any,
+    queue_url: str,
+    message: dict[str, Any],
+    process: ProcessFn,
+    dry_run: bool,
+    summary: Summary,
+    out: Any,
+) -> None:
     info = batch_info(message.get("Body", ""))
     detail: dict[str, Any] = {"message_id": message["MessageId"]}
     keep = True
@@ -110,8 +128,12 @@ def _one(sqs: Any, streams: Any, queue_url: str, message: dict[str, Any], proces
         detail["result"] = "not an on-failure record for a DynamoDB stream batch"
     else:
         records = fetch_records(streams, info)
-        detail.update(shard=info["shardId"], start=info["startSequenceNumber"], end=info["endSequenceNumber"],
-                      records=len(records))
+        detail.update(
+            shard=info["shardId"],
+            start=info["startSequenceNumber"],
+            end=info["endSequenceNumber"],
+            records=len(records),
+        )
         if not records:
             summary.expired += 1
             detail["result"] = "records no longer in the stream (older than 24 h?)"
@@ -128,8 +150,7 @@ def _one(sqs: Any, streams: Any, queue_url: str, message: dict[str, Any], proces
     if keep:
         summary.kept += 1
         # Visible again at once for the next run (or an operator), not after the visibility timeout.
-        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                      VisibilityTimeout=0)
+        sqs.change_message_visibility(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
     else:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         summary.deleted += 1
@@ -161,8 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="read and report, send nothing, delete nothing")
     parser.add_argument("--max-messages", type=int, default=None, help="stop after this many queue messages")
     args = parser.parse_args(argv)
-    summary = redrive(boto3.client("sqs"), streams_client(), args.queue_url, pipeline_process,
-                      dry_run=args.dry_run, max_messages=args.max_messages)
+    summary = redrive(
+        boto3.client("sqs"),
+        streams_client(),
+        args.queue_url,
+        pipeline_process,
+        dry_run=args.dry_run,
+        max_messages=args.max_messages,
+    )
     return 1 if summary.kept and not args.dry_run else 0
 
 

@@ -149,22 +149,36 @@ def synthetic_user() -> str:
 
 def check_verify_handshake(d: Deployment) -> Result:
     challenge = str(secrets.randbelow(10**9))
-    query = urllib.parse.urlencode({"hub.mode": "subscribe", "hub.verify_token": d.meta["verify_token"],
-                                    "hub.challenge": challenge})
+    query = urllib.parse.urlencode(
+        {"hub.mode": "subscribe", "hub.verify_token": d.meta["verify_token"], "hub.challenge": challenge}
+    )
     status, body = http("GET", f"{d.meta_webhook_url}?{query}")
-    wrong = urllib.parse.urlencode({"hub.mode": "subscribe", "hub.verify_token": "smoke-" + uuid.uuid4().hex,
-                                    "hub.challenge": challenge})
+    wrong = urllib.parse.urlencode(
+        {"hub.mode": "subscribe", "hub.verify_token": "smoke-" + uuid.uuid4().hex, "hub.challenge": challenge}
+    )
     wrong_status, _ = http("GET", f"{d.meta_webhook_url}?{wrong}")
     ok = status == 200 and str(body) == challenge and wrong_status == 403
-    return Result("Meta verify handshake", ok, f"real token: {status}, challenge "
-                  f"{'echoed' if str(body) == challenge else 'NOT echoed'}; wrong token: {wrong_status}")
+    return Result(
+        "Meta verify handshake",
+        ok,
+        f"real token: {status}, challenge "
+        f"{'echoed' if str(body) == challenge else 'NOT echoed'}; wrong token: {wrong_status}",
+    )
 
 
 def meta_echo_body(d: Deployment, user: str) -> bytes:
     now = payloads.now_ms()
-    echo = payloads.meta_message(d.page_id, user, now, message={
-        "mid": f"m_smoke_{uuid.uuid4().hex}", "is_echo": True, "metadata": BOT_METADATA,
-        "text": "messenger-webhook smoke check (synthetic echo, never answered)"})
+    echo = payloads.meta_message(
+        d.page_id,
+        user,
+        now,
+        message={
+            "mid": f"m_smoke_{uuid.uuid4().hex}",
+            "is_echo": True,
+            "metadata": BOT_METADATA,
+            "text": "messenger-webhook smoke check (synthetic echo, never answered)",
+        },
+    )
     return payloads.encode(payloads.meta_page(echo, page_id=d.page_id, time_ms=now))
 
 
@@ -182,8 +196,16 @@ def check_bad_signature_refused(d: Deployment, body: bytes) -> Result:
 
 
 def vonage_status_body(d: Deployment, user: str) -> bytes:
-    return payloads.encode({"channel": "messenger", "message_uuid": str(uuid.uuid4()), "to": user,
-                            "from": d.page_id, "timestamp": payloads.vonage_time(), "status": "delivered"})
+    return payloads.encode(
+        {
+            "channel": "messenger",
+            "message_uuid": str(uuid.uuid4()),
+            "to": user,
+            "from": d.page_id,
+            "timestamp": payloads.vonage_time(),
+            "status": "delivered",
+        }
+    )
 
 
 def check_vonage_status_unknown_message(d: Deployment, body: bytes) -> Result:
@@ -218,8 +240,9 @@ def run_checks(d: Deployment) -> list[Result]:
 
 def main(argv: list[str] | None = None, out: Any = None) -> int:
     out = out or sys.stdout
-    parser = argparse.ArgumentParser(prog="python -m tools.smoke", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.smoke", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack-name", default=None, help="default: AWS_SAM_STACK_NAME")
     parser.add_argument("--region", default=None, help="default: AWS_REGION")
     args = parser.parse_args(argv)

@@ -70,8 +70,15 @@ def _settings_and_body() -> tuple[Settings, bytes]:
 def _accepted(provider: str, result: IngestResult) -> Response[Any]:
     metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=result.stored)
     metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result.duplicates)
-    logger.info("events accepted", extra={"provider": provider, "stored": result.stored,
-                                          "duplicates": result.duplicates, "statuses": result.statuses_applied})
+    logger.info(
+        "events accepted",
+        extra={
+            "provider": provider,
+            "stored": result.stored,
+            "duplicates": result.duplicates,
+            "statuses": result.statuses_applied,
+        },
+    )
     return Response(200, content_types.APPLICATION_JSON, {"stored": result.stored, "duplicates": result.duplicates})
 
 
@@ -82,8 +89,10 @@ def handle_messenger_error(error: MessengerError) -> Response[Any]:
         metrics.add_metric(name="UnsignedCallbacks", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name=f"Rejected{status}", unit=MetricUnit.Count, value=1)
     log = logger.error if status >= 500 else logger.warning
-    log("request rejected", extra={"status": status, "error": error.code, "reason": str(error),
-                                   "path": app.current_event.path})
+    log(
+        "request rejected",
+        extra={"status": status, "error": error.code, "reason": str(error), "path": app.current_event.path},
+    )
     return Response(status, content_types.APPLICATION_JSON, {"error": error.code})
 
 

@@ -94,12 +94,23 @@ class Stack:
 
     def start(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **{k: str(v) for k, v in self.ports.items()}, "LOCAL_STATE_DIR": str(self.state),
-               "LOCAL_POLL_INTERVAL": "0.1", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            **{k: str(v) for k, v in self.ports.items()},
+            "LOCAL_STATE_DIR": str(self.state),
+            "LOCAL_POLL_INTERVAL": "0.1",
+            "PYTHONUNBUFFERED": "1",
+        }
         log(f"starting the local stack on free ports {self.ports} (log: {self.log_path})")
         with self.log_path.open("wb") as log_file:
-            self.process = subprocess.Popen([sys.executable, "-m", "local"], cwd=ROOT, env=env, stdout=log_file,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "local"],
+                cwd=ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + STACK_START_TIMEOUT_S
         while not self.healthy():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -151,14 +162,30 @@ class Sam:
 
     def local_options(self) -> list[str]:
         assert self.template is not None
-        return ["--template", str(self.template), "--env-vars", str(self.env_file), "--invoke-image", self.image,
-                "--skip-pull-image", "--region", REGION]
+        return [
+            "--template",
+            str(self.template),
+            "--env-vars",
+            str(self.env_file),
+            "--invoke-image",
+            self.image,
+            "--skip-pull-image",
+            "--region",
+            REGION,
+        ]
 
     def invoke(self, function_id: str, event: Path) -> tuple[Any, str]:
         """The function's answer (parsed JSON if it is JSON) and SAM's output."""
         command = self.command("local", "invoke", function_id, "--event", str(event), *self.local_options())
-        process = subprocess.Popen(command, env=self.env, cwd=self.work, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            env=self.env,
+            cwd=self.work,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         self.children.add(process)
         try:
             stdout, stderr = process.communicate(timeout=INVOKE_TIMEOUT_S)
@@ -179,10 +206,20 @@ class Sam:
             stop_group(process, timeout=10)
 
     def start_api(self, port: int, log_file: IO[bytes]) -> subprocess.Popen[bytes]:
-        command = self.command("local", "start-api", "--host", "127.0.0.1", "--port", str(port),
-                               "--warm-containers", "EAGER", *self.local_options())
-        return subprocess.Popen(command, env=self.env, cwd=self.work, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        command = self.command(
+            "local",
+            "start-api",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--warm-containers",
+            "EAGER",
+            *self.local_options(),
+        )
+        return subprocess.Popen(
+            command, env=self.env, cwd=self.work, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def sam_environment(daemon: Dockerd, stack: Stack, work: Path) -> dict[str, str]:
@@ -192,8 +229,14 @@ def sam_environment(daemon: Dockerd, stack: Stack, work: Path) -> dict[str, str]
     the next run)."""
     tmp = work / "tmp"
     tmp.mkdir(parents=True, exist_ok=True)
-    return {**os.environ, "DOCKER_HOST": daemon.host, "SAM_CLI_TELEMETRY": "0", "TMPDIR": str(tmp),
-            "AWS_ENDPOINT_URL_STS": stack.url("MOTO_PORT"), "AWS_EC2_METADATA_DISABLED": "true"}
+    return {
+        **os.environ,
+        "DOCKER_HOST": daemon.host,
+        "SAM_CLI_TELEMETRY": "0",
+        "TMPDIR": str(tmp),
+        "AWS_ENDPOINT_URL_STS": stack.url("MOTO_PORT"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
 
 
 def sample_events() -> list[Path]:
@@ -352,8 +395,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sam", type=Path, required=True, help="the pinned sam (make sam-cli prints it)")
     parser.add_argument("--cache-dir", type=Path, required=True, help="base image, docker data root, x86_64 build")
-    parser.add_argument("--jobs", type=int, default=int(os.environ.get("SAM_LOCAL_JOBS") or 3),
-                        help="concurrent `sam local invoke`s (default 3, or SAM_LOCAL_JOBS)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=int(os.environ.get("SAM_LOCAL_JOBS") or 3),
+        help="concurrent `sam local invoke`s (default 3, or SAM_LOCAL_JOBS)",
+    )
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("error: make sam-local runs a private dockerd and needs root (CI runs it as root)", file=sys.stderr)

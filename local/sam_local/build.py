@@ -65,11 +65,21 @@ def build(sam: list[str], build_root: Path, env: dict[str, str], log: Any) -> Pa
     template = build_root / "template.json"
     template.write_text(json.dumps(x86_64_template(), indent=1))
     built = build_root / "build"
-    command = [*sam, "build", "--template-file", str(template), "--build-dir", str(built),
-               "--cache-dir", str(build_root / "cache"), "--cached"]
+    command = [
+        *sam,
+        "build",
+        "--template-file",
+        str(template),
+        "--build-dir",
+        str(built),
+        "--cache-dir",
+        str(build_root / "cache"),
+        "--cached",
+    ]
     log(f"sam build (x86_64 copy) into {built}")
-    result = subprocess.run(command, cwd=build_root, env={**env, "LAMBDA_ARCH": ARCH}, capture_output=True,
-                            text=True, check=False)
+    result = subprocess.run(
+        command, cwd=build_root, env={**env, "LAMBDA_ARCH": ARCH}, capture_output=True, text=True, check=False
+    )
     if result.returncode != 0:
         raise BuildError(f"sam build failed:\n{(result.stdout + result.stderr)[-4000:]}")
     return built / "template.yaml"
@@ -77,8 +87,9 @@ def build(sam: list[str], build_root: Path, env: dict[str, str], log: Any) -> Pa
 
 def python313_path(env: dict[str, str]) -> dict[str, str]:
     """`sam build` looks for python3.13 on PATH: put the one scripts/find-python313.sh finds first."""
-    python = subprocess.run([str(ROOT / "scripts" / "find-python313.sh")], capture_output=True, text=True,
-                            check=False).stdout.strip()
+    python = subprocess.run(
+        [str(ROOT / "scripts" / "find-python313.sh")], capture_output=True, text=True, check=False
+    ).stdout.strip()
     if not python:
         raise BuildError("Python 3.13 not found (scripts/find-python313.sh)")
     directory = str(Path(python).parent)

@@ -78,8 +78,11 @@ def matches(expected: Any, actual: Any) -> bool:
     if isinstance(expected, type):
         return isinstance(actual, expected)
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and set(expected) == set(actual) and all(
-            matches(value, actual[key]) for key, value in expected.items())
+        return (
+            isinstance(actual, dict)
+            and set(expected) == set(actual)
+            and all(matches(value, actual[key]) for key, value in expected.items())
+        )
     return bool(expected == actual)
 
 
@@ -109,8 +112,9 @@ def check_invoke(name: str, answer: Any) -> str | None:
 # -- HTTP through `sam local start-api` -----------------------------------------------------------
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 60) -> tuple[int, Any]:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, Any]:
     """tools.smoke's client (status, JSON or text), with the patience a container's first start needs."""
     return smoke_http(method, url, body, headers, timeout)
 
@@ -121,8 +125,9 @@ def new_user() -> str:
 
 def meta_body(user: str, text: str) -> bytes:
     now = payloads.now_ms()
-    message = payloads.meta_message(user, PAGE_ID, now, message={"mid": f"m_sam_local_{uuid.uuid4().hex}",
-                                                                 "text": text})
+    message = payloads.meta_message(
+        user, PAGE_ID, now, message={"mid": f"m_sam_local_{uuid.uuid4().hex}", "text": text}
+    )
     return payloads.encode(payloads.meta_page(message, page_id=PAGE_ID, time_ms=now))
 
 
@@ -144,23 +149,42 @@ def api_checks(api: str) -> list[tuple[str, tuple[int, Any], tuple[int, Any], st
     """Send the start-api requests: (what, expected, got, user whose reply must reach the sandbox or "")."""
     results: list[tuple[str, tuple[int, Any], tuple[int, Any], str]] = []
     challenge = str(1_000_000_000 + uuid.uuid4().int % 9_000_000_000)
-    query = urllib.parse.urlencode({"hub.mode": "subscribe", "hub.verify_token": META["verify_token"],
-                                    "hub.challenge": challenge})
-    results.append(("GET /meta/webhook verify handshake", (200, int(challenge)),
-                    http("GET", f"{api}/meta/webhook?{query}"), ""))
+    query = urllib.parse.urlencode(
+        {"hub.mode": "subscribe", "hub.verify_token": META["verify_token"], "hub.challenge": challenge}
+    )
+    results.append(
+        ("GET /meta/webhook verify handshake", (200, int(challenge)), http("GET", f"{api}/meta/webhook?{query}"), "")
+    )
     json_type = {"content-type": "application/json"}
     meta_user = new_user()
     body = meta_body(meta_user, "hi")
-    results.append(("POST /meta/webhook signed", stored(1), http(
-        "POST", f"{api}/meta/webhook", body, {**json_type, **payloads.meta_headers(META, body)}),
-        meta_user))
+    results.append(
+        (
+            "POST /meta/webhook signed",
+            stored(1),
+            http("POST", f"{api}/meta/webhook", body, {**json_type, **payloads.meta_headers(META, body)}),
+            meta_user,
+        )
+    )
     forged = meta_body(FORGED_USER, "hi")
-    results.append(("POST /meta/webhook bad signature", (401, {"error": "signature_invalid"}), http(
-        "POST", f"{api}/meta/webhook", forged, {**json_type, "x-hub-signature-256": "sha256=" + "0" * 64}), ""))
+    results.append(
+        (
+            "POST /meta/webhook bad signature",
+            (401, {"error": "signature_invalid"}),
+            http("POST", f"{api}/meta/webhook", forged, {**json_type, "x-hub-signature-256": "sha256=" + "0" * 64}),
+            "",
+        )
+    )
     vonage_user = new_user()
     body = vonage_body(vonage_user, "hi")
-    results.append(("POST /vonage/inbound signed", stored(1), http(
-        "POST", f"{api}/vonage/inbound", body, {**json_type, **payloads.vonage_headers(VONAGE, body)}), vonage_user))
+    results.append(
+        (
+            "POST /vonage/inbound signed",
+            stored(1),
+            http("POST", f"{api}/vonage/inbound", body, {**json_type, **payloads.vonage_headers(VONAGE, body)}),
+            vonage_user,
+        )
+    )
     return results
 
 

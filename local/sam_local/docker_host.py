@@ -22,8 +22,13 @@ from pathlib import Path
 
 PACKAGES = {"dockerd": "docker.io", "containerd": "containerd", "runc": "runc", "debootstrap": "debootstrap"}
 # No bridge, no NAT, no forwarding: containers can only use the host network (loopback for us).
-DOCKERD_NETWORK_FLAGS = ["--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false",
-                         "--ip-masq=false"]
+DOCKERD_NETWORK_FLAGS = [
+    "--bridge=none",
+    "--iptables=false",
+    "--ip6tables=false",
+    "--ip-forward=false",
+    "--ip-masq=false",
+]
 SUITE = "trixie"  # Debian 13 ships Python 3.13, the functions' runtime
 # Bump when the recipe below changes: the cached tarball and the image tag carry it.
 IMAGE_RECIPE = "1"
@@ -34,8 +39,11 @@ export PYTHONPATH="/var/task:/opt/python/lib/python3.13/site-packages:/opt/pytho
 exec /usr/bin/python3.13 -m awslambdaric "$_HANDLER"
 """
 IMAGE_CHANGES = [
-    "ENV LAMBDA_TASK_ROOT=/var/task", "ENV LAMBDA_RUNTIME_DIR=/var/runtime", "ENV LANG=C.UTF-8",
-    "ENV TZ=:/etc/localtime", "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "ENV LAMBDA_TASK_ROOT=/var/task",
+    "ENV LAMBDA_RUNTIME_DIR=/var/runtime",
+    "ENV LANG=C.UTF-8",
+    "ENV TZ=:/etc/localtime",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "WORKDIR /var/task",
 ]
 Log = Callable[[str], None]
@@ -75,8 +83,9 @@ class Dockerd:
         self.data_root = data_root
         self.log = log
         # Short path: the socket path must stay under the 108-byte unix socket limit.
-        self.exec_root = Path(tempfile.mkdtemp(prefix="msl-docker-", dir="/run" if os.access("/run", os.W_OK)
-                                               else None))
+        self.exec_root = Path(
+            tempfile.mkdtemp(prefix="msl-docker-", dir="/run" if os.access("/run", os.W_OK) else None)
+        )
         self.socket = self.exec_root / "docker.sock"
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.exec_root / "dockerd.log"
@@ -119,19 +128,28 @@ class Dockerd:
     def start(self, timeout: float = 60) -> None:
         self.data_root.mkdir(parents=True, exist_ok=True)
         self.stop_leftover()
-        command = ["dockerd", f"--data-root={self.data_root}", f"--exec-root={self.exec_root}",
-                   f"--host={self.host}", f"--pidfile={self.exec_root / 'dockerd.pid'}", *DOCKERD_NETWORK_FLAGS]
+        command = [
+            "dockerd",
+            f"--data-root={self.data_root}",
+            f"--exec-root={self.exec_root}",
+            f"--host={self.host}",
+            f"--pidfile={self.exec_root / 'dockerd.pid'}",
+            *DOCKERD_NETWORK_FLAGS,
+        ]
         self.log(f"starting dockerd (no bridge; socket {self.socket}, data {self.data_root})")
         with self.log_path.open("wb") as log_file:
-            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
         self.record.write_text(json.dumps({"pid": self.process.pid, "exec_root": str(self.exec_root)}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise DockerHostError(f"dockerd exited with {self.process.returncode}:\n{self.log_tail()}")
-            probe = subprocess.run(["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
-                                   capture_output=True, text=True, check=False)
+            probe = subprocess.run(
+                ["docker", "-H", self.host, "version", "--format", "{{.Server.Version}}"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if probe.returncode == 0:
                 self.log(f"dockerd {probe.stdout.strip()} ready (pid {self.process.pid})")
                 return
@@ -210,12 +228,29 @@ def build_rootfs_tarball(tarball: Path, log: Log) -> None:
         mirror = debian_mirror()
         started = time.monotonic()
         log(f"building the base image: debootstrap --variant=minbase {SUITE} from {mirror} (about a minute)")
-        run(["debootstrap", "--variant=minbase", "--include=python3,ca-certificates", SUITE, str(rootfs), mirror],
-            log, "debootstrap")
+        run(
+            ["debootstrap", "--variant=minbase", "--include=python3,ca-certificates", SUITE, str(rootfs), mirror],
+            log,
+            "debootstrap",
+        )
         runtime = rootfs / "var" / "runtime"
         log("installing awslambdaric into /var/runtime")
-        run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-             "--target", str(runtime), "awslambdaric"], log, "pip install awslambdaric")
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-compile",
+                "--target",
+                str(runtime),
+                "awslambdaric",
+            ],
+            log,
+            "pip install awslambdaric",
+        )
         (runtime / "bootstrap").write_text(BOOTSTRAP)
         (runtime / "bootstrap").chmod(0o755)
         for directory in ("var/task", "opt"):
@@ -227,8 +262,10 @@ def build_rootfs_tarball(tarball: Path, log: Log) -> None:
         partial = tarball.with_suffix(".partial")
         run(["tar", "--numeric-owner", "-C", str(rootfs), "-cf", str(partial), "."], log, "tar rootfs")
         partial.rename(tarball)
-        log(f"base image rootfs cached at {tarball} ({tarball.stat().st_size // 2**20} MiB, "
-            f"{time.monotonic() - started:.0f}s)")
+        log(
+            f"base image rootfs cached at {tarball} ({tarball.stat().st_size // 2**20} MiB, "
+            f"{time.monotonic() - started:.0f}s)"
+        )
     finally:
         for mount in reversed(mounts_under(work)):  # debootstrap's /proc and /sys, if it stopped half-way
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)

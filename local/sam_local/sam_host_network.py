@@ -46,18 +46,23 @@ def host_network_kwargs(kwargs: dict[str, Any], api_port: int | None = None) -> 
     ports = dict(adjusted.pop("ports", None) or {})
     binding = ports.pop(EMULATOR_PORT, None)
     if binding is None:
-        raise HostNetworkError(f"SAM asked for no emulator port {EMULATOR_PORT}: not the SAM CLI {PINNED_SAM_CLI} "
-                               f"this wrapper knows (ports {sorted(ports)})")
+        raise HostNetworkError(
+            f"SAM asked for no emulator port {EMULATOR_PORT}: not the SAM CLI {PINNED_SAM_CLI} "
+            f"this wrapper knows (ports {sorted(ports)})"
+        )
     if ports:
-        raise HostNetworkError(f"extra container ports {sorted(ports)} (debug ports?) are not supported on the "
-                               "host network")
+        raise HostNetworkError(
+            f"extra container ports {sorted(ports)} (debug ports?) are not supported on the host network"
+        )
     host_port = binding[1] if isinstance(binding, tuple | list) else binding
     entrypoint = list(adjusted.get("entrypoint") or [])
     if not entrypoint or not str(entrypoint[0]).endswith(EMULATOR):
         raise HostNetworkError(f"unexpected entrypoint {entrypoint!r}: expected SAM's {EMULATOR}")
     entrypoint += [
-        "--runtime-interface-emulator-address", f"127.0.0.1:{int(host_port)}",
-        "--runtime-api-address", f"127.0.0.1:{api_port or free_loopback_port()}",
+        "--runtime-interface-emulator-address",
+        f"127.0.0.1:{int(host_port)}",
+        "--runtime-api-address",
+        f"127.0.0.1:{api_port or free_loopback_port()}",
     ]
     adjusted["entrypoint"] = entrypoint
     adjusted["network_mode"] = "host"
@@ -94,8 +99,10 @@ def check_version() -> None:
     from samcli import __version__
 
     if __version__ != PINNED_SAM_CLI:
-        raise SystemExit(f"error: {__file__} was written against SAM CLI {PINNED_SAM_CLI}, found {__version__}; "
-                         f"install the pinned one with `make sam-cli`")
+        raise SystemExit(
+            f"error: {__file__} was written against SAM CLI {PINNED_SAM_CLI}, found {__version__}; "
+            f"install the pinned one with `make sam-cli`"
+        )
 
 
 def main() -> None:

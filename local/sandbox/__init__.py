@@ -28,5 +28,14 @@ from local.sandbox.faults import FAULTS, Fault
 from local.sandbox.server import SandboxServer
 from local.sandbox.state import Sandbox
 
-__all__ = ["CALLBACK_RETRY", "FAULTS", "META_CALLBACK_RETRY", "VONAGE_CALLBACK_RETRY", "Fault", "RetrySchedule",
-           "Sandbox", "SandboxReject", "SandboxServer"]
+__all__ = [
+    "CALLBACK_RETRY",
+    "FAULTS",
+    "META_CALLBACK_RETRY",
+    "VONAGE_CALLBACK_RETRY",
+    "Fault",
+    "RetrySchedule",
+    "Sandbox",
+    "SandboxReject",
+    "SandboxServer",
+]

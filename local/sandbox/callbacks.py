@@ -48,8 +48,9 @@ CALLBACK_RETRY = {"meta": META_CALLBACK_RETRY, "vonage": VONAGE_CALLBACK_RETRY}
 CALLBACK_TIMEOUT_S = {"meta": 20.0, "vonage": 15.0}  # how long each provider waits for the webhook's answer
 
 
-def post_callback(sandbox: Sandbox, provider: str, kind: str, message_id: str, target: str, body: bytes,
-                  headers: dict[str, str]) -> None:
+def post_callback(
+    sandbox: Sandbox, provider: str, kind: str, message_id: str, target: str, body: bytes, headers: dict[str, str]
+) -> None:
     """POST one callback; re-send it on the provider's retry schedule until accepted or given up."""
     if not sandbox.callbacks_enabled or (sandbox.webhook_base is None and not target.startswith("http")):
         return
@@ -63,14 +64,31 @@ def post_callback(sandbox: Sandbox, provider: str, kind: str, message_id: str, t
         if 200 <= status < 300 or not schedule.retryable(status) or attempts > len(delays):
             break
         wait = delays[attempts - 1]
-        sandbox.log(f"[sandbox] {provider} callback {kind} for {message_id[:14]}… -> {status or 'no answer'}; "
-                    f"retry {attempts} in {wait:.2f}s")
+        sandbox.log(
+            f"[sandbox] {provider} callback {kind} for {message_id[:14]}… -> {status or 'no answer'}; "
+            f"retry {attempts} in {wait:.2f}s"
+        )
         time.sleep(wait)
-    sandbox.add_callback({"provider": provider, "kind": kind, "message_id": message_id, "url": url,
-                          "status": status, "attempts": attempts, "at": time.time()})
-    outcome = "" if 200 <= status < 300 else (
-        " (not retried: the provider retries only 429 and 5xx)" if not schedule.retryable(status)
-        else f" (given up after {attempts} attempts: the retry window is over)")
+    sandbox.add_callback(
+        {
+            "provider": provider,
+            "kind": kind,
+            "message_id": message_id,
+            "url": url,
+            "status": status,
+            "attempts": attempts,
+            "at": time.time(),
+        }
+    )
+    outcome = (
+        ""
+        if 200 <= status < 300
+        else (
+            " (not retried: the provider retries only 429 and 5xx)"
+            if not schedule.retryable(status)
+            else f" (given up after {attempts} attempts: the retry window is over)"
+        )
+    )
     sandbox.log(f"[sandbox] {provider} callback {kind} for {message_id[:14]}… -> {status}{outcome}")
 
 

@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     fault.add_argument("provider", choices=["meta", "vonage"])
     fault.add_argument("fault", choices=sorted(FAULTS))
     fault.add_argument("--count", type=int, default=1)
-    fault.add_argument("--code", type=int,
-                       help="Graph error code (permanent: 10, 100, 190, 200, 551) or Vonage HTTP status")
+    fault.add_argument(
+        "--code", type=int, help="Graph error code (permanent: 10, 100, 190, 200, 551) or Vonage HTTP status"
+    )
     fault.add_argument("--recipient", help="only sends to this PSID")
     fault.add_argument("--seconds", type=float, default=20.0, help="timeout fault: how long to hold the request")
     fault.add_argument("--url", default=argparse.SUPPRESS)
@@ -56,8 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the sandbox on its own")
     serve.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT", 3001)))
     serve.add_argument("--webhook", default=f"http://127.0.0.1:{os.environ.get('PORT', '3000')}")
-    serve.add_argument("--retry-time-scale", type=float, default=60.0,
-                       help="run the providers' callback retry schedules this many times faster (default: 60)")
+    serve.add_argument(
+        "--retry-time-scale",
+        type=float,
+        default=60.0,
+        help="run the providers' callback retry schedules this many times faster (default: 60)",
+    )
     serve.add_argument("--callback-delay", type=float, default=0.2, help="seconds between a send's callbacks")
     return parser
 
@@ -65,8 +70,7 @@ def _parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> None:
     sandbox = Sandbox(args.webhook, callback_delay_s=args.callback_delay, retry_time_scale=args.retry_time_scale)
     server = SandboxServer(args.port, sandbox)
-    print(f"sandbox providers on http://127.0.0.1:{args.port} (callbacks to {args.webhook}); Ctrl-C stops",
-          flush=True)
+    print(f"sandbox providers on http://127.0.0.1:{args.port} (callbacks to {args.webhook}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -79,8 +83,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     base = args.url.rstrip("/")
     if args.command == "fault":
-        spec = {"provider": args.provider, "fault": args.fault, "count": args.count, "code": args.code,
-                "recipient": args.recipient, "seconds": args.seconds}
+        spec = {
+            "provider": args.provider,
+            "fault": args.fault,
+            "count": args.count,
+            "code": args.code,
+            "recipient": args.recipient,
+            "seconds": args.seconds,
+        }
         print(json.dumps(_call("POST", f"{base}/_sandbox/faults", spec)))
     elif args.command == "faults":
         print(json.dumps(_call("DELETE" if args.clear else "GET", f"{base}/_sandbox/faults"), indent=2))

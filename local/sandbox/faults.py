@@ -33,8 +33,14 @@ class FaultStore:
         provider, kind = spec.get("provider"), str(spec.get("fault", ""))
         if provider not in ("meta", "vonage") or kind not in FAULTS:
             raise ValueError(f"provider must be meta|vonage and fault one of {sorted(FAULTS)}")
-        fault = Fault(provider, kind, int(spec["code"]) if spec.get("code") is not None else None,
-                      max(1, int(spec.get("count", 1))), spec.get("recipient"), float(spec.get("seconds", 20)))
+        fault = Fault(
+            provider,
+            kind,
+            int(spec["code"]) if spec.get("code") is not None else None,
+            max(1, int(spec.get("count", 1))),
+            spec.get("recipient"),
+            float(spec.get("seconds", 20)),
+        )
         with self._lock:
             self._faults.append(fault)
         detail = (f" code {fault.code}" if fault.code else "") + (f" for {fault.recipient}" if fault.recipient else "")

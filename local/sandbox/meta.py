@@ -43,10 +43,15 @@ PERMANENT_META = {
 Sent = tuple[int, dict[str, Any], Callable[[], None] | None]
 
 
-def graph_error(status: int, code: int, message: str, subcode: int | None = None,
-                transient: bool = False) -> SandboxReject:
-    error: dict[str, Any] = {"message": message, "type": "OAuthException", "code": code,
-                             "fbtrace_id": "A" + pysecrets.token_urlsafe(12)}
+def graph_error(
+    status: int, code: int, message: str, subcode: int | None = None, transient: bool = False
+) -> SandboxReject:
+    error: dict[str, Any] = {
+        "message": message,
+        "type": "OAuthException",
+        "code": code,
+        "fbtrace_id": "A" + pysecrets.token_urlsafe(12),
+    }
     if subcode is not None:
         error["error_subcode"] = subcode
     if transient:
@@ -54,18 +59,21 @@ def graph_error(status: int, code: int, message: str, subcode: int | None = None
     return SandboxReject(status, {"error": error})
 
 
-def send(sandbox: Sandbox, page_id: str, query: dict[str, str], headers: dict[str, str],
-         body: dict[str, Any]) -> Sent:
+def send(sandbox: Sandbox, page_id: str, query: dict[str, str], headers: dict[str, str], body: dict[str, Any]) -> Sent:
     """Answer one Send API call: (status, body, the callbacks to post afterwards); SandboxReject if refused."""
     token = query.get("access_token") or body.pop("access_token", None) or bearer(headers, "oauth", "bearer")
     proof = query.get("appsecret_proof") or body.pop("appsecret_proof", None)
     expected = sandbox.meta["page_tokens"].get(page_id)
     if not token:
-        raise graph_error(400, 2500, "An active access token must be used to query information about the "
-                          "current user.")
+        raise graph_error(400, 2500, "An active access token must be used to query information about the current user.")
     if expected is None:
-        raise graph_error(400, 100, f"Unsupported post request. Object with ID '{page_id}' does not exist, cannot "
-                          "be loaded due to missing permissions, or does not support this operation.", 33)
+        raise graph_error(
+            400,
+            100,
+            f"Unsupported post request. Object with ID '{page_id}' does not exist, cannot "
+            "be loaded due to missing permissions, or does not support this operation.",
+            33,
+        )
     if not hmac.compare_digest(str(token).encode(), expected.encode()):
         raise graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
     if proof is not None:
@@ -80,8 +88,11 @@ def send(sandbox: Sandbox, page_id: str, query: dict[str, str], headers: dict[st
     if "sender_action" in body:
         return 200, {"recipient_id": recipient}, None
     mid = "m_" + pysecrets.token_urlsafe(24)
-    return 200, {"recipient_id": recipient, "message_id": mid}, \
-        lambda: post_callbacks(sandbox, page_id, recipient, mid, body["message"])
+    return (
+        200,
+        {"recipient_id": recipient, "message_id": mid},
+        lambda: post_callbacks(sandbox, page_id, recipient, mid, body["message"]),
+    )
 
 
 def apply_fault(sandbox: Sandbox, fault: Fault) -> None:
@@ -90,8 +101,9 @@ def apply_fault(sandbox: Sandbox, fault: Fault) -> None:
         time.sleep(fault.seconds)
         return
     if fault.fault == "5xx":
-        raise graph_error(500, fault.code or 2, "An unexpected error has occurred. Please retry your request "
-                          "later.", transient=True)
+        raise graph_error(
+            500, fault.code or 2, "An unexpected error has occurred. Please retry your request later.", transient=True
+        )
     if fault.fault == "429":
         raise graph_error(429, fault.code or 4, "(#4) Application request limit reached", transient=True)
     if fault.fault == "613":
@@ -158,4 +170,3 @@ def _validate_message(message: Any, bad: Callable[..., SandboxReject]) -> None:
     problems = message_problems(message)
     if problems:
         raise bad("param " + problems[0])
-

@@ -41,16 +41,19 @@ def _list_requests(sandbox: Sandbox, request: Request) -> Answer:
     return 200, sandbox.list_requests(query.get("provider"), query.get("recipient"), int(query.get("since", 0)))
 
 
-CONTROL = Routes[Sandbox]({
-    (ANY, "/_sandbox/health"): lambda _sandbox, _request: (200, {"ok": True}),
-    ("GET", "/_sandbox/requests"): _list_requests,
-    ("DELETE", "/_sandbox/requests"): _clear_requests,
-    (ANY, "/_sandbox/callbacks"): lambda sandbox, _request: (200, sandbox.list_callbacks()),
-    ("POST", "/_sandbox/faults"): _add_fault,
-    ("GET", "/_sandbox/faults"): lambda sandbox, _request: (200, [asdict(f) for f in sandbox.faults.list()]),
-    ("DELETE", "/_sandbox/faults"): _clear_faults,
-    ("POST", "/_sandbox/config"): lambda sandbox, request: (200, sandbox.configure(request.json())),
-}, not_found={"error": "unknown sandbox control path"})
+CONTROL = Routes[Sandbox](
+    {
+        (ANY, "/_sandbox/health"): lambda _sandbox, _request: (200, {"ok": True}),
+        ("GET", "/_sandbox/requests"): _list_requests,
+        ("DELETE", "/_sandbox/requests"): _clear_requests,
+        (ANY, "/_sandbox/callbacks"): lambda sandbox, _request: (200, sandbox.list_callbacks()),
+        ("POST", "/_sandbox/faults"): _add_fault,
+        ("GET", "/_sandbox/faults"): lambda sandbox, _request: (200, [asdict(f) for f in sandbox.faults.list()]),
+        ("DELETE", "/_sandbox/faults"): _clear_faults,
+        ("POST", "/_sandbox/config"): lambda sandbox, request: (200, sandbox.configure(request.json())),
+    },
+    not_found={"error": "unknown sandbox control path"},
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -89,17 +92,27 @@ class _Handler(BaseHTTPRequestHandler):
             return 404, {"error": "no such sandbox endpoint"}
         body = _parse_body(raw, headers.get("content-type", ""))
         masked = {k: ("***" if k == "authorization" else v) for k, v in headers.items()}
-        entry = {"provider": provider, "at": time.time(), "method": self.command, "path": path,
-                 "query": {k: ("***" if k in ("access_token", "appsecret_proof") else v) for k, v in query.items()},
-                 "headers": masked, "body": body}
+        entry = {
+            "provider": provider,
+            "at": time.time(),
+            "method": self.command,
+            "path": path,
+            "query": {k: ("***" if k in ("access_token", "appsecret_proof") else v) for k, v in query.items()},
+            "headers": masked,
+            "body": body,
+        }
         if isinstance(body, dict):
-            entry["recipient"] = str((body.get("recipient") or {}).get("id")) if provider == "meta" \
-                else str(body.get("to"))
+            entry["recipient"] = (
+                str((body.get("recipient") or {}).get("id")) if provider == "meta" else str(body.get("to"))
+            )
         callback = None
         try:
             if not isinstance(body, dict):
-                raise (graph_error(400, 100, "(#100) The request body is not valid JSON or form data")
-                       if provider == "meta" else vonage_error(400, "Bad Request", "Body is not JSON.", "#bad-request"))
+                raise (
+                    graph_error(400, 100, "(#100) The request body is not valid JSON or form data")
+                    if provider == "meta"
+                    else vonage_error(400, "Bad Request", "Body is not JSON.", "#bad-request")
+                )
             if graph:
                 status, payload, callback = sandbox.graph_send(graph["page_id"], query, headers, dict(body))
             else:

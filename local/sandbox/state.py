@@ -16,8 +16,14 @@ from local.services import sandbox_secrets
 class Sandbox:
     """Both providers' state; `graph_send` / `vonage_send` answer a send, `post_callback` posts one callback."""
 
-    def __init__(self, webhook_base: str | None = None, *, callback_delay_s: float = 0.2, log: Log = print,
-                 retry_time_scale: float = 60.0) -> None:
+    def __init__(
+        self,
+        webhook_base: str | None = None,
+        *,
+        callback_delay_s: float = 0.2,
+        log: Log = print,
+        retry_time_scale: float = 60.0,
+    ) -> None:
         secrets = sandbox_secrets()
         self.meta = secrets["meta"]
         self.vonage = secrets["vonage"]
@@ -45,12 +51,17 @@ class Sandbox:
             self.requests.append(entry)
         return entry
 
-    def list_requests(self, provider: str | None = None, recipient: str | None = None,
-                      since: int = 0) -> list[dict[str, Any]]:
+    def list_requests(
+        self, provider: str | None = None, recipient: str | None = None, since: int = 0
+    ) -> list[dict[str, Any]]:
         with self._lock:
-            return [r for r in self.requests if r["id"] > since
-                    and (provider is None or r["provider"] == provider)
-                    and (recipient is None or r.get("recipient") == recipient)]
+            return [
+                r
+                for r in self.requests
+                if r["id"] > since
+                and (provider is None or r["provider"] == provider)
+                and (recipient is None or r.get("recipient") == recipient)
+            ]
 
     def add_callback(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -77,19 +88,25 @@ class Sandbox:
             self.callbacks_enabled = bool(config["callbacks"])
         if "retry_time_scale" in config:
             self.retry_time_scale = max(1.0, float(config["retry_time_scale"]))
-        return {"webhook_base": self.webhook_base, "callback_delay_s": self.callback_delay_s,
-                "read_delay_s": self.read_delay_s, "callbacks": self.callbacks_enabled,
-                "retry_time_scale": self.retry_time_scale}
+        return {
+            "webhook_base": self.webhook_base,
+            "callback_delay_s": self.callback_delay_s,
+            "read_delay_s": self.read_delay_s,
+            "callbacks": self.callbacks_enabled,
+            "retry_time_scale": self.retry_time_scale,
+        }
 
     # -- the providers ----------------------------------------------------------------------------
 
-    def graph_send(self, page_id: str, query: dict[str, str], headers: dict[str, str],
-                   body: dict[str, Any]) -> meta.Sent:
+    def graph_send(
+        self, page_id: str, query: dict[str, str], headers: dict[str, str], body: dict[str, Any]
+    ) -> meta.Sent:
         return meta.send(self, page_id, query, headers, body)
 
     def vonage_send(self, headers: dict[str, str], body: dict[str, Any]) -> vonage.Sent:
         return vonage.send(self, headers, body)
 
-    def post_callback(self, provider: str, kind: str, message_id: str, target: str, body: bytes,
-                      headers: dict[str, str]) -> None:
+    def post_callback(
+        self, provider: str, kind: str, message_id: str, target: str, body: bytes, headers: dict[str, str]
+    ) -> None:
         callbacks.post_callback(self, provider, kind, message_id, target, body, headers)

@@ -27,10 +27,15 @@ VONAGE_WEBHOOK_VERSIONS = {"v0.1", "v1"}
 Sent = tuple[int, dict[str, Any], Callable[[], None] | None]
 
 
-def vonage_error(status: int, title: str, detail: str, kind: str,
-                 invalid: list[dict[str, str]] | None = None) -> SandboxReject:
-    body: dict[str, Any] = {"type": f"https://developer.vonage.com/api-errors{kind}", "title": title,
-                            "detail": detail, "instance": str(uuid.uuid4())}
+def vonage_error(
+    status: int, title: str, detail: str, kind: str, invalid: list[dict[str, str]] | None = None
+) -> SandboxReject:
+    body: dict[str, Any] = {
+        "type": f"https://developer.vonage.com/api-errors{kind}",
+        "title": title,
+        "detail": detail,
+        "instance": str(uuid.uuid4()),
+    }
     if invalid:
         body["invalid_parameters"] = invalid
     return SandboxReject(status, body)
@@ -42,8 +47,12 @@ def send(sandbox: Sandbox, headers: dict[str, str], body: dict[str, Any]) -> Sen
     if not token:
         raise vonage_error(401, "Unauthorized", "You did not provide correct credentials.", "#unauthorized")
     try:
-        claims = jwt.decode(token, sandbox.vonage_public_key, algorithms=["RS256"],
-                            options={"require": ["iat", "jti", "application_id"], "verify_aud": False})
+        claims = jwt.decode(
+            token,
+            sandbox.vonage_public_key,
+            algorithms=["RS256"],
+            options={"require": ["iat", "jti", "application_id"], "verify_aud": False},
+        )
     except jwt.PyJWTError as exc:
         raise vonage_error(401, "Unauthorized", f"Invalid token ({type(exc).__name__}).", "#unauthorized") from None
     if claims.get("application_id") != sandbox.vonage["application_id"]:
@@ -52,8 +61,9 @@ def send(sandbox: Sandbox, headers: dict[str, str], body: dict[str, Any]) -> Sen
         raise vonage_error(401, "Unauthorized", "iat is in the future.", "#unauthorized")
     invalid = validate_body(body, sandbox.pages)
     if invalid:
-        raise vonage_error(422, "Invalid params", "Your request parameters did not validate.",
-                           "/messages#1150", invalid)
+        raise vonage_error(
+            422, "Invalid params", "Your request parameters did not validate.", "/messages#1150", invalid
+        )
     fault = sandbox.faults.take("vonage", str(body["to"]))
     if fault is not None:
         apply_fault(sandbox, fault)
@@ -67,14 +77,17 @@ def apply_fault(sandbox: Sandbox, fault: Fault) -> None:
         time.sleep(fault.seconds)
         return
     if fault.fault == "5xx":
-        raise vonage_error(fault.code or 500, "Internal Error", "The server encountered an error.",
-                           "#internal-error")
+        raise vonage_error(fault.code or 500, "Internal Error", "The server encountered an error.", "#internal-error")
     if fault.fault in ("429", "613"):
         raise vonage_error(429, "Rate Limit Hit", "Please wait, then retry your request", "#throttled")
     status = fault.code or 422
     titles = {401: "Unauthorized", 402: "Low balance", 403: "Forbidden", 404: "Not Found"}
-    raise vonage_error(status, titles.get(status, "Invalid params"), "Permanent error injected by the sandbox.",
-                       "/messages#1150" if status == 422 else f"#{status}")
+    raise vonage_error(
+        status,
+        titles.get(status, "Invalid params"),
+        "Permanent error injected by the sandbox.",
+        "/messages#1150" if status == 422 else f"#{status}",
+    )
 
 
 def post_callbacks(sandbox: Sandbox, request: dict[str, Any], message_uuid: str) -> None:
@@ -84,8 +97,11 @@ def post_callbacks(sandbox: Sandbox, request: dict[str, Any], message_uuid: str)
     for status in ("submitted", "delivered", "read"):
         time.sleep(sandbox.callback_delay_s)
         payload: dict[str, Any] = {
-            "message_uuid": message_uuid, "to": request["to"], "from": request["from"],
-            "timestamp": payloads.vonage_time(), "status": status,
+            "message_uuid": message_uuid,
+            "to": request["to"],
+            "from": request["from"],
+            "timestamp": payloads.vonage_time(),
+            "status": status,
             "channel": "messenger",
         }
         if request.get("client_ref"):

@@ -24,14 +24,18 @@ UNCHECKED_HASH = 0b01  # pyc flags: hash-based, source not checked (PEP 552)
 
 
 def python313() -> str:
-    return subprocess.run([str(ROOT / "scripts" / "find-python313.sh")], check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        [str(ROOT / "scripts" / "find-python313.sh")], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def make_wheel(wheelhouse: Path, name: str, tag: str, files: dict[str, str], entry_points: str = "") -> None:
     dist_info = f"{name}-1.0.dist-info"
-    contents = {**files, f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
-                f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n"}
+    contents = {
+        **files,
+        f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n",
+        f"{dist_info}/WHEEL": f"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: {tag}\n",
+    }
     if entry_points:
         contents[f"{dist_info}/entry_points.txt"] = entry_points
     record = []
@@ -48,23 +52,38 @@ def make_wheel(wheelhouse: Path, name: str, tag: str, files: dict[str, str], ent
 def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     house = tmp_path_factory.mktemp("wheelhouse")
     for arch in ("aarch64", "x86_64"):
-        make_wheel(house, "fakenative", f"cp313-cp313-manylinux2014_{arch}",
-                   {"fakenative/__init__.py": f"ARCH = {arch!r}\n"})
-    make_wheel(house, "fakepure", "py3-none-any",
-               {"fakepure/__init__.py": "from fakepure.sub import VALUE\n", "fakepure/sub.py": "VALUE = 1\n"},
-               entry_points="[console_scripts]\nfakepure = fakepure:main\n")
+        make_wheel(
+            house, "fakenative", f"cp313-cp313-manylinux2014_{arch}", {"fakenative/__init__.py": f"ARCH = {arch!r}\n"}
+        )
+    make_wheel(
+        house,
+        "fakepure",
+        "py3-none-any",
+        {"fakepure/__init__.py": "from fakepure.sub import VALUE\n", "fakepure/sub.py": "VALUE = 1\n"},
+        entry_points="[console_scripts]\nfakepure = fakepure:main\n",
+    )
     return house
 
 
-def run_make(makefile: Path, target: str, cwd: Path, artifacts: Path, wheelhouse: Path | None = None,
-             **env: str) -> subprocess.CompletedProcess[str]:
+def run_make(
+    makefile: Path, target: str, cwd: Path, artifacts: Path, wheelhouse: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """`make -f makefile target` as sam build runs it: Python 3.13 first on PATH, ARTIFACTS_DIR set."""
-    environ = {**os.environ, "PATH": os.pathsep.join([str(Path(python313()).parent), os.environ["PATH"]]),
-               "ARTIFACTS_DIR": str(artifacts), **env}
+    environ = {
+        **os.environ,
+        "PATH": os.pathsep.join([str(Path(python313()).parent), os.environ["PATH"]]),
+        "ARTIFACTS_DIR": str(artifacts),
+        **env,
+    }
     if wheelhouse is not None:
         environ.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_FIND_LINKS=str(wheelhouse))
-    return subprocess.run(["make", "--no-print-directory", "-f", str(makefile), target], cwd=cwd, env=environ,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-f", str(makefile), target],
+        cwd=cwd,
+        env=environ,
+        capture_output=True,
+        text=True,
+    )
 
 
 def build_layer(tmp_path: Path, wheelhouse: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], Path]:
@@ -137,10 +156,16 @@ def test_built_package_imports_from_its_bytecode_alone(tmp_path: Path, default_b
         (site / "messenger" / f"{module}.py").write_text("raise SystemExit('the source was read')\n")
 
     # When the package is imported from it without writing bytecode (its dependencies from this virtualenv)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import messenger.webhook as w, fakepure; "
-            "print(w.__file__, w.__spec__.cached)")
-    imported = subprocess.run([sys.executable, "-B", "-c", code, str(site)], capture_output=True, text=True,
-                              env={**os.environ, "EVENTS_TABLE": "t", "AWS_DEFAULT_REGION": "eu-west-1"})
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import messenger.webhook as w, fakepure; "
+        "print(w.__file__, w.__spec__.cached)"
+    )
+    imported = subprocess.run(
+        [sys.executable, "-B", "-c", code, str(site)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "EVENTS_TABLE": "t", "AWS_DEFAULT_REGION": "eu-west-1"},
+    )
 
     # Then it imports from the shipped pycs: unchecked-hash bytecode never looks at the source
     assert imported.returncode == 0, imported.stderr
@@ -165,12 +190,21 @@ def test_function_target_ships_the_handler_with_its_bytecode(tmp_path: Path, fun
     assert assert_all_unchecked_hash_bytecode(artifacts) == 1
     (artifacts / "app.py").write_text("raise SystemExit('the source was read')\n")
     code = "import sys; sys.path[:0] = sys.argv[1:]; import app; print(app.lambda_handler.__name__)"
-    imported = subprocess.run([sys.executable, "-B", "-c", code, str(artifacts), str(LAYER_SRC)],
-                              capture_output=True, text=True, env={**os.environ, **lambda_env()})
+    imported = subprocess.run(
+        [sys.executable, "-B", "-c", code, str(artifacts), str(LAYER_SRC)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **lambda_env()},
+    )
     assert imported.returncode == 0, imported.stderr
     assert imported.stdout.strip() == "lambda_handler"
 
 
 def lambda_env() -> dict[str, str]:
-    return {"EVENTS_TABLE": "t", "AWS_DEFAULT_REGION": "eu-west-1", "POWERTOOLS_TRACE_DISABLED": "1",
-            "META_SECRET_ID": "m", "VONAGE_SECRET_ID": "v"}
+    return {
+        "EVENTS_TABLE": "t",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "META_SECRET_ID": "m",
+        "VONAGE_SECRET_ID": "v",
+    }

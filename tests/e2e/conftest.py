@@ -109,18 +109,24 @@ class LocalStack:
 
     def settled(self, quiet_s: float = 1.0) -> None:
         """Wait until the poller has finished everything read so far, and nothing new came for `quiet_s`."""
+
         def calm() -> bool:
             first = self.poller()
             time.sleep(quiet_s)
             second = self.poller()
-            return bool(first.get("idle") and second.get("idle")
-                        and first["stats"]["invocations"] == second["stats"]["invocations"])
+            return bool(
+                first.get("idle")
+                and second.get("idle")
+                and first["stats"]["invocations"] == second["stats"]["invocations"]
+            )
+
         wait_until(calm, timeout=60, interval=0)
 
 
 def meta_message(user: str, text: str = "hello", mid: str | None = None, **message: Any) -> dict[str, Any]:
-    return payloads.meta_message(user, PAGE_ID, payloads.now_ms(),
-                                 message={"mid": mid or f"m_e2e_{uuid.uuid4().hex}", "text": text, **message})
+    return payloads.meta_message(
+        user, PAGE_ID, payloads.now_ms(), message={"mid": mid or f"m_e2e_{uuid.uuid4().hex}", "text": text, **message}
+    )
 
 
 def meta_body(*events: dict[str, Any]) -> dict[str, Any]:
@@ -156,8 +162,12 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
         with caller_aws_environment():
             return discover(DEPLOYED)
     local: LocalStack = request.getfixturevalue("stack")
-    urls = {"MetaWebhookUrl": f"{local.api}/meta/webhook", "VonageInboundUrl": f"{local.api}/vonage/inbound",
-            "VonageStatusUrl": f"{local.api}/vonage/status", "HttpApiUrl": local.api}
+    urls = {
+        "MetaWebhookUrl": f"{local.api}/meta/webhook",
+        "VonageInboundUrl": f"{local.api}/vonage/inbound",
+        "VonageStatusUrl": f"{local.api}/vonage/status",
+        "HttpApiUrl": local.api,
+    }
     return Deployment("local", urls, Secret(META), Secret(VONAGE))
 
 
@@ -169,7 +179,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     process.start()
     try:
         info = process.wait_ready(STARTUP_TIMEOUT_S)
-        yield LocalStack(api=process.api, sandbox=info["sandbox"], dynamodb_url=info["dynamodb"], table=info["table"],
-                         moto_url=info["moto"], log_path=process.log_path)
+        yield LocalStack(
+            api=process.api,
+            sandbox=info["sandbox"],
+            dynamodb_url=info["dynamodb"],
+            table=info["table"],
+            moto_url=info["moto"],
+            log_path=process.log_path,
+        )
     finally:
         process.stop()

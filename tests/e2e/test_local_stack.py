@@ -43,8 +43,9 @@ def test_unknown_routes_are_api_gateway_404s(deployment: Deployment) -> None:
 
 
 def test_meta_verify_handshake(deployment: Deployment) -> None:
-    query = urlencode({"hub.mode": "subscribe", "hub.verify_token": deployment.meta["verify_token"],
-                       "hub.challenge": "1158201444"})
+    query = urlencode(
+        {"hub.mode": "subscribe", "hub.verify_token": deployment.meta["verify_token"], "hub.challenge": "1158201444"}
+    )
     assert http("GET", f"{deployment.meta_webhook_url}?{query}") == (200, 1158201444)
     assert http("GET", f"{deployment.meta_webhook_url}?hub.mode=subscribe&hub.verify_token=x&hub.challenge=1")[0] == 403
 
@@ -117,9 +118,17 @@ def test_a_redelivered_message_is_answered_once(stack: LocalStack) -> None:
 
 def test_echoes_are_stored_and_never_answered(stack: LocalStack) -> None:
     user = new_user()
-    echo = {"sender": {"id": PAGE_ID}, "recipient": {"id": user}, "timestamp": int(time.time() * 1000),
-            "message": {"is_echo": True, "app_id": 1517776481860111, "mid": f"m_echo_{uuid.uuid4().hex}",
-                        "text": "sent from the Page inbox"}}
+    echo = {
+        "sender": {"id": PAGE_ID},
+        "recipient": {"id": user},
+        "timestamp": int(time.time() * 1000),
+        "message": {
+            "is_echo": True,
+            "app_id": 1517776481860111,
+            "mid": f"m_echo_{uuid.uuid4().hex}",
+            "text": "sent from the Page inbox",
+        },
+    }
     assert stack.meta_post(meta_body(echo))[0] == 200
     assert "echo" in [i["record_type"] for i in stack.items(user)]
     stack.settled()
@@ -181,8 +190,13 @@ def test_exhausted_retries_land_on_the_on_failure_queue(stack: LocalStack) -> No
     assert message["requestContext"]["approximateInvokeCount"] == 6
     info = message["DDBStreamBatchInfo"]
     assert info["batchSize"] == 1 and info["streamArn"].endswith(info["streamArn"].rsplit("/", 1)[-1])
-    assert set(info) >= {"shardId", "startSequenceNumber", "endSequenceNumber", "approximateArrivalOfFirstRecord",
-                         "approximateArrivalOfLastRecord"}
+    assert set(info) >= {
+        "shardId",
+        "startSequenceNumber",
+        "endSequenceNumber",
+        "approximateArrivalOfFirstRecord",
+        "approximateArrivalOfLastRecord",
+    }
     assert stack.sends(user, ok_only=True) == []
 
 
@@ -211,30 +225,60 @@ def test_restarting_the_reply_side_mid_stream_loses_and_repeats_nothing(stack: L
 
 
 def test_chat_prints_the_reply_when_driven_from_a_pipe(stack: LocalStack) -> None:
-    command = [sys.executable, "-m", "local.chat", "--api", stack.api, "--sandbox", stack.sandbox,
-               "--dynamodb", stack.dynamodb_url, "--timeout", "20"]
+    command = [
+        sys.executable,
+        "-m",
+        "local.chat",
+        "--api",
+        stack.api,
+        "--sandbox",
+        stack.sandbox,
+        "--dynamodb",
+        stack.dynamodb_url,
+        "--timeout",
+        "20",
+    ]
     for provider in ("meta", "vonage"):
-        result = subprocess.run([*command, "--provider", provider], input="hello\n", capture_output=True,
-                                text=True, cwd=ROOT, timeout=60, check=False)
+        result = subprocess.run(
+            [*command, "--provider", provider],
+            input="hello\n",
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr
         assert "bot> " in result.stdout, result.stdout
 
 
 def test_chat_sends_quick_reply_taps_postbacks_stickers_and_images(stack: LocalStack) -> None:
     # Given the chat client driven from a pipe with the rich-input commands
-    command = [sys.executable, "-m", "local.chat", "--api", stack.api, "--sandbox", stack.sandbox,
-               "--dynamodb", stack.dynamodb_url, "--timeout", "20", "--provider", "meta"]
+    command = [
+        sys.executable,
+        "-m",
+        "local.chat",
+        "--api",
+        stack.api,
+        "--sandbox",
+        stack.sandbox,
+        "--dynamodb",
+        stack.dynamodb_url,
+        "--timeout",
+        "20",
+        "--provider",
+        "meta",
+    ]
     script = "/tap HELP\n/postback GET_STARTED\n/sticker\n/image https://cdn.example.com/cat.jpg\n"
-    result = subprocess.run(command, input=script, capture_output=True, text=True, cwd=ROOT, timeout=120,
-                            check=False)
+    result = subprocess.run(command, input=script, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     # Then each travels as its Meta event and gets the answer the default rules give it
     assert result.returncode == 0, result.stderr
     replies = [line for line in result.stdout.splitlines() if line.startswith("bot> ")]
     assert len(replies) == 4, result.stdout
-    assert "what I can do" in replies[0]          # the HELP payload matches the help rule
+    assert "what I can do" in replies[0]  # the HELP payload matches the help rule
     assert "Get_Started" in replies[1] or "GET_STARTED" in replies[1]  # postbacks are answered by title
-    assert "👍" in replies[2]                      # stickers get a thumbs-up
-    assert "picture" in replies[3]                # images are acknowledged as pictures
+    assert "👍" in replies[2]  # stickers get a thumbs-up
+    assert "picture" in replies[3]  # images are acknowledged as pictures
 
 
 def test_a_burst_of_100_connections_is_served_concurrently_without_resets(stack: LocalStack) -> None:
@@ -266,8 +310,9 @@ def test_each_function_logs_with_its_own_name_and_context(stack: LocalStack) -> 
     lines = [json.loads(line) for line in stack.log_path.read_text().splitlines() if line.startswith('{"level"')]
     mine = [line for line in lines if user in json.dumps(line)]
     sent = [line for line in mine if line["message"] == "reply sent"]
-    assert sent and {(line["function_name"], line["function_arn"].rsplit(":", 1)[1]) for line in sent} \
-        == {("ReplyFunction", "ReplyFunction")}
+    assert sent and {(line["function_name"], line["function_arn"].rsplit(":", 1)[1]) for line in sent} == {
+        ("ReplyFunction", "ReplyFunction")
+    }
     accepted = [line for line in lines if line["message"] == "events accepted"]
     assert accepted and {line["function_name"] for line in accepted} == {"WebhookFunction"}
     assert all(line["function_request_id"] for line in sent + accepted)

@@ -32,8 +32,9 @@ MESSAGES = 300
 def post(api: str, payload: dict[str, Any], timeout: float = 15) -> int:
     """Deliver a signed Meta POST as Meta would; the status, or 0 when nothing answered (refused, reset)."""
     body, signature = payloads.signed_meta(payload, META)
-    request = urllib.request.Request(f"{api}/meta/webhook", data=body, method="POST", headers={
-        "content-type": "application/json", **signature})
+    request = urllib.request.Request(
+        f"{api}/meta/webhook", data=body, method="POST", headers={"content-type": "application/json", **signature}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback
             return int(response.status)
@@ -46,8 +47,22 @@ def post(api: str, payload: dict[str, Any], timeout: float = 15) -> int:
 def sandbox_process(port: int, webhook: str, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.sandbox", "serve", "--port", str(port), "--webhook", webhook,
-             "--callback-delay", "0.05"], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "local.sandbox",
+                "serve",
+                "--port",
+                str(port),
+                "--webhook",
+                webhook,
+                "--callback-delay",
+                "0.05",
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     wait_until(lambda: get_json(f"http://127.0.0.1:{port}/_sandbox/health")[0] == 200, timeout=30)
     return process
 
@@ -58,8 +73,16 @@ def test_a_sigkill_under_load_then_a_restart_answers_every_accepted_message_once
     stack = StackProcess(tmp_path / "state", {**FAST, "LOCAL_SANDBOX_URL": sandbox_url})
     sandbox = sandbox_process(int(sandbox_url.rsplit(":", 1)[1]), stack.api, tmp_path / "sandbox.log")
     # Without the echo, delivery and read callbacks (tested elsewhere), a quarter of the requests: a quick test
-    assert json.loads(urllib.request.urlopen(urllib.request.Request(  # noqa: S310 - loopback
-        f"{sandbox_url}/_sandbox/config", data=b'{"callbacks": false}', method="POST")).read())["callbacks"] is False
+    assert (
+        json.loads(
+            urllib.request.urlopen(
+                urllib.request.Request(  # noqa: S310 - loopback
+                    f"{sandbox_url}/_sandbox/config", data=b'{"callbacks": false}', method="POST"
+                )
+            ).read()
+        )["callbacks"]
+        is False
+    )
     try:
         stack.start()
         stack.wait_ready()

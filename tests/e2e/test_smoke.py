@@ -27,7 +27,7 @@ def assert_no_secret_in(text: str) -> None:
         for key, value in SECRETS[provider].items():
             if key == "page_tokens":
                 value = list(value.values())
-            for candidate in (value if isinstance(value, list) else [value]):
+            for candidate in value if isinstance(value, list) else [value]:
                 for piece in [candidate, *candidate.splitlines()]:
                     if len(piece) >= 8 and "-----" not in piece:
                         assert piece not in text, f"the {provider} secret's {key} was printed"
@@ -36,18 +36,24 @@ def assert_no_secret_in(text: str) -> None:
 def create_stack(moto_url: str, outputs: dict[str, str]) -> str:
     """A CloudFormation stack in moto whose outputs are the deployed template's, pointing at the local stack."""
     name = f"smoke-{uuid.uuid4().hex[:8]}"
-    template = {"Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
     client("cloudformation", moto_url).create_stack(StackName=name, TemplateBody=json.dumps(template))
     return name
 
 
 def stack_outputs(stack: LocalStack, meta_secret: str = "local/meta") -> dict[str, str]:
     secrets = client("secretsmanager", stack.moto_url)
-    return {"HttpApiUrl": stack.api, "MetaWebhookUrl": f"{stack.api}/meta/webhook",
-            "VonageInboundUrl": f"{stack.api}/vonage/inbound", "VonageStatusUrl": f"{stack.api}/vonage/status",
-            "MetaSecretArn": secrets.describe_secret(SecretId=meta_secret)["ARN"],
-            "VonageSecretArn": secrets.describe_secret(SecretId="local/vonage")["ARN"]}
+    return {
+        "HttpApiUrl": stack.api,
+        "MetaWebhookUrl": f"{stack.api}/meta/webhook",
+        "VonageInboundUrl": f"{stack.api}/vonage/inbound",
+        "VonageStatusUrl": f"{stack.api}/vonage/status",
+        "MetaSecretArn": secrets.describe_secret(SecretId=meta_secret)["ARN"],
+        "VonageSecretArn": secrets.describe_secret(SecretId="local/vonage")["ARN"],
+    }
 
 
 @pytest.fixture
@@ -66,7 +72,8 @@ def test_smoke_checks_pass_against_the_webhook_under_test(deployment: Deployment
 
 
 def test_make_smoke_finds_the_stack_through_its_outputs_and_sends_nothing(
-        stack: LocalStack, aws_is_moto: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack: LocalStack, aws_is_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a stack whose outputs lead to the local HTTP API and whose secrets are the local stack's
     monkeypatch.setenv("AWS_SAM_STACK_NAME", create_stack(stack.moto_url, stack_outputs(stack)))
     user = f"smoke-{uuid.uuid4().hex[:16]}"
@@ -88,10 +95,14 @@ def test_make_smoke_finds_the_stack_through_its_outputs_and_sends_nothing(
 
 
 def test_make_smoke_fails_when_the_secret_does_not_match_the_deployed_webhook(
-        stack: LocalStack, aws_is_moto: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    stack: LocalStack, aws_is_moto: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given the stack's Meta secret holds other values than the ones the webhook uses
-    other = {"app_secret": "other-app-secret-" + uuid.uuid4().hex, "verify_token": "other-token-" + uuid.uuid4().hex,
-             "page_tokens": {}}
+    other = {
+        "app_secret": "other-app-secret-" + uuid.uuid4().hex,
+        "verify_token": "other-token-" + uuid.uuid4().hex,
+        "page_tokens": {},
+    }
     name = f"smoke/other-{uuid.uuid4().hex[:8]}"
     client("secretsmanager", stack.moto_url).create_secret(Name=name, SecretString=json.dumps(other))
     monkeypatch.setenv("AWS_SAM_STACK_NAME", create_stack(stack.moto_url, stack_outputs(stack, meta_secret=name)))
@@ -109,16 +120,32 @@ def test_the_e2e_suite_targets_a_deployed_stack_named_by_aws_sam_stack_name(stac
     # Given AWS_SAM_STACK_NAME names a stack (in moto) whose outputs lead to the local HTTP API
     name = create_stack(stack.moto_url, stack_outputs(stack))
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "PYTEST_"))}
-    env.update({"AWS_SAM_STACK_NAME": name, "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "moto",
-                "AWS_SECRET_ACCESS_KEY": "moto", "AWS_ENDPOINT_URL_CLOUDFORMATION": stack.moto_url,
-                "AWS_ENDPOINT_URL_SECRETS_MANAGER": stack.moto_url})
-    selected = ["tests/e2e/test_smoke.py::test_smoke_checks_pass_against_the_webhook_under_test",
-                "tests/e2e/test_local_stack.py::test_meta_verify_handshake",
-                "tests/e2e/test_local_stack.py::test_unknown_routes_are_api_gateway_404s",
-                "tests/e2e/test_local_stack.py::test_echoes_are_stored_and_never_answered"]
+    env.update(
+        {
+            "AWS_SAM_STACK_NAME": name,
+            "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "moto",
+            "AWS_SECRET_ACCESS_KEY": "moto",
+            "AWS_ENDPOINT_URL_CLOUDFORMATION": stack.moto_url,
+            "AWS_ENDPOINT_URL_SECRETS_MANAGER": stack.moto_url,
+        }
+    )
+    selected = [
+        "tests/e2e/test_smoke.py::test_smoke_checks_pass_against_the_webhook_under_test",
+        "tests/e2e/test_local_stack.py::test_meta_verify_handshake",
+        "tests/e2e/test_local_stack.py::test_unknown_routes_are_api_gateway_404s",
+        "tests/e2e/test_local_stack.py::test_echoes_are_stored_and_never_answered",
+    ]
     # When the e2e suite runs in that environment
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *selected],
-                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *selected],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     # Then the tests that only need URLs and secrets ran against it, and those that need the local stack skipped
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     assert "3 passed, 1 skipped" in run.stdout, run.stdout[-3000:]

@@ -70,7 +70,8 @@ def send_api(stack_env, monkeypatch):
 
 
 def test_fifty_conversations_of_quick_messages_are_answered_once_each_in_order(
-        send_api, stack_env, dynamodb_endpoint, lambda_context):
+    send_api, stack_env, dynamodb_endpoint, lambda_context
+):
     # Given 50 users who each send 5 messages in quick succession (stored by the real webhook, interleaved)
     webhook = load_handler("webhook").lambda_handler
     users = [f"20000000000{c:05d}" for c in range(CONVERSATIONS)]
@@ -91,8 +92,15 @@ def test_fifty_conversations_of_quick_messages_are_answered_once_each_in_order(
         return lambda event: handlers[lane](event, LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb))
 
     reader = StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn, "TRIM_HORIZON")
-    poller = StreamPoller(reader, lane_invoke(0), settings, CheckpointStore(stack_env.stream_arn),
-                          lane_invoke=lane_invoke, retry_delay_s=0.05, log=lambda _: None)
+    poller = StreamPoller(
+        reader,
+        lane_invoke(0),
+        settings,
+        CheckpointStore(stack_env.stream_arn),
+        lane_invoke=lane_invoke,
+        retry_delay_s=0.05,
+        log=lambda _: None,
+    )
     # When the stream is drained
     poller.drain(timeout=240)
     # Then every message was answered exactly once

@@ -15,11 +15,17 @@ pytestmark = pytest.mark.integration
 
 def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
     # When two messages (one Meta, one Vonage) go through the local stack under the meters
-    run = subprocess.run([sys.executable, "-m", "bench.cost", "--messages", "2", "--warmup", "1", "--json"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.cost", "--messages", "2", "--warmup", "1", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     lines = run.stdout.splitlines()
-    result = json.loads("\n".join(lines[lines.index("{"):]))
+    result = json.loads("\n".join(lines[lines.index("{") :]))
     webhook, reply = result["functions"]["WebhookFunction"], result["functions"]["ReplyFunction"]
     # Then each message cost 4 HTTP API requests (inbound + 3 callbacks) and one reply invocation
     assert (webhook["invocations"], reply["invocations"]) == (8, 2)
@@ -30,7 +36,14 @@ def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
     assert webhook["log_bytes"] > 1000 and reply["log_bytes"] > 500
     assert result["storage"]["items"] >= 10
     assert {line["item"] for line in result["lines"]} >= {
-        "API Gateway HTTP API requests", "Lambda requests", "Lambda duration (arm64)", "DynamoDB write request units",
-        "DynamoDB read request units", "DynamoDB TTL deletes", "Secrets Manager API calls",
-        "CloudWatch Logs ingestion", "X-Ray traces recorded"}
+        "API Gateway HTTP API requests",
+        "Lambda requests",
+        "Lambda duration (arm64)",
+        "DynamoDB write request units",
+        "DynamoDB read request units",
+        "DynamoDB TTL deletes",
+        "Secrets Manager API calls",
+        "CloudWatch Logs ingestion",
+        "X-Ray traces recorded",
+    }
     assert "dominant line:" in run.stdout and "changes that cut the biggest lines" in run.stdout

@@ -25,8 +25,12 @@ def echo(mid: str, ts: int, metadata: str | None = None) -> dict:
 
 
 def thread_control(key: str, ts: int) -> dict:
-    return {"sender": {"id": USER}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
-            key: {"previous_owner_app_id": 1, "new_owner_app_id": 2, "metadata": "agent"}}
+    return {
+        "sender": {"id": USER},
+        "recipient": {"id": PAGE_ID},
+        "timestamp": ts,
+        key: {"previous_owner_app_id": 1, "new_owner_app_id": 2, "metadata": "agent"},
+    }
 
 
 def pause(stack_env) -> int:

@@ -27,9 +27,12 @@ def test_a_kept_table_is_reused_with_its_stream_and_data(dynamodb: Any) -> None:
 
 def test_a_kept_table_that_no_longer_matches_the_template_is_not_reused(dynamodb: Any) -> None:
     name = f"old-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
     try:
         with pytest.raises(LocalStackError, match=r"does not match template.yaml.*make dev RESET=1"):
             ensure_events_table(dynamodb, name)

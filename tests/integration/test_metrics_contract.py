@@ -61,22 +61,26 @@ def graph(request: Any) -> tuple[int, dict, str]:
 def drive_webhook(context: Any) -> None:
     webhook = load_handler("webhook")
     now = int(time.time() * 1000)
-    events = [meta_message(f"m.metrics.{user}", "hello", sender=user, ts=now)
-              for user in (OK, PERMANENT, AMBIGUOUS, TRANSIENT)]
+    events = [
+        meta_message(f"m.metrics.{user}", "hello", sender=user, ts=now)
+        for user in (OK, PERMANENT, AMBIGUOUS, TRANSIENT)
+    ]
     body = dumps(meta_body(*events))
     assert webhook.lambda_handler(meta_post(body), context)["statusCode"] == 200  # EventsStored
     assert webhook.lambda_handler(meta_post(body), context)["statusCode"] == 200  # DuplicateEvents
     assert webhook.lambda_handler(meta_post(body, signature="sha256=" + "0" * 64), context)["statusCode"] == 401
     assert webhook.lambda_handler(meta_post(b"not json"), context)["statusCode"] == 400
-    verify = http_event("GET", "/meta/webhook", query={"hub.mode": "subscribe", "hub.verify_token": "wrong",
-                                                        "hub.challenge": "1"})
+    verify = http_event(
+        "GET", "/meta/webhook", query={"hub.mode": "subscribe", "hub.verify_token": "wrong", "hub.challenge": "1"}
+    )
     assert webhook.lambda_handler(verify, context)["statusCode"] == 403
     unsigned = vonage_post("/vonage/inbound", b"{}", authorization=None)
     assert webhook.lambda_handler(unsigned, context)["statusCode"] == 503  # UnsignedCallbacks
 
 
-def test_the_handlers_emit_every_custom_metric_the_template_names(stack_env, dynamodb_endpoint, monkeypatch,
-                                                                 lambda_context, capsys):
+def test_the_handlers_emit_every_custom_metric_the_template_names(
+    stack_env, dynamodb_endpoint, monkeypatch, lambda_context, capsys
+):
     # Given the functions' environment, a Graph API that answers per recipient, and the table's stream
     monkeypatch.setenv("GRAPH_API_BASE", GRAPH)
     get_settings.cache_clear()

@@ -70,16 +70,32 @@ def put_many(table: Table, count: int, prefix: str = "k") -> list[str]:
     return keys
 
 
-def make_poller(table: Table, streams: Any, handler: Callable[[dict[str, Any]], Any], *,
-                checkpoints: CheckpointStore | None = None, failures: list[dict[str, Any]] | None = None,
-                clock: Callable[[], float] = time.time, **overrides: Any) -> StreamPoller:
+def make_poller(
+    table: Table,
+    streams: Any,
+    handler: Callable[[dict[str, Any]], Any],
+    *,
+    checkpoints: CheckpointStore | None = None,
+    failures: list[dict[str, Any]] | None = None,
+    clock: Callable[[], float] = time.time,
+    **overrides: Any,
+) -> StreamPoller:
     # One lane unless a test asks for more: the batch-level rules are easiest to see on a single lane.
     settings = replace(stream_settings(), **{"batching_window_s": 0, "parallelization_factor": 1, **overrides})
     checkpoints = checkpoints or CheckpointStore(table.stream_arn)
     reader = StreamReader(streams, table.stream_arn, settings.starting_position, positions=checkpoints.get())
     sink = failures.append if failures is not None else None
-    return StreamPoller(reader, handler, settings, checkpoints, on_failure=sink, retry_delay_s=0,
-                        poll_interval_s=0.05, clock=clock, log=lambda _: None)
+    return StreamPoller(
+        reader,
+        handler,
+        settings,
+        checkpoints,
+        on_failure=sink,
+        retry_delay_s=0,
+        poll_interval_s=0.05,
+        clock=clock,
+        log=lambda _: None,
+    )
 
 
 def test_batches_respect_the_templates_batch_size_in_stream_order(table: Table, streams: Any) -> None:
@@ -113,8 +129,15 @@ def test_records_the_filter_rejects_are_dropped_and_checkpointed(table: Table, s
     put(table, "in1")
     put(table, "echo1", "echo")
     put(table, "ev1", "event")
-    table.client.put_item(TableName=table.name, Item={"pk": {"S": "in1"}, "sk": {"S": "EVT#1"},  # a MODIFY
-                                                      "record_type": {"S": "inbound"}, "x": {"S": "y"}})
+    table.client.put_item(
+        TableName=table.name,
+        Item={
+            "pk": {"S": "in1"},
+            "sk": {"S": "EVT#1"},  # a MODIFY
+            "record_type": {"S": "inbound"},
+            "x": {"S": "y"},
+        },
+    )
     table.client.delete_item(TableName=table.name, Key={"pk": {"S": "ev1"}, "sk": {"S": "EVT#1"}})
     put(table, "in2")
     stub = Stub()
@@ -150,8 +173,10 @@ def test_several_reported_failures_retry_from_the_lowest_sequence_number(table: 
         calls["n"] += 1
         if calls["n"] == 1:
             event = stub.events[-1]
-            return {"batchItemFailures": failure_for(event, "k003")["batchItemFailures"]
-                    + failure_for(event, "k001")["batchItemFailures"]}
+            return {
+                "batchItemFailures": failure_for(event, "k003")["batchItemFailures"]
+                + failure_for(event, "k001")["batchItemFailures"]
+            }
         return {"batchItemFailures": []}
 
     stub = Stub(behaviour)
@@ -160,7 +185,8 @@ def test_several_reported_failures_retry_from_the_lowest_sequence_number(table: 
 
 
 def test_function_errors_bisect_until_the_poison_record_exhausts_its_retries(
-        table: Table, streams: Any, queue: tuple[Any, str]) -> None:
+    table: Table, streams: Any, queue: tuple[Any, str]
+) -> None:
     # Given a batch with one record that always makes the function raise, and a real SQS destination
     sqs, queue_url = queue
     keys = put_many(table, 8)
@@ -174,9 +200,15 @@ def test_function_errors_bisect_until_the_poison_record_exhausts_its_retries(
     settings = {"maximum_retry_attempts": 2, "parallelization_factor": 1}
     checkpoints = CheckpointStore(table.stream_arn)
     reader = StreamReader(streams, table.stream_arn, "TRIM_HORIZON")
-    poller = StreamPoller(reader, stub, replace(stream_settings(), batching_window_s=0, **settings), checkpoints,
-                          on_failure=lambda m: sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(m)),
-                          retry_delay_s=0, log=lambda _: None)
+    poller = StreamPoller(
+        reader,
+        stub,
+        replace(stream_settings(), batching_window_s=0, **settings),
+        checkpoints,
+        on_failure=lambda m: sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(m)),
+        retry_delay_s=0,
+        log=lambda _: None,
+    )
     # When drained
     poller.drain()
     # Then the batch was split (8 -> 4+4 -> 2+2 -> 1+1) and the good records finished, in order
@@ -213,13 +245,16 @@ def test_without_bisect_the_whole_batch_is_retried_then_given_up(table: Table, s
     assert failures[0]["requestContext"]["approximateInvokeCount"] == 2
 
 
-@pytest.mark.parametrize("response", [
-    {"batchItemFailures": [{"itemIdentifier": "0"}]},
-    {"batchItemFailures": [{"itemIdentifier": ""}]},
-    {"batchItemFailures": [{"wrong": "key"}]},
-    {"batchItemFailures": "nope"},
-    "not an object",
-])
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"batchItemFailures": [{"itemIdentifier": "0"}]},
+        {"batchItemFailures": [{"itemIdentifier": ""}]},
+        {"batchItemFailures": [{"wrong": "key"}]},
+        {"batchItemFailures": "nope"},
+        "not an object",
+    ],
+)
 def test_invalid_partial_responses_are_function_errors(table: Table, streams: Any, response: Any) -> None:
     put_many(table, 2)
     answers = iter([response])
@@ -326,8 +361,9 @@ def put_conversations(table: Table, conversations: int, per_conversation: int) -
     for n in range(per_conversation):
         for c in range(conversations):
             key = (f"conv{c:02d}", f"EVT#{n}")
-            table.client.put_item(TableName=table.name, Item={"pk": {"S": key[0]}, "sk": {"S": key[1]},
-                                                              "record_type": {"S": "inbound"}})
+            table.client.put_item(
+                TableName=table.name, Item={"pk": {"S": key[0]}, "sk": {"S": key[1]}, "record_type": {"S": "inbound"}}
+            )
             written.append(key)
     return written
 
@@ -377,7 +413,8 @@ def test_lanes_run_batches_of_one_shard_concurrently_and_keep_each_key_in_order(
         assert [k for k in stub.done if k[0] == conversation] == [k for k in written if k[0] == conversation]
     # And the lane of a key never changes, and the shard is checkpointed after the last record
     assert {poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}}}}) for _ in range(3)} == {
-        poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}, "sk": {"S": "EVT#9"}}}})}
+        poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}, "sk": {"S": "EVT#9"}}}})
+    }
     assert poller.idle and len(poller.checkpoints.get()) == 1
 
 
@@ -400,8 +437,12 @@ def test_a_failing_key_holds_back_only_its_own_lane(table: Table, streams: Any):
     # Then conv00 stayed in order, its later message was held back behind the retried one
     assert [k for k in stub.done if k[0] == "conv00"] == [("conv00", f"EVT#{n}") for n in range(3)]
     # And conversations in other lanes finished while conv00 waited for its retries
-    others = {pk for pk, _ in written if poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": pk}}}}) !=
-              poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv00"}}}})}
+    others = {
+        pk
+        for pk, _ in written
+        if poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": pk}}}})
+        != poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv00"}}}})
+    }
     assert others
     first_conv00_retry_done = stub.done.index(("conv00", "EVT#1"))
     assert all(key in stub.done[:first_conv00_retry_done] for key in written if key[0] in others)

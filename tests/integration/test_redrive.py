@@ -36,25 +36,39 @@ def streams(dynamodb_endpoint):
 
 def failed_batch(stack_env, streams, sqs, queue_url, lambda_context, mid: str) -> None:
     """Store a message and put the on-failure record Lambda would send for its batch."""
-    ingest_meta(lambda_context, {"sender": {"id": USER_A}, "recipient": {"id": "107083064136738"},
-                                 "timestamp": int(time.time() * 1000), "message": {"mid": mid, "text": "hello"}})
+    ingest_meta(
+        lambda_context,
+        {
+            "sender": {"id": USER_A},
+            "recipient": {"id": "107083064136738"},
+            "timestamp": int(time.time() * 1000),
+            "message": {"mid": mid, "text": "hello"},
+        },
+    )
     raw = []
     reader = StreamReader(streams, stack_env.stream_arn)
     while batch := reader.poll():
         raw.extend(batch)
     first, last = raw[0], raw[-1]
     body = {
-        "requestContext": {"requestId": str(uuid.uuid4()), "condition": "RetryAttemptsExhausted",
-                           "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:reply",
-                           "approximateInvokeCount": 6},
+        "requestContext": {
+            "requestId": str(uuid.uuid4()),
+            "condition": "RetryAttemptsExhausted",
+            "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:reply",
+            "approximateInvokeCount": 6,
+        },
         "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": ""},
-        "version": "1.0", "timestamp": "2026-01-01T00:00:00.000Z",
+        "version": "1.0",
+        "timestamp": "2026-01-01T00:00:00.000Z",
         "DDBStreamBatchInfo": {
-            "shardId": first["_shard"], "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
+            "shardId": first["_shard"],
+            "startSequenceNumber": first["dynamodb"]["SequenceNumber"],
             "endSequenceNumber": last["dynamodb"]["SequenceNumber"],
             "approximateArrivalOfFirstRecord": "2026-01-01T00:00:00Z",
-            "approximateArrivalOfLastRecord": "2026-01-01T00:00:00Z", "batchSize": len(raw),
-            "streamArn": stack_env.stream_arn},
+            "approximateArrivalOfLastRecord": "2026-01-01T00:00:00Z",
+            "batchSize": len(raw),
+            "streamArn": stack_env.stream_arn,
+        },
     }
     sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(body))
 
@@ -64,8 +78,14 @@ def visible(sqs, queue_url) -> int:
     return len(messages.get("Messages", []))
 
 
-def test_redrive_sends_once_and_deletes_the_message(providers, stack_env, streams, sqs, queue_url,  # noqa: F811
-                                                    lambda_context):
+def test_redrive_sends_once_and_deletes_the_message(
+    providers,  # noqa: F811 - the fixture imported from test_reply_pipeline
+    stack_env,
+    streams,
+    sqs,
+    queue_url,
+    lambda_context,
+):
     # Given a batch the event source mapping gave up on
     failed_batch(stack_env, streams, sqs, queue_url, lambda_context, "m.dlq.1")
     # When it is re-driven twice
@@ -79,8 +99,14 @@ def test_redrive_sends_once_and_deletes_the_message(providers, stack_env, stream
     assert visible(sqs, queue_url) == 0
 
 
-def test_redrive_keeps_the_message_while_records_fail(providers, stack_env, streams, sqs, queue_url,  # noqa: F811
-                                                      lambda_context):
+def test_redrive_keeps_the_message_while_records_fail(
+    providers,  # noqa: F811 - the fixture imported from test_reply_pipeline
+    stack_env,
+    streams,
+    sqs,
+    queue_url,
+    lambda_context,
+):
     # Given the provider is still down
     failed_batch(stack_env, streams, sqs, queue_url, lambda_context, "m.dlq.2")
     providers.meta_faults[USER_A] = (503, {"error": {"code": 2, "message": "down"}})
@@ -96,8 +122,16 @@ def test_redrive_keeps_the_message_while_records_fail(providers, stack_env, stre
     assert stack_env.find("REPLY#m.dlq.2")["state"] == "sent"
 
 
-def test_dry_run_sends_and_deletes_nothing(providers, stack_env, streams, sqs, queue_url,  # noqa: F811
-                                           lambda_context, monkeypatch, capsys):
+def test_dry_run_sends_and_deletes_nothing(
+    providers,  # noqa: F811 - the fixture imported from test_reply_pipeline
+    stack_env,
+    streams,
+    sqs,
+    queue_url,
+    lambda_context,
+    monkeypatch,
+    capsys,
+):
     # Given a failed batch
     failed_batch(stack_env, streams, sqs, queue_url, lambda_context, "m.dlq.3")
     monkeypatch.setattr(tool.boto3, "client", lambda name, **kw: sqs if name == "sqs" else streams)

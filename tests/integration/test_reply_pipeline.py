@@ -115,11 +115,16 @@ def test_meta_message_gets_exactly_one_reply_and_is_recorded(providers, stream, 
     # Given a user message, its echo and a delivery event stored by the webhook
     ts = now_ms()
     ingest_meta(lambda_context, meta_message("m.in.1", "hello there", sender=USER_A, ts=ts))
-    ingest_meta(lambda_context, {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
-                                 "message": {"mid": "m.echo.1", "is_echo": True, "text": "x",
-                                             "metadata": BOT_METADATA}},
-                {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts,
-                 "delivery": {"watermark": ts}})
+    ingest_meta(
+        lambda_context,
+        {
+            "sender": {"id": PAGE_ID},
+            "recipient": {"id": USER_A},
+            "timestamp": ts,
+            "message": {"mid": "m.echo.1", "is_echo": True, "text": "x", "metadata": BOT_METADATA},
+        },
+        {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts, "delivery": {"watermark": ts}},
+    )
     records = drain(stream)
     # When the reply function gets the stream batch
     result = reply(records, lambda_context)
@@ -146,11 +151,21 @@ def test_meta_message_gets_exactly_one_reply_and_is_recorded(providers, stream, 
 def test_vonage_message_is_answered_through_vonage(providers, stream, stack_env, lambda_context):
     # Given a Vonage inbound message from a minute ago
     sent_at = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-    body = {"channel": "messenger", "message_uuid": "bbbbbbbb-0000-4000-8000-000000000001", "to": PAGE_ID,
-            "from": USER_B, "timestamp": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"), "message_type": "text",
-            "text": "thanks!"}
-    assert load_handler("webhook").lambda_handler(vonage_post("/vonage/inbound", dumps(body)),
-                                                  lambda_context)["statusCode"] == 200
+    body = {
+        "channel": "messenger",
+        "message_uuid": "bbbbbbbb-0000-4000-8000-000000000001",
+        "to": PAGE_ID,
+        "from": USER_B,
+        "timestamp": sent_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "message_type": "text",
+        "text": "thanks!",
+    }
+    assert (
+        load_handler("webhook").lambda_handler(vonage_post("/vonage/inbound", dumps(body)), lambda_context)[
+            "statusCode"
+        ]
+        == 200
+    )
     # When the reply function runs on the stream
     result = reply(drain(stream), lambda_context)
     # Then one Messages API request with the app JWT went out, and nothing to Meta
@@ -171,8 +186,11 @@ def test_vonage_message_is_answered_through_vonage(providers, stream, stack_env,
 
 def test_replayed_batch_and_own_writes_send_nothing(providers, stream, stack_env, lambda_context):
     # Given two messages answered once
-    ingest_meta(lambda_context, meta_message("m.r.1", "hi", sender=USER_A, ts=now_ms()),
-                meta_message("m.r.2", "help", sender=USER_B, ts=now_ms()))
+    ingest_meta(
+        lambda_context,
+        meta_message("m.r.1", "hi", sender=USER_A, ts=now_ms()),
+        meta_message("m.r.2", "help", sender=USER_B, ts=now_ms()),
+    )
     records = drain(stream)
     assert reply(records, lambda_context) == {"batchItemFailures": []}
     assert len(providers.meta_calls) == 2
@@ -191,9 +209,12 @@ def test_transient_failure_fails_only_that_conversation_then_retry_sends_once(
 ):
     # Given two messages from user A (whose sends fail with a 500) and one from user B
     ts = now_ms()
-    ingest_meta(lambda_context, meta_message("m.a.1", "first", sender=USER_A, ts=ts),
-                meta_message("m.b.1", "hello", sender=USER_B, ts=ts + 1),
-                meta_message("m.a.2", "second", sender=USER_A, ts=ts + 2))
+    ingest_meta(
+        lambda_context,
+        meta_message("m.a.1", "first", sender=USER_A, ts=ts),
+        meta_message("m.b.1", "hello", sender=USER_B, ts=ts + 1),
+        meta_message("m.a.2", "second", sender=USER_A, ts=ts + 2),
+    )
     records = drain(stream)
     by_event = {r["dynamodb"]["NewImage"]["event_id"]["S"]: r for r in records}
     providers.meta_faults[USER_A] = (500, {"error": {"message": "Service unavailable", "code": 2}})
@@ -225,8 +246,11 @@ def test_transient_failure_fails_only_that_conversation_then_retry_sends_once(
     [
         ({"message": "Invalid parameter", "code": 100, "error_subcode": 2018001}, "failed", "meta_100"),
         ({"message": "Outside window", "code": 10, "error_subcode": 2018278}, "failed", "meta_outside_window"),
-        ({"message": "Received invalid JSON reply", "code": 1, "error_subcode": 1357046}, "ambiguous",
-         "meta_invalid_json_reply"),
+        (
+            {"message": "Received invalid JSON reply", "code": 1, "error_subcode": 1357046},
+            "ambiguous",
+            "meta_invalid_json_reply",
+        ),
     ],
 )
 def test_permanent_and_ambiguous_errors_are_recorded_not_retried(
@@ -278,12 +302,18 @@ def test_status_that_arrived_first_is_not_moved_back(stack_env):
 # -- handover and profiles (issue 6) ----------------------------------------------------------------
 
 
-def test_a_human_echo_pauses_the_bot_and_pass_thread_control_resumes_it(providers, stream, stack_env,
-                                                                         lambda_context):
+def test_a_human_echo_pauses_the_bot_and_pass_thread_control_resumes_it(providers, stream, stack_env, lambda_context):
     # Given a Page admin who answered by hand (an echo without our metadata)
     ts = now_ms()
-    ingest_meta(lambda_context, {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
-                                 "message": {"mid": "m.human.1", "is_echo": True, "text": "I'm on it"}})
+    ingest_meta(
+        lambda_context,
+        {
+            "sender": {"id": PAGE_ID},
+            "recipient": {"id": USER_A},
+            "timestamp": ts,
+            "message": {"mid": "m.human.1", "is_echo": True, "text": "I'm on it"},
+        },
+    )
     # When the user writes again
     ingest_meta(lambda_context, meta_message("m.in.p1", "thanks", sender=USER_A, ts=ts + 1))
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
@@ -291,8 +321,15 @@ def test_a_human_echo_pauses_the_bot_and_pass_thread_control_resumes_it(provider
     assert providers.meta_calls == []
     assert stack_env.find("REPLY#m.in.p1")["state"] == "skipped"
     # When control is passed back to our app, the next message is answered
-    ingest_meta(lambda_context, {"sender": {"id": USER_A}, "recipient": {"id": PAGE_ID}, "timestamp": ts + 2,
-                                 "pass_thread_control": {"new_owner_app_id": 1, "metadata": "done"}})
+    ingest_meta(
+        lambda_context,
+        {
+            "sender": {"id": USER_A},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": ts + 2,
+            "pass_thread_control": {"new_owner_app_id": 1, "metadata": "done"},
+        },
+    )
     ingest_meta(lambda_context, meta_message("m.in.p2", "hello again", sender=USER_A, ts=ts + 3))
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
     assert len(providers.meta_calls) == 1
@@ -312,8 +349,9 @@ def test_asking_for_a_person_answers_once_then_pauses(providers, stream, stack_e
     assert "team" in providers.vonage_calls[0]["body"]["text"]
 
 
-def test_profile_lookup_personalises_and_failures_never_block(providers, stream, stack_env, lambda_context,
-                                                              monkeypatch, tmp_path):
+def test_profile_lookup_personalises_and_failures_never_block(
+    providers, stream, stack_env, lambda_context, monkeypatch, tmp_path
+):
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"rules": [], "fallback": {"text": "Hi {first_name}, got it."}}))
     monkeypatch.setenv("RESPONDER_RULES_FILE", str(rules))
@@ -324,9 +362,12 @@ def test_profile_lookup_personalises_and_failures_never_block(providers, stream,
     providers.mock.add(responses.GET, f"{GRAPH}/v25.0/{USER_A}", json={"first_name": "Ada", "id": USER_A})
     providers.mock.add(responses.GET, f"{GRAPH}/v25.0/{USER_B}", json={"error": {"code": 100}}, status=400)
     ts = now_ms()
-    ingest_meta(lambda_context, meta_message("m.pr.1", "one", sender=USER_A, ts=ts),
-                meta_message("m.pr.2", "two", sender=USER_A, ts=ts + 1),
-                meta_message("m.pr.3", "three", sender=USER_B, ts=ts))
+    ingest_meta(
+        lambda_context,
+        meta_message("m.pr.1", "one", sender=USER_A, ts=ts),
+        meta_message("m.pr.2", "two", sender=USER_A, ts=ts + 1),
+        meta_message("m.pr.3", "three", sender=USER_B, ts=ts),
+    )
     # When the reply function runs
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
     pipeline_for.cache_clear()
@@ -344,9 +385,18 @@ AMBIGUOUS_REPLY = {"error": {"message": "Received invalid JSON reply", "code": 1
 
 
 def our_echo(inbound_mid: str, mid: str, ts: int) -> dict:
-    return {"sender": {"id": PAGE_ID}, "recipient": {"id": USER_A}, "timestamp": ts,
-            "message": {"mid": mid, "is_echo": True, "app_id": 1517776481860111, "text": "Hello!",
-                        "metadata": bot_metadata(inbound_mid)}}
+    return {
+        "sender": {"id": PAGE_ID},
+        "recipient": {"id": USER_A},
+        "timestamp": ts,
+        "message": {
+            "mid": mid,
+            "is_echo": True,
+            "app_id": 1517776481860111,
+            "text": "Hello!",
+            "metadata": bot_metadata(inbound_mid),
+        },
+    }
 
 
 def test_an_echo_of_our_send_settles_an_ambiguous_claim_as_sent(providers, stream, stack_env, lambda_context):
@@ -369,8 +419,9 @@ def test_an_echo_of_our_send_settles_an_ambiguous_claim_as_sent(providers, strea
     assert len(providers.meta_calls) == 2
 
 
-def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(providers, stream, stack_env,
-                                                                              lambda_context):
+def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(
+    providers, stream, stack_env, lambda_context
+):
     # Given the echo of our send reached the webhook while the reply function still waited for Meta
     ts = now_ms()
     ingest_meta(lambda_context, meta_message("m.amb.3", "hello", sender=USER_A, ts=ts))
@@ -383,8 +434,9 @@ def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(pro
         return original(request)
 
     providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
-    providers.mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
-                                echo_then_answer)
+    providers.mock.add_callback(
+        responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"), echo_then_answer
+    )
     # When the send then ends unclear
     assert reply(records, lambda_context) == {"batchItemFailures": []}
     # Then the claim says sent (confirmed by the echo), not ambiguous
@@ -394,8 +446,10 @@ def test_an_echo_that_beats_the_timeout_makes_the_unclear_send_count_as_sent(pro
 
 def delivery_and_read(mid: str, ts: int) -> list[dict]:
     user, page = {"id": USER_A}, {"id": PAGE_ID}
-    return [{"sender": user, "recipient": page, "timestamp": ts, "delivery": {"mids": [mid], "watermark": ts}},
-            {"sender": user, "recipient": page, "timestamp": ts + 1, "read": {"watermark": ts + 1}}]
+    return [
+        {"sender": user, "recipient": page, "timestamp": ts, "delivery": {"mids": [mid], "watermark": ts}},
+        {"sender": user, "recipient": page, "timestamp": ts + 1, "read": {"watermark": ts + 1}},
+    ]
 
 
 def assert_whole_reply_read(table, inbound_mid: str, mid: str) -> None:
@@ -407,14 +461,18 @@ def assert_whole_reply_read(table, inbound_mid: str, mid: str) -> None:
     assert (item["text"], item["in_reply_to"], item["user_id"]) == ("Hello!", inbound_mid, USER_A)
 
 
-def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read(providers, stream, stack_env,
-                                                                                  lambda_context):
+def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read(
+    providers, stream, stack_env, lambda_context
+):
     # Given a send that timed out after the request left (ambiguous)
     ts = now_ms()
     ingest_meta(lambda_context, meta_message("m.to.1", "hello", sender=USER_A, ts=ts))
     providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
-    providers.mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
-                                lambda request: (_ for _ in ()).throw(requests.exceptions.ReadTimeout()))
+    providers.mock.add_callback(
+        responses.POST,
+        re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
+        lambda request: (_ for _ in ()).throw(requests.exceptions.ReadTimeout()),
+    )
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
     assert stack_env.find("REPLY#m.to.1")["state"] == "ambiguous"
     # When its echo arrives, then Meta's delivery and read events
@@ -424,8 +482,9 @@ def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read
     assert_whole_reply_read(stack_env, "m.to.1", "m_echoed_to")
 
 
-def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read(providers, stream, stack_env,
-                                                                                lambda_context):
+def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read(
+    providers, stream, stack_env, lambda_context
+):
     # Given the echo of our send reaches the webhook while the reply function still waits, then the send
     # ends unclear
     ts = now_ms()
@@ -439,8 +498,9 @@ def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read
         return original(request)
 
     providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
-    providers.mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"),
-                                echo_then_answer)
+    providers.mock.add_callback(
+        responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"), echo_then_answer
+    )
     assert reply(records, lambda_context) == {"batchItemFailures": []}
     # When Meta's delivery and read events follow
     ingest_meta(lambda_context, *delivery_and_read("m_echoed_to2", ts + 2))

@@ -27,8 +27,11 @@ EXPECTED: dict[str, tuple[int, dict[str, tuple[str, str]], dict[str, str]]] = {
     "meta_verify.json": (200, {}, {}),
     "meta_text_batch.json": (200, {f"EVT#m_sample_text_{i}": ("inbound", "message") for i in (1, 2, 3)}, {}),
     "meta_echo.json": (200, {"EVT#m_sample_echo_1": ("echo", "echo")}, {}),
-    "meta_delivery_read.json": (200, {"delivery": ("event", "delivery"), "read": ("event", "read")},
-                                {"MSG#m_sample_echo_1": "delivered"}),
+    "meta_delivery_read.json": (
+        200,
+        {"delivery": ("event", "delivery"), "read": ("event", "read")},
+        {"MSG#m_sample_echo_1": "delivered"},
+    ),
     "meta_postback.json": (200, {"EVT#m_sample_postback_1": ("inbound", "postback")}, {}),
     "meta_reaction.json": (200, {"reaction": ("event", "reaction")}, {}),
     "meta_attachments.json": (200, {"EVT#m_sample_attachments_1": ("inbound", "message")}, {}),
@@ -36,12 +39,9 @@ EXPECTED: dict[str, tuple[int, dict[str, tuple[str, str]], dict[str, str]]] = {
     "meta_handover.json": (200, {"take": ("event", "handover"), "pass": ("event", "handover")}, {}),
     "vonage_inbound_v1.json": (200, {"EVT#aaaaaaaa-bbbb-4ccc-8ddd-000000000101": ("inbound", "message")}, {}),
     "vonage_inbound_v01.json": (200, {"EVT#aaaaaaaa-bbbb-cccc-dddd-0123456789ab": ("inbound", "message")}, {}),
-    "vonage_inbound_image_v1.json": (200, {"EVT#aaaaaaaa-bbbb-4ccc-8ddd-000000000102": ("inbound", "message")},
-                                     {}),
-    "vonage_status_v1.json": (200, {f"EVT#{OUT}#status#delivered": ("event", "status")},
-                              {f"MSG#{OUT}": "delivered"}),
-    "vonage_status_v01.json": (200, {f"EVT#{OUT}#status#rejected": ("event", "status")},
-                               {f"MSG#{OUT}": "rejected"}),
+    "vonage_inbound_image_v1.json": (200, {"EVT#aaaaaaaa-bbbb-4ccc-8ddd-000000000102": ("inbound", "message")}, {}),
+    "vonage_status_v1.json": (200, {f"EVT#{OUT}#status#delivered": ("event", "status")}, {f"MSG#{OUT}": "delivered"}),
+    "vonage_status_v01.json": (200, {f"EVT#{OUT}#status#rejected": ("event", "status")}, {f"MSG#{OUT}": "rejected"}),
 }
 STREAMS = {
     "stream_inbound_meta.json": ("meta_text_batch.json", True),
@@ -118,8 +118,9 @@ def test_committed_vonage_events_verify_at_their_issue_time(name):
     authorization = event["headers"]["authorization"]
     iat = jwt.decode(authorization.split()[1], options={"verify_signature": False})["iat"]
     # When verified with a clock set to its issue time / Then it is genuine for exactly this body
-    claims = verify_callback(VONAGE["signature_secret"], VONAGE["api_key"], event["body"].encode(), authorization,
-                             clock=lambda: iat)
+    claims = verify_callback(
+        VONAGE["signature_secret"], VONAGE["api_key"], event["body"].encode(), authorization, clock=lambda: iat
+    )
     assert claims["api_key"] == VONAGE["api_key"]
 
 
@@ -146,8 +147,11 @@ def test_env_json_for_sam_local_invoke():
         assert values["EVENTS_TABLE"] == "messenger-events"
         assert (values["META_SECRET_ID"], values["VONAGE_SECRET_ID"]) == ("local/meta", "local/vonage")
         assert values["AWS_ENDPOINT_URL_DYNAMODB"] == "http://host.docker.internal:8000"
-        assert values["AWS_ENDPOINT_URL_SECRETS_MANAGER"] == values["AWS_ENDPOINT_URL_SQS"] == (
-            "http://host.docker.internal:5000")
+        assert (
+            values["AWS_ENDPOINT_URL_SECRETS_MANAGER"]
+            == values["AWS_ENDPOINT_URL_SQS"]
+            == ("http://host.docker.internal:5000")
+        )
         assert values["GRAPH_API_BASE"] == values["VONAGE_API_BASE"] == "http://host.docker.internal:3001"
         assert values["POWERTOOLS_TRACE_DISABLED"] == "true"
         assert all(isinstance(v, str) for v in values.values())
@@ -209,7 +213,8 @@ def test_stream_samples_are_what_the_table_streams(handler, lambda_context, stac
         stored = stack_env.get((image["pk"], image["sk"]))
         assert stored is not None, image["sk"]
         assert {k: v for k, v in stored.items() if k not in VOLATILE} == {
-            k: v for k, v in image.items() if k not in VOLATILE}
+            k: v for k, v in image.items() if k not in VOLATILE
+        }
         new_image = record["dynamodb"]["NewImage"]
         assert record["dynamodb"]["Keys"] == {"pk": new_image["pk"], "sk": new_image["sk"]}
     # And only the inbound samples pass the reply function's filter (record_type inbound)
@@ -227,15 +232,17 @@ def test_meta_receipts_in_the_status_stream_sample_match_the_table(handler, lamb
             continue
         stored = stack_env.get((image["pk"], image["sk"]))
         assert {k: v for k, v in stored.items() if k not in VOLATILE} == {
-            k: v for k, v in image.items() if k not in VOLATILE}
+            k: v for k, v in image.items() if k not in VOLATILE
+        }
 
 
 def test_stale_committed_vonage_token_is_rejected(handler, lambda_context, stack_env):
     # Given a Vonage sample whose token is older than 5 minutes
     event = load_event("vonage_inbound_v1.json")
     body = event["body"].encode()
-    event["headers"]["authorization"] = sign_callback(VONAGE["signature_secret"], body, VONAGE["api_key"],
-                                                      issued_at=1_700_000_000)
+    event["headers"]["authorization"] = sign_callback(
+        VONAGE["signature_secret"], body, VONAGE["api_key"], issued_at=1_700_000_000
+    )
     # When handled / Then 401 and nothing stored (why the README says: re-run `make events` first)
     assert handler(event, lambda_context)["statusCode"] == 401
     assert stack_env.items() == []

@@ -53,9 +53,15 @@ def test_meta_callbacks_are_retried_until_accepted(webhook: Any) -> None:
     sandbox.post_callback("meta", "echo", "m_1", "/meta/webhook", b"{}", {})
     # Then Meta's schedule re-sent it until it was accepted, and the final answer is recorded
     assert webhook.received == [503, 403, 200]
-    assert sandbox.callbacks[-1] | {"at": 0} == {"provider": "meta", "kind": "echo", "message_id": "m_1",
-                                                 "url": sandbox.webhook_base + "/meta/webhook", "status": 200,
-                                                 "attempts": 3, "at": 0}
+    assert sandbox.callbacks[-1] | {"at": 0} == {
+        "provider": "meta",
+        "kind": "echo",
+        "message_id": "m_1",
+        "url": sandbox.webhook_base + "/meta/webhook",
+        "status": 200,
+        "attempts": 3,
+        "at": 0,
+    }
 
 
 def test_vonage_does_not_retry_a_4xx_other_than_429(webhook: Any) -> None:

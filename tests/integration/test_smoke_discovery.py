@@ -14,8 +14,12 @@ from tools import smoke
 pytestmark = pytest.mark.integration
 
 META = {"app_secret": "app-secret-value-123", "verify_token": "verify-token-value-456", "page_tokens": {"1": "t"}}
-VONAGE = {"application_id": "a", "private_key": "k", "signature_secret": "sig-secret-value-789-0123456789abcdef",
-          "api_key": "key1"}
+VONAGE = {
+    "application_id": "a",
+    "private_key": "k",
+    "signature_secret": "sig-secret-value-789-0123456789abcdef",
+    "api_key": "key1",
+}
 
 
 @pytest.fixture
@@ -28,15 +32,23 @@ def aws(moto_endpoint, monkeypatch):
 
 def make_stack(cloudformation, secretsmanager, meta=META, drop: str | None = None) -> str:
     run = uuid.uuid4().hex[:8]
-    arns = {name: secretsmanager.create_secret(Name=f"{run}/{name}", SecretString=json.dumps(value))["ARN"]
-            for name, value in (("meta", meta), ("vonage", VONAGE))}
-    outputs = {"MetaWebhookUrl": "http://127.0.0.1:9/meta/webhook", "VonageInboundUrl": "http://127.0.0.1:9/vonage/inbound",
-               "VonageStatusUrl": "http://127.0.0.1:9/vonage/status", "MetaSecretArn": arns["meta"],
-               "VonageSecretArn": arns["vonage"]}
+    arns = {
+        name: secretsmanager.create_secret(Name=f"{run}/{name}", SecretString=json.dumps(value))["ARN"]
+        for name, value in (("meta", meta), ("vonage", VONAGE))
+    }
+    outputs = {
+        "MetaWebhookUrl": "http://127.0.0.1:9/meta/webhook",
+        "VonageInboundUrl": "http://127.0.0.1:9/vonage/inbound",
+        "VonageStatusUrl": "http://127.0.0.1:9/vonage/status",
+        "MetaSecretArn": arns["meta"],
+        "VonageSecretArn": arns["vonage"],
+    }
     outputs.pop(drop or "", None)
     name = f"stack-{run}"
-    template = {"Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
-                "Outputs": {key: {"Value": value} for key, value in outputs.items()}}
+    template = {
+        "Resources": {"Placeholder": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
     cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
     return name
 
@@ -50,12 +62,15 @@ def test_discovery_reads_the_outputs_and_both_secrets(aws):
     assert META["app_secret"] not in repr(deployment) and VONAGE["signature_secret"] not in repr(deployment)
 
 
-@pytest.mark.parametrize(("setup", "message"), [
-    ("no-name", "set AWS_SAM_STACK_NAME"),
-    ("unknown", "cannot describe stack"),
-    ("missing-output", "has no output(s) VonageStatusUrl"),
-    ("placeholder", "still holds the placeholder values"),
-])
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("no-name", "set AWS_SAM_STACK_NAME"),
+        ("unknown", "cannot describe stack"),
+        ("missing-output", "has no output(s) VonageStatusUrl"),
+        ("placeholder", "still holds the placeholder values"),
+    ],
+)
 def test_an_unreadable_stack_exits_2_with_a_reason_and_no_secret(aws, monkeypatch, setup, message):
     monkeypatch.delenv("AWS_SAM_STACK_NAME", raising=False)
     if setup == "unknown":

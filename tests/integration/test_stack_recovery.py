@@ -53,11 +53,20 @@ def save_state(stack: LocalStack, pid: int, processes: list[dict]) -> None:
 def test_leftovers_of_a_killed_stack_are_ended_and_reported(stack: LocalStack, sleepers: list) -> None:
     # Given the state file of a stack that was killed, naming a service it started and one of its workers
     service, worker = sleeper(sleepers, session=True), sleeper(sleepers, session=False)
-    save_state(stack, 999_999, [
-        {"name": "DynamoDB Local", "pid": service.pid, "command": command_of(service), "group": True},
-        {"name": "WebhookFunction worker", "pid": worker.pid, "command": command_of(worker), "group": False,
-         "worker": True},
-    ])
+    save_state(
+        stack,
+        999_999,
+        [
+            {"name": "DynamoDB Local", "pid": service.pid, "command": command_of(service), "group": True},
+            {
+                "name": "WebhookFunction worker",
+                "pid": worker.pid,
+                "command": command_of(worker),
+                "group": False,
+                "worker": True,
+            },
+        ],
+    )
     # When a new stack recovers (a worker gets a moment to finish its invocation; this one never will)
     stack_module = sys.modules[LocalStack.__module__]
     original, stack_module.WORKER_DRAIN_S = stack_module.WORKER_DRAIN_S, 0.5
@@ -75,8 +84,11 @@ def test_leftovers_of_a_killed_stack_are_ended_and_reported(stack: LocalStack, s
 
 def test_a_recorded_pid_that_now_runs_something_else_is_left_alone(stack: LocalStack, sleepers: list) -> None:
     other = sleeper(sleepers, session=True)
-    save_state(stack, 999_999, [{"name": "moto server", "pid": other.pid, "command": "python -m moto.server -p 1",
-                                 "group": True}])
+    save_state(
+        stack,
+        999_999,
+        [{"name": "moto server", "pid": other.pid, "command": "python -m moto.server -p 1", "group": True}],
+    )
     stack.recover()
     assert other.poll() is None and process_command(other.pid) == command_of(other)
     assert f"pid {other.pid} (moto server of the previous run) now runs something else; left alone" in stack.lines  # type: ignore[attr-defined]

@@ -79,8 +79,16 @@ class ThrottleOnNthPut:
 
 
 def text_event(event_id: str, ts: int = 1_700_000_000_000, provider: Provider = Provider.META) -> Event:
-    return Event(provider=provider, event_id=event_id, kind=Kind.MESSAGE, page_id=PAGE_ID, user_id=USER,
-                 timestamp_ms=ts, text="hi", raw={"mid": event_id})
+    return Event(
+        provider=provider,
+        event_id=event_id,
+        kind=Kind.MESSAGE,
+        page_id=PAGE_ID,
+        user_id=USER,
+        timestamp_ms=ts,
+        text="hi",
+        raw={"mid": event_id},
+    )
 
 
 def conv(provider: str = "vonage", user: str = USER) -> str:
@@ -89,8 +97,9 @@ def conv(provider: str = "vonage", user: str = USER) -> str:
 
 def put_outbound(store: DynamoStore, provider: str, message_id: str, sent_ms: int, user: str = USER) -> None:
     """An outbound item as the reply function records it (Vonage's send answers `submitted`)."""
-    store.record_outbound(OutboundMessage(conv(provider, user), provider, message_id, PAGE_ID, user, "m_in", 0,
-                                          sent_ms, "submitted"))
+    store.record_outbound(
+        OutboundMessage(conv(provider, user), provider, message_id, PAGE_ID, user, "m_in", 0, sent_ms, "submitted")
+    )
 
 
 def status_of(table, provider: str, message_id: str, user: str = USER) -> str | None:
@@ -218,8 +227,15 @@ def test_vonage_status_webhook_submitted_read_delivered_stays_read(handler, lamb
     put_outbound(store, "vonage", "aaaaaaaa-bbbb-4ccc-8ddd-00000000a001", 1_000)
 
     def status(name: str, **extra: Any) -> int:
-        body = {"message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-00000000a001", "to": USER, "from": PAGE_ID,
-                "channel": "messenger", "timestamp": "2025-02-03T12:14:25Z", "status": name, **extra}
+        body = {
+            "message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-00000000a001",
+            "to": USER,
+            "from": PAGE_ID,
+            "channel": "messenger",
+            "timestamp": "2025-02-03T12:14:25Z",
+            "status": name,
+            **extra,
+        }
         return handler(vonage_post("/vonage/status", dumps(body)), lambda_context)["statusCode"]
 
     # When submitted, read, delivered arrive in that order / Then each is acknowledged
@@ -253,7 +269,10 @@ def test_meta_delivery_with_mids_marks_those_messages(handler, lambda_context, e
     # Then those two are delivered, the third is not, and the receipt itself is stored once
     assert response["statusCode"] == 200
     assert [status_of(env, "meta", m) for m in ("m_out_1", "m_out_2", "m_out_3")] == [
-        "delivered", "delivered", "submitted"]
+        "delivered",
+        "delivered",
+        "submitted",
+    ]
     assert [i["kind"] for i in env.items() if i["sk"].startswith("EVT#")] == ["delivery"]
     # And a redelivery of the receipt changes nothing and stores nothing new
     assert json.loads(handler(meta_post(raw), lambda_context)["body"]) == {"stored": 0, "duplicates": 1}
@@ -283,7 +302,11 @@ def test_meta_read_watermark_updates_outbound_items(handler, lambda_context, env
     assert handler(meta_post(dumps(meta_body(receipt("read", 4_000)))), lambda_context)["statusCode"] == 200
     # Then the messages before the watermark are read; the later one, the failed one and the other user's are not
     assert [status_of(env, "meta", m) for m in ("m_r1", "m_r2", "m_r3", "m_r4")] == [
-        "read", "read", "submitted", "failed"]
+        "read",
+        "read",
+        "submitted",
+        "failed",
+    ]
     assert status_of(env, "meta", "m_other", user="555") == "submitted"
     # And a later delivery receipt cannot move them back
     handler(meta_post(dumps(meta_body(receipt("delivery", 4_000, ts=1_700_000_200_000)))), lambda_context)
@@ -297,19 +320,39 @@ def all_kinds_of_traffic(handler, lambda_context, store) -> None:
     put_outbound(store, "meta", "m_ttl_out", 1_000)
     bodies = [
         meta_body(meta_message("m_ttl_1", "h\u00e9llo")),
-        meta_body({"sender": {"id": PAGE_ID}, "recipient": {"id": USER}, "timestamp": 2_000,
-                   "message": {"is_echo": True, "mid": "m_ttl_echo", "text": "sent by a person"}}),
+        meta_body(
+            {
+                "sender": {"id": PAGE_ID},
+                "recipient": {"id": USER},
+                "timestamp": 2_000,
+                "message": {"is_echo": True, "mid": "m_ttl_echo", "text": "sent by a person"},
+            }
+        ),
         meta_body(receipt("read", 4_000)),
-        meta_body({"sender": {"id": USER}, "recipient": {"id": PAGE_ID}, "timestamp": 3_000,
-                   "postback": {"title": "Start", "payload": "GET_STARTED"}}),
+        meta_body(
+            {
+                "sender": {"id": USER},
+                "recipient": {"id": PAGE_ID},
+                "timestamp": 3_000,
+                "postback": {"title": "Start", "payload": "GET_STARTED"},
+            }
+        ),
         meta_body(meta_message("m_ttl_sb", "standby"), standby=True),
     ]
     for body in bodies:
         assert handler(meta_post(dumps(body)), lambda_context)["statusCode"] == 200
-    assert handler(vonage_post("/vonage/inbound", dumps(vonage_inbound_v1("uuid-ttl-in"))), lambda_context)[
-        "statusCode"] == 200
-    status = {"message_uuid": "uuid-ttl-out", "to": USER, "from": PAGE_ID, "timestamp": "2025-02-03T12:14:25Z",
-              "status": "delivered", "channel": "messenger"}
+    assert (
+        handler(vonage_post("/vonage/inbound", dumps(vonage_inbound_v1("uuid-ttl-in"))), lambda_context)["statusCode"]
+        == 200
+    )
+    status = {
+        "message_uuid": "uuid-ttl-out",
+        "to": USER,
+        "from": PAGE_ID,
+        "timestamp": "2025-02-03T12:14:25Z",
+        "status": "delivered",
+        "channel": "messenger",
+    }
     assert handler(vonage_post("/vonage/status", dumps(status)), lambda_context)["statusCode"] == 200
 
 
@@ -376,7 +419,8 @@ class RejectPuts:
 
 
 def test_a_signed_batch_of_unstorable_events_is_200_stored_bounded_and_redelivered_as_duplicates(
-        handler, lambda_context, env):
+    handler, lambda_context, env
+):
     # Given a signed batch: an oversized text, a long mid, a long user id and a huge number between two
     # ordinary messages
     body, mids = unstorable_batch("dyn", user=USER)
@@ -398,7 +442,8 @@ def test_a_signed_batch_of_unstorable_events_is_200_stored_bounded_and_redeliver
 
 
 def test_a_validation_exception_is_permanent_the_safe_form_is_tried_then_the_event_skipped(
-        handler, lambda_context, env):
+    handler, lambda_context, env
+):
     # Given a table that refuses m_odd while it holds a number attribute, and m_gone in any form
     raw = dumps(meta_body(meta_message("m_ok"), meta_message("m_odd"), meta_message("m_gone")))
     cached = webhook.store_for(get_settings())

@@ -20,8 +20,16 @@ def store(request, table) -> Any:
 
 
 def message(event_id: str, user: str = "user") -> Event:
-    return Event(provider=Provider.META, event_id=event_id, kind=Kind.MESSAGE, page_id="page", user_id=user,
-                 timestamp_ms=1_000, text="héllo", raw={"mid": event_id, "n": 1.5})
+    return Event(
+        provider=Provider.META,
+        event_id=event_id,
+        kind=Kind.MESSAGE,
+        page_id="page",
+        user_id=user,
+        timestamp_ms=1_000,
+        text="héllo",
+        raw={"mid": event_id, "n": 1.5},
+    )
 
 
 def outbound(message_id: str, sent_at_ms: int, status: str = "sent") -> OutboundMessage:
@@ -61,7 +69,12 @@ def test_claims_are_won_once_reclaimed_by_token_and_settled_by_their_owner(store
     assert store.reclaim_reply(C, "m1", old_token="t1", token="t3", attempts=2, now_ms=30)
     state = store.reply_state(C, "m1")
     assert (state.state, state.token, state.attempts, state.parts_done, state.message_ids) == (
-        "claimed", "t3", 2, 1, ["o1"])
+        "claimed",
+        "t3",
+        2,
+        1,
+        ["o1"],
+    )
     assert store.settle_reply(C, "m1", "t3", {"state": "ambiguous"})
     assert store.reconcile_echo(C, "m1", "e1") and not store.reconcile_echo(C, "m1", "e2")
     assert store.reply_state(C, "m1").echo_mids == ["e1", "e2"] and store.reply_state(C, "m1").state == "sent"

@@ -20,9 +20,13 @@ pytestmark = pytest.mark.integration
 def counted(table) -> tuple[ReplyPipeline, CountingClient, FakeSender]:
     client = CountingClient(table.client)
     sender = FakeSender()
-    pipeline = ReplyPipeline(ledger=ReplyLedger(DynamoStore(table.name, client=client), clock=lambda: NOW_MS / 1000),
-                             responder=Fixed("hello"), senders={"meta": sender}, clock=lambda: NOW_MS / 1000,
-                             stats=ReplyStats())
+    pipeline = ReplyPipeline(
+        ledger=ReplyLedger(DynamoStore(table.name, client=client), clock=lambda: NOW_MS / 1000),
+        responder=Fixed("hello"),
+        senders={"meta": sender},
+        clock=lambda: NOW_MS / 1000,
+        stats=ReplyStats(),
+    )
     return pipeline, client, sender
 
 

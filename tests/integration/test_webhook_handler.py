@@ -58,10 +58,13 @@ def test_meta_verify_rejects_wrong_token_or_mode(handler, lambda_context, query)
 
 def test_meta_batch_stores_every_event_once(handler, lambda_context, stack_env):
     # Given a batch with two entries and three messages
-    body = {"object": "page", "entry": [
-        {"id": PAGE_ID, "time": 1, "messaging": [meta_message("m_1"), meta_message("m_2", "two")]},
-        {"id": PAGE_ID, "time": 2, "messaging": [meta_message("m_3", "three", sender="42")]},
-    ]}
+    body = {
+        "object": "page",
+        "entry": [
+            {"id": PAGE_ID, "time": 1, "messaging": [meta_message("m_1"), meta_message("m_2", "two")]},
+            {"id": PAGE_ID, "time": 2, "messaging": [meta_message("m_3", "three", sender="42")]},
+        ],
+    }
     raw = dumps(body)
     # When it is delivered twice
     first = handler(meta_post(raw), lambda_context)
@@ -103,8 +106,9 @@ def test_meta_tampered_body_rejected(handler, lambda_context, stack_env):
     assert stack_env.items() == []
 
 
-@pytest.mark.parametrize("raw", [b"not json", b"[]", b'{"object":"page"}', b'{"object":"user","entry":[]}',
-                                 b'{"object":"page","entry":{}}'])
+@pytest.mark.parametrize(
+    "raw", [b"not json", b"[]", b'{"object":"page"}', b'{"object":"user","entry":[]}', b'{"object":"page","entry":{}}']
+)
 def test_meta_signed_garbage_is_400_and_nothing_stored(handler, lambda_context, stack_env, raw):
     response = handler(meta_post(raw), lambda_context)
     assert response["statusCode"] == 400
@@ -112,32 +116,53 @@ def test_meta_signed_garbage_is_400_and_nothing_stored(handler, lambda_context, 
     assert stack_env.items() == []
 
 
-def test_signed_batch_of_odd_events_is_200_and_every_message_stored_once(handler, lambda_context, stack_env,
-                                                                       capsys):
+def test_signed_batch_of_odd_events_is_200_and_every_message_stored_once(handler, lambda_context, stack_env, capsys):
     # Given a signed batch mixing every odd event kind Meta documents with ordinary messages
     odd = [
-        {"recipient": {"id": PAGE_ID}, "timestamp": 1234567890,  # checkbox-plugin opt-in: no sender
-         "optin": {"ref": "pass-through", "user_ref": "checkbox-user-ref"}},
-        {"recipient": {"id": PAGE_ID}, "timestamp": 1458692752478,  # handover app_roles: no sender
-         "app_roles": {"123456789": ["primary_receiver"]}},
-        {"recipient": {"id": PAGE_ID}, "timestamp": 1458692752478,  # policy enforcement: no sender
-         "policy_enforcement": {"action": "block", "reason": "The bot violated our Platform Policies"}},
-        {"sender": {"user_ref": "USER-REF-ID"}, "recipient": {"id": PAGE_ID}, "timestamp": "1527459824",
-         "postback": {"mid": "m_postback_ref", "title": "Start", "payload": "START"}},  # string seconds
-        {"sender": {"id": "3998527223577371"}, "recipient": {"id": PAGE_ID}, "timestamp": 1_700_000_000_000,
-         "message_edit": {"mid": "m_1", "text": "edited", "num_edit": 1}},  # a type we do not model
+        {
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1234567890,  # checkbox-plugin opt-in: no sender
+            "optin": {"ref": "pass-through", "user_ref": "checkbox-user-ref"},
+        },
+        {
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1458692752478,  # handover app_roles: no sender
+            "app_roles": {"123456789": ["primary_receiver"]},
+        },
+        {
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1458692752478,  # policy enforcement: no sender
+            "policy_enforcement": {"action": "block", "reason": "The bot violated our Platform Policies"},
+        },
+        {
+            "sender": {"user_ref": "USER-REF-ID"},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": "1527459824",
+            "postback": {"mid": "m_postback_ref", "title": "Start", "payload": "START"},
+        },  # string seconds
+        {
+            "sender": {"id": "3998527223577371"},
+            "recipient": {"id": PAGE_ID},
+            "timestamp": 1_700_000_000_000,
+            "message_edit": {"mid": "m_1", "text": "edited", "num_edit": 1},
+        },  # a type we do not model
         {"sender": {"id": "3998527223577371"}, "recipient": {"id": PAGE_ID}, "message": {"text": "no mid"}},
         "not an object",
     ]
-    ordinary = [meta_message("m_odd_1", "first"), meta_message("m_odd_2", "second", sender="42"),
-                meta_message("m_odd_3", "third")]
-    body = {"object": "page", "entry": [
-        {"id": PAGE_ID, "time": "1700000000", "messaging": [ordinary[0], *odd[:4]]},
-        {"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [odd[4], ordinary[1], odd[5]],
-         "standby": [odd[6]]},
-        {"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [ordinary[2]]},
-        "not an entry",
-    ]}
+    ordinary = [
+        meta_message("m_odd_1", "first"),
+        meta_message("m_odd_2", "second", sender="42"),
+        meta_message("m_odd_3", "third"),
+    ]
+    body = {
+        "object": "page",
+        "entry": [
+            {"id": PAGE_ID, "time": "1700000000", "messaging": [ordinary[0], *odd[:4]]},
+            {"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [odd[4], ordinary[1], odd[5]], "standby": [odd[6]]},
+            {"id": PAGE_ID, "time": 1_700_000_000_000, "messaging": [ordinary[2]]},
+            "not an entry",
+        ],
+    }
     raw = dumps(body)
     # When it is delivered, and delivered again
     first = handler(meta_post(raw), lambda_context)
@@ -160,8 +185,10 @@ def test_meta_batch_over_the_cap_is_413_and_nothing_stored(handler, lambda_conte
     from messenger.providers.meta.events import MAX_EVENTS_PER_POST
 
     # Given a signed batch with one event more than Meta ever batches (small enough for the body limit)
-    events = [{"sender": {"id": "1"}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "read": {"watermark": i}}
-              for i in range(MAX_EVENTS_PER_POST + 1)]
+    events = [
+        {"sender": {"id": "1"}, "recipient": {"id": PAGE_ID}, "timestamp": 1, "read": {"watermark": i}}
+        for i in range(MAX_EVENTS_PER_POST + 1)
+    ]
     raw = dumps(meta_body(*events))
     assert len(raw) < 1_048_576
     # When it is delivered / Then 413, and nothing is stored
@@ -188,8 +215,8 @@ def test_lone_surrogates_in_a_signed_body_are_replaced(handler, lambda_context, 
 def test_vonage_callbacks_we_cannot_read_are_stored_as_unknown(handler, lambda_context, stack_env):
     # Given signed Vonage callbacks with a valid envelope: an unknown type, another channel, a broken text
     bodies = [
-        vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000010") | {"message_type": "reaction",
-                                                                     "reaction": {"action": "react"}},
+        vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000010")
+        | {"message_type": "reaction", "reaction": {"action": "react"}},
         vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000011") | {"channel": "whatsapp"},
         vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000012") | {"text": {"not": "text"}, "extra": [1]},
     ]
@@ -223,8 +250,9 @@ def test_vonage_inbound_v1_stored_once(handler, lambda_context, stack_env):
 def test_vonage_unsigned_is_503_and_invalid_is_401(handler, lambda_context, stack_env):
     raw = dumps(vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-000000000002"))
     assert handler(vonage_post("/vonage/inbound", raw, authorization=None), lambda_context)["statusCode"] == 503
-    assert handler(vonage_post("/vonage/inbound", raw, authorization="Bearer x.y.z"), lambda_context)[
-        "statusCode"] == 401
+    assert (
+        handler(vonage_post("/vonage/inbound", raw, authorization="Bearer x.y.z"), lambda_context)["statusCode"] == 401
+    )
     assert stack_env.items() == []
 
 
@@ -232,8 +260,14 @@ def test_vonage_status_moves_forward_only(handler, lambda_context, stack_env):
     uuid = "aaaaaaaa-bbbb-4ccc-8ddd-000000000003"
 
     def status(name: str) -> int:
-        body = {"message_uuid": uuid, "to": "3998527223577371", "from": PAGE_ID, "channel": "messenger",
-                "timestamp": "2025-02-03T12:14:25Z", "status": name}
+        body = {
+            "message_uuid": uuid,
+            "to": "3998527223577371",
+            "from": PAGE_ID,
+            "channel": "messenger",
+            "timestamp": "2025-02-03T12:14:25Z",
+            "status": name,
+        }
         return handler(vonage_post("/vonage/status", dumps(body)), lambda_context)["statusCode"]
 
     assert status("submitted") == 200
@@ -242,7 +276,9 @@ def test_vonage_status_moves_forward_only(handler, lambda_context, stack_env):
     item = stack_env.find(f"MSG#{uuid}")
     assert item["status"] == "read"
     assert {i["sk"] for i in stack_env.items()} == {
-        f"MSG#{uuid}", *(f"EVT#{uuid}#status#{s}" for s in ("submitted", "read", "delivered"))}
+        f"MSG#{uuid}",
+        *(f"EVT#{uuid}#status#{s}" for s in ("submitted", "read", "delivered")),
+    }
 
 
 def test_storage_failure_is_503_so_the_provider_redelivers(handler, lambda_context, stack_env, monkeypatch):

@@ -71,8 +71,11 @@ def test_a_worker_that_dies_is_replaced(pool: FunctionPool) -> None:
 
 
 def test_a_function_that_cannot_be_imported_fails_the_start() -> None:
-    broken = FunctionPool(FunctionSpec("Broken", "tests/integration/lambda_fixture", "missing.lambda_handler", 3, 128),
-                          dict(os.environ), log=lambda _: None)
+    broken = FunctionPool(
+        FunctionSpec("Broken", "tests/integration/lambda_fixture", "missing.lambda_handler", 3, 128),
+        dict(os.environ),
+        log=lambda _: None,
+    )
     broken.start()
     with pytest.raises(WorkerError, match="failed to initialise"):
         broken.wait_ready()

@@ -18,8 +18,13 @@ def test_vonage_retries_only_429_and_5xx_doubling_from_5s_to_15min_for_24h() -> 
     assert delays[:9] == [5, 10, 20, 40, 80, 160, 320, 640, 900]
     assert set(delays[9:]) == {900}
     assert 86400 - 900 < sum(delays) <= 86400
-    assert [s for s in (0, 200, 400, 401, 403, 404, 422, 429, 500, 502, 503) if VONAGE_CALLBACK_RETRY.retryable(s)] \
-        == [0, 429, 500, 502, 503]
+    assert [s for s in (0, 200, 400, 401, 403, 404, 422, 429, 500, 502, 503) if VONAGE_CALLBACK_RETRY.retryable(s)] == [
+        0,
+        429,
+        500,
+        502,
+        503,
+    ]
 
 
 def test_the_schedule_is_compressed_for_local_use() -> None:

@@ -38,10 +38,17 @@ def test_events_table_is_required(env):
 
 def test_every_documented_variable_is_read():
     # Given every variable of the contract set
-    env = {**BASE, "META_SECRET_ID": "arn:meta", "VONAGE_SECRET_ID": "arn:vonage",
-           "GRAPH_API_BASE": "http://127.0.0.1:3001/", "GRAPH_API_VERSION": "v26.0",
-           "VONAGE_API_BASE": "http://127.0.0.1:3001//", "RETENTION_DAYS": "7", "SECRET_MAX_AGE_SECONDS": "60",
-           "MAX_BODY_BYTES": "4096"}
+    env = {
+        **BASE,
+        "META_SECRET_ID": "arn:meta",
+        "VONAGE_SECRET_ID": "arn:vonage",
+        "GRAPH_API_BASE": "http://127.0.0.1:3001/",
+        "GRAPH_API_VERSION": "v26.0",
+        "VONAGE_API_BASE": "http://127.0.0.1:3001//",
+        "RETENTION_DAYS": "7",
+        "SECRET_MAX_AGE_SECONDS": "60",
+        "MAX_BODY_BYTES": "4096",
+    }
     # When settings are built
     settings = settings_from_env(env)
     # Then each is used; base URLs lose trailing slashes
@@ -61,8 +68,14 @@ def test_empty_optional_values_fall_back_to_defaults():
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("RETENTION_DAYS", "ninety"), ("RETENTION_DAYS", "0"), ("RETENTION_DAYS", "-1"), ("RETENTION_DAYS", "1.5"),
-     ("MAX_BODY_BYTES", "100"), ("SECRET_MAX_AGE_SECONDS", "-5")],
+    [
+        ("RETENTION_DAYS", "ninety"),
+        ("RETENTION_DAYS", "0"),
+        ("RETENTION_DAYS", "-1"),
+        ("RETENTION_DAYS", "1.5"),
+        ("MAX_BODY_BYTES", "100"),
+        ("SECRET_MAX_AGE_SECONDS", "-5"),
+    ],
 )
 def test_invalid_integers_are_config_errors(name, value):
     # Given a malformed or out-of-range number / When built / Then a ConfigError names the variable
@@ -70,8 +83,19 @@ def test_invalid_integers_are_config_errors(name, value):
         settings_from_env({**BASE, name: value})
 
 
-@pytest.mark.parametrize(("value", "expected"), [("1", True), ("true", True), ("TRUE", True), ("yes", True),
-                                                 ("0", False), ("false", False), ("", False), ("no", False)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1", True),
+        ("true", True),
+        ("TRUE", True),
+        ("yes", True),
+        ("0", False),
+        ("false", False),
+        ("", False),
+        ("no", False),
+    ],
+)
 def test_boolean_flags(value, expected):
     # Given HUMAN_AGENT_TAG_ENABLED spelled various ways / When built / Then read as a boolean
     assert settings_from_env({**BASE, "HUMAN_AGENT_TAG_ENABLED": value}).human_agent_tag_enabled is expected

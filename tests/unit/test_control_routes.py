@@ -14,11 +14,14 @@ def echo(context: list[str], request: Request) -> Answer:
     return 201, {"got": request.json(), "query": request.query}
 
 
-ROUTES = Routes[list[str]]({
-    ("POST", "/_x/echo"): echo,
-    ("DELETE", "/_x/echo"): lambda _context, _request: (200, {"cleared": True}),
-    (ANY, "/_x/health"): lambda _context, _request: (200, {"ok": True}),
-}, not_found={"error": "unknown"})
+ROUTES = Routes[list[str]](
+    {
+        ("POST", "/_x/echo"): echo,
+        ("DELETE", "/_x/echo"): lambda _context, _request: (200, {"cleared": True}),
+        (ANY, "/_x/health"): lambda _context, _request: (200, {"ok": True}),
+    },
+    not_found={"error": "unknown"},
+)
 
 
 def test_a_matched_route_answers_its_handlers_status_and_body() -> None:
@@ -58,5 +61,7 @@ def test_both_control_apis_are_route_tables() -> None:
     assert ("POST", "/_sandbox/faults") in SANDBOX_CONTROL.table
     assert ("POST", "/_local/poller/restart") in STACK_CONTROL.table
     assert SANDBOX_CONTROL.dispatch(None, Request("GET", "/_sandbox/nope")) == (  # type: ignore[arg-type]
-        404, {"error": "unknown sandbox control path"})
+        404,
+        {"error": "unknown sandbox control path"},
+    )
     assert STACK_CONTROL.dispatch(None, Request("PUT", "/_local/failures"))[0] == 405  # type: ignore[arg-type]

@@ -13,21 +13,44 @@ REPLY_GB = function_spec("ReplyFunction").memory_mb / 1024
 
 
 def measurement(**overrides):
-    webhook = {"invocations": 40, "durations_ms": [900.0] + [10.0] * 39, "log_bytes": 40_000, "log_events": 80,
-               "wru_table": 60.0, "wru_gsi": 40.0, "rru_table": 5.0, "rru_gsi": 5.0, "dynamodb_calls": {},
-               "secrets_calls": 2}
-    reply = {"invocations": 10, "durations_ms": [1500.0] + [20.0] * 9, "log_bytes": 10_000, "log_events": 20,
-             "wru_table": 30.0, "wru_gsi": 20.0, "rru_table": 0.0, "rru_gsi": 0.0, "dynamodb_calls": {},
-             "secrets_calls": 2}
-    base = {"messages": 10, "warmup": 0, "functions": {"WebhookFunction": webhook, "ReplyFunction": reply},
-            "storage": {"items": 60, "table_bytes": 60_000, "gsi_bytes": 40_000}}
+    webhook = {
+        "invocations": 40,
+        "durations_ms": [900.0] + [10.0] * 39,
+        "log_bytes": 40_000,
+        "log_events": 80,
+        "wru_table": 60.0,
+        "wru_gsi": 40.0,
+        "rru_table": 5.0,
+        "rru_gsi": 5.0,
+        "dynamodb_calls": {},
+        "secrets_calls": 2,
+    }
+    reply = {
+        "invocations": 10,
+        "durations_ms": [1500.0] + [20.0] * 9,
+        "log_bytes": 10_000,
+        "log_events": 20,
+        "wru_table": 30.0,
+        "wru_gsi": 20.0,
+        "rru_table": 0.0,
+        "rru_gsi": 0.0,
+        "dynamodb_calls": {},
+        "secrets_calls": 2,
+    }
+    base = {
+        "messages": 10,
+        "warmup": 0,
+        "functions": {"WebhookFunction": webhook, "ReplyFunction": reply},
+        "storage": {"items": 60, "table_bytes": 60_000, "gsi_bytes": 40_000},
+    }
     base.update(overrides)
     return base
 
 
 def lines_by_item(**kwargs):
-    return {line.item: line for line in cost.model(measurement(), {"WebhookFunction": 1.0, "ReplyFunction": 1.0},
-                                                   **kwargs)}
+    return {
+        line.item: line for line in cost.model(measurement(), {"WebhookFunction": 1.0, "ReplyFunction": 1.0}, **kwargs)
+    }
 
 
 def test_requests_and_invocations_scale_the_measured_counts_to_a_million_messages():
@@ -64,12 +87,15 @@ def test_logs_count_each_event_with_cloudwatch_overhead_plus_platform_and_access
     assert 250 < cost.access_log_bytes() < 500
 
 
-@pytest.mark.parametrize(("per_month", "share"), [
-    (0, 0.0),
-    (cost.MONTH_S * 0.5, 1.0),                   # under one a second: the reservoir records all
-    (cost.MONTH_S * 2.0, (1 + 0.05 * 1) / 2),    # 2 a second: the first, then 5% of the second
-    (cost.MONTH_S * 1000.0, (1 + 0.05 * 999) / 1000),
-])
+@pytest.mark.parametrize(
+    ("per_month", "share"),
+    [
+        (0, 0.0),
+        (cost.MONTH_S * 0.5, 1.0),  # under one a second: the reservoir records all
+        (cost.MONTH_S * 2.0, (1 + 0.05 * 1) / 2),  # 2 a second: the first, then 5% of the second
+        (cost.MONTH_S * 1000.0, (1 + 0.05 * 999) / 1000),
+    ],
+)
 def test_xray_default_rule_share(per_month, share):
     assert cost.xray_sampled_share(per_month) == pytest.approx(share)
 

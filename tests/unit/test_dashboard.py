@@ -23,8 +23,12 @@ def powertools_env() -> tuple[str, str]:
 
 
 def dashboard_metrics() -> set[tuple[str, str]]:
-    return {(row[0], row[1]) for widget in dashboard_widgets(DASHBOARD)
-            for row in (widget.get("properties") or {}).get("metrics", []) if isinstance(row[0], str)}
+    return {
+        (row[0], row[1])
+        for widget in dashboard_widgets(DASHBOARD)
+        for row in (widget.get("properties") or {}).get("metrics", [])
+        if isinstance(row[0], str)
+    }
 
 
 def test_custom_metrics_use_the_functions_namespace_and_only_the_service_dimension():
@@ -36,15 +40,25 @@ def test_custom_metrics_use_the_functions_namespace_and_only_the_service_dimensi
     assert {m.dimensions for m in custom} == {(("service", service),)}
 
 
-@pytest.mark.parametrize(("namespace", "metric"), [
-    ("AWS/ApiGateway", "Count"), ("AWS/ApiGateway", "4xx"), ("AWS/ApiGateway", "5xx"),
-    ("AWS/ApiGateway", "Latency"),
-    ("MessengerWebhook", "EventsStored"), ("MessengerWebhook", "DuplicateEvents"),
-    ("MessengerWebhook", "RepliesSent"), ("MessengerWebhook", "ReplyFailedPermanent"),
-    ("MessengerWebhook", "ReplyFailedTransient"), ("MessengerWebhook", "ReplyAmbiguous"),
-    ("MessengerWebhook", "ProviderLatency"), ("MessengerWebhook", "ReplyLatency"),
-    ("AWS/Lambda", "IteratorAge"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
-])
+@pytest.mark.parametrize(
+    ("namespace", "metric"),
+    [
+        ("AWS/ApiGateway", "Count"),
+        ("AWS/ApiGateway", "4xx"),
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/ApiGateway", "Latency"),
+        ("MessengerWebhook", "EventsStored"),
+        ("MessengerWebhook", "DuplicateEvents"),
+        ("MessengerWebhook", "RepliesSent"),
+        ("MessengerWebhook", "ReplyFailedPermanent"),
+        ("MessengerWebhook", "ReplyFailedTransient"),
+        ("MessengerWebhook", "ReplyAmbiguous"),
+        ("MessengerWebhook", "ProviderLatency"),
+        ("MessengerWebhook", "ReplyLatency"),
+        ("AWS/Lambda", "IteratorAge"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+    ],
+)
 def test_dashboard_shows(namespace, metric):
     assert (namespace, metric) in dashboard_metrics()
 
@@ -95,7 +109,11 @@ def test_permanent_failures_alarm_on_a_rate_with_a_minimum_volume():
 def test_any_ambiguous_send_alarms():
     props = alarm("ReplyAmbiguousAlarm")
     assert (props["MetricName"], props["Statistic"], props["Threshold"], props["ComparisonOperator"]) == (
-        "ReplyAmbiguous", "Sum", 0, "GreaterThanThreshold")
+        "ReplyAmbiguous",
+        "Sum",
+        0,
+        "GreaterThanThreshold",
+    )
 
 
 def test_webhook_5xx_alarm_leaves_out_the_deliberate_503_for_unsigned_callbacks():

@@ -10,14 +10,25 @@ from messenger.storage.memory import MemoryStore
 
 
 def message(event_id: str, user: str, page: str = "p1", provider: Provider = Provider.META) -> Event:
-    return Event(provider=provider, event_id=event_id, kind=Kind.MESSAGE, page_id=page, user_id=user,
-                 timestamp_ms=1, text="hello")
+    return Event(
+        provider=provider,
+        event_id=event_id,
+        kind=Kind.MESSAGE,
+        page_id=page,
+        user_id=user,
+        timestamp_ms=1,
+        text="hello",
+    )
 
 
 def test_the_users_conversations_are_deleted_on_every_page_and_the_request_recorded():
     store = MemoryStore()
-    for event in (message("a1", "u"), message("a2", "u", page="p2"), message("b1", "other"),
-                  message("v1", "u", provider=Provider.VONAGE)):
+    for event in (
+        message("a1", "u"),
+        message("a2", "u", page="p2"),
+        message("b1", "other"),
+        message("v1", "u", provider=Provider.VONAGE),
+    ):
         store.store_event(event)
     store.set_pause("meta#p1#u", 10, 1, "handover")
     deleted = deletion.delete_user_data(store, "u", ["p1", "p2"], "code1")

@@ -8,8 +8,17 @@ from messenger.storage.memory import MemoryStore
 
 
 def event(kind: Kind, ts: int, *, message_type: str | None = None, metadata: str | None = None) -> Event:
-    return Event(provider=Provider.META, event_id=f"e{ts}", kind=kind, page_id="page", user_id="user",
-                 timestamp_ms=ts, message_type=message_type, metadata=metadata, from_page=kind is Kind.ECHO)
+    return Event(
+        provider=Provider.META,
+        event_id=f"e{ts}",
+        kind=kind,
+        page_id="page",
+        user_id="user",
+        timestamp_ms=ts,
+        message_type=message_type,
+        metadata=metadata,
+        from_page=kind is Kind.ECHO,
+    )
 
 
 def test_a_persons_echo_and_take_thread_control_pause_pass_resumes():

@@ -25,8 +25,9 @@ CONVERSATION = "meta#page#user"
 
 
 def event(event_id: str, kind: Kind = Kind.MESSAGE, ts: int = 1_000, **fields: object) -> Event:
-    return Event(provider=Provider.META, event_id=event_id, kind=kind, page_id="page", user_id="user",
-                 timestamp_ms=ts, **fields)  # type: ignore[arg-type]
+    return Event(
+        provider=Provider.META, event_id=event_id, kind=kind, page_id="page", user_id="user", timestamp_ms=ts, **fields
+    )  # type: ignore[arg-type]
 
 
 def sent(store: MemoryStore, message_id: str, at_ms: int) -> None:
@@ -78,8 +79,14 @@ def test_a_conversations_events_are_stored_in_the_batchs_order_while_conversatio
             return super().store_event(event, now_s)
 
     def of(user: str, n: int) -> Event:
-        return Event(provider=Provider.META, event_id=f"{user}.{n}", kind=Kind.MESSAGE, page_id="page",
-                     user_id=user, timestamp_ms=1_000 + n)
+        return Event(
+            provider=Provider.META,
+            event_id=f"{user}.{n}",
+            kind=Kind.MESSAGE,
+            page_id="page",
+            user_id=user,
+            timestamp_ms=1_000 + n,
+        )
 
     users = [f"u{i}" for i in range(8)]
     store = Slow()
@@ -102,8 +109,17 @@ def test_delivery_mids_and_read_watermarks_move_outbound_statuses():
 
 def test_a_vonage_status_creates_or_moves_the_outbound_message():
     store = MemoryStore()
-    status = Event(provider=Provider.VONAGE, event_id="u1#status#delivered", kind=Kind.STATUS, page_id="page",
-                   user_id="user", timestamp_ms=5, status="delivered", mids=["u1"], from_page=True)
+    status = Event(
+        provider=Provider.VONAGE,
+        event_id="u1#status#delivered",
+        kind=Kind.STATUS,
+        page_id="page",
+        user_id="user",
+        timestamp_ms=5,
+        status="delivered",
+        mids=["u1"],
+        from_page=True,
+    )
     assert ingest(store, [status]).statuses_applied == 1
     assert store.message("vonage#page#user", "u1")["status"] == "delivered"
 
@@ -113,8 +129,9 @@ def test_a_persons_echo_pauses_and_our_echo_settles_an_ambiguous_reply():
     ledger = ReplyLedger(store)
     inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
     ledger.finish(ledger.claim(inbound), ClaimState.AMBIGUOUS)
-    ingest(store, [event("echo1", Kind.ECHO, ts=5_000, from_page=True, metadata=bot_metadata("m.in"))],
-           pause_seconds=60)
+    ingest(
+        store, [event("echo1", Kind.ECHO, ts=5_000, from_page=True, metadata=bot_metadata("m.in"))], pause_seconds=60
+    )
     assert store.reply_state(CONVERSATION, "m.in").state == "sent" and store.paused_until(CONVERSATION) == 0
     ingest(store, [event("echo2", Kind.ECHO, ts=6_000, from_page=True)], pause_seconds=60)
     assert store.paused_until(CONVERSATION) == 66_000
@@ -143,8 +160,10 @@ def test_unstorable_events_are_stored_bounded_and_their_neighbours_once():
     # The oversized fields are replaced by their size and SHA-256
     big = items[mids["big"]]
     assert "text" not in big and big["record_type"] == "inbound"
-    assert big["omitted"]["text"] == {"bytes": BIG_TEXT_CHARS,
-                                      "sha256": hashlib.sha256(b"a" * BIG_TEXT_CHARS).hexdigest()}
+    assert big["omitted"]["text"] == {
+        "bytes": BIG_TEXT_CHARS,
+        "sha256": hashlib.sha256(b"a" * BIG_TEXT_CHARS).hexdigest(),
+    }
     assert codec.item_size(codec.to_item(big)) <= codec.MAX_ITEM_BYTES
     # Long ids are hashed into the key; the original is kept as an attribute
     long_mid = items[mids["long_mid"]]
@@ -237,6 +256,8 @@ def test_an_echo_before_the_ambiguous_outcome_makes_the_reply_sent_with_the_echo
     ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
     # Then the claim records the echo's mid, and the message's statuses take it to read
     assert store.reply_state(CONVERSATION, "m.in").message_ids == ["m.out"]
-    ingest(store, [event("d1", Kind.DELIVERY, ts=6_000, mids=["m.out"]), event("r1", Kind.READ, ts=7_000,
-                                                                           watermark_ms=6_500)])
+    ingest(
+        store,
+        [event("d1", Kind.DELIVERY, ts=6_000, mids=["m.out"]), event("r1", Kind.READ, ts=7_000, watermark_ms=6_500)],
+    )
     assert_read_reply(store, "m.out")

@@ -13,10 +13,22 @@ def test_defaults() -> None:
 
 
 def test_settings_from_the_environment() -> None:
-    options = options_from_env(True, {"LOCAL_CONCURRENCY": "8", "LOCAL_REPLY_CONCURRENCY": "2",
-                                      "LOCAL_CALLBACK_TIME_SCALE": "600", "LOCAL_DYNAMODB_URL": "http://127.0.0.1:1"})
-    assert (options.reset, options.concurrency, options.reply_concurrency, options.callback_time_scale,
-            options.dynamodb_url) == (True, 8, 2, 600, "http://127.0.0.1:1")
+    options = options_from_env(
+        True,
+        {
+            "LOCAL_CONCURRENCY": "8",
+            "LOCAL_REPLY_CONCURRENCY": "2",
+            "LOCAL_CALLBACK_TIME_SCALE": "600",
+            "LOCAL_DYNAMODB_URL": "http://127.0.0.1:1",
+        },
+    )
+    assert (
+        options.reset,
+        options.concurrency,
+        options.reply_concurrency,
+        options.callback_time_scale,
+        options.dynamodb_url,
+    ) == (True, 8, 2, 600, "http://127.0.0.1:1")
 
 
 @pytest.mark.parametrize("name, value", [("LOCAL_CONCURRENCY", "many"), ("LOCAL_POLL_INTERVAL", "-1")])

@@ -16,9 +16,14 @@ from local.template import (
 
 def test_http_routes_come_from_the_webhook_functions_httpapi_events() -> None:
     routes = {(r.method, r.path): r for r in http_routes()}
-    assert {("GET", "/meta/webhook"), ("POST", "/meta/webhook"), ("POST", "/vonage/inbound"),
-            ("POST", "/vonage/status"), ("POST", "/meta/data-deletion"),
-            ("GET", "/meta/data-deletion/{code}")} <= set(routes)
+    assert {
+        ("GET", "/meta/webhook"),
+        ("POST", "/meta/webhook"),
+        ("POST", "/vonage/inbound"),
+        ("POST", "/vonage/status"),
+        ("POST", "/meta/data-deletion"),
+        ("GET", "/meta/data-deletion/{code}"),
+    } <= set(routes)
     assert {r.function_id for r in routes.values()} == {"WebhookFunction"}
     assert routes[("POST", "/meta/webhook")].code_uri.rstrip("/") == "functions/webhook"
 
@@ -85,7 +90,11 @@ def test_function_environment_drops_what_it_cannot_resolve() -> None:
 
 def test_lambda_results_become_http_like_api_gateway() -> None:
     assert to_http({"statusCode": 201, "headers": {"x-a": "1"}, "body": "hi", "cookies": ["c=1"]}) == (
-        201, {"x-a": "1"}, ["c=1"], b"hi")
+        201,
+        {"x-a": "1"},
+        ["c=1"],
+        b"hi",
+    )
     assert to_http({"statusCode": 200, "body": "aGk=", "isBase64Encoded": True})[3] == b"hi"
     assert to_http({"ok": True}) == (200, {"content-type": "application/json"}, [], b'{"ok": true}')
 

@@ -113,8 +113,12 @@ def test_several_attachments_keep_order():
 
 def test_quick_reply_and_reply_to():
     # Given a quick reply tap that replies to an earlier message
-    message = {"mid": "m_q", "text": "Red", "quick_reply": {"payload": "COLOR_RED"},
-               "reply_to": {"mid": "m_earlier", "is_self_reply": False}}
+    message = {
+        "mid": "m_q",
+        "text": "Red",
+        "quick_reply": {"payload": "COLOR_RED"},
+        "reply_to": {"mid": "m_earlier", "is_self_reply": False},
+    }
     # When parsed / Then the payload and the replied-to mid are kept
     event = one(item(message=message))
     assert event.quick_reply_payload == "COLOR_RED" and event.reply_to_mid == "m_earlier"
@@ -123,16 +127,24 @@ def test_quick_reply_and_reply_to():
 
 def test_numeric_ids_become_strings():
     # Given ids sent as numbers / When parsed / Then they are strings
-    raw = {"sender": {"id": int(USER)}, "recipient": {"id": int(PAGE)}, "timestamp": TS,
-           "message": {"mid": "m_n", "text": "x"}}
+    raw = {
+        "sender": {"id": int(USER)},
+        "recipient": {"id": int(PAGE)},
+        "timestamp": TS,
+        "message": {"mid": "m_n", "text": "x"},
+    }
     event = parse_body(body(raw, page=int(PAGE)))[0]
     assert (event.page_id, event.user_id) == (PAGE, USER)
 
 
 def test_user_ref_sender():
     # Given a message from a checkbox-plugin user identified by user_ref / When parsed / Then user_ref is the user
-    raw = {"sender": {"user_ref": "ref-1"}, "recipient": {"id": PAGE}, "timestamp": TS,
-           "message": {"mid": "m_r", "text": "x"}}
+    raw = {
+        "sender": {"user_ref": "ref-1"},
+        "recipient": {"id": PAGE},
+        "timestamp": TS,
+        "message": {"mid": "m_r", "text": "x"},
+    }
     assert one(raw).user_id == "ref-1"
 
 
@@ -148,9 +160,18 @@ def test_timestamp_falls_back_to_entry_time():
 
 def test_echo_sender_is_page():
     # Given the echo of a message our Page sent
-    raw = {"sender": {"id": PAGE}, "recipient": {"id": USER}, "timestamp": TS,
-           "message": {"is_echo": True, "app_id": 1517776481860111, "metadata": "reply:abc",
-                       "mid": "m_echo", "text": "hello, world!"}}
+    raw = {
+        "sender": {"id": PAGE},
+        "recipient": {"id": USER},
+        "timestamp": TS,
+        "message": {
+            "is_echo": True,
+            "app_id": 1517776481860111,
+            "metadata": "reply:abc",
+            "mid": "m_echo",
+            "text": "hello, world!",
+        },
+    }
     # When parsed
     event = one(raw)
     # Then it is an echo about the user, stored but never answered
@@ -202,8 +223,16 @@ def test_read():
 
 def test_postback_with_mid():
     # Given a button tap / When parsed / Then it is inbound (answered), keyed by its mid
-    event = one(item(postback={"mid": "m_pb", "title": "Start", "payload": "GET_STARTED",
-                               "referral": {"ref": "x", "source": "SHORTLINK", "type": "OPEN_THREAD"}}))
+    event = one(
+        item(
+            postback={
+                "mid": "m_pb",
+                "title": "Start",
+                "payload": "GET_STARTED",
+                "referral": {"ref": "x", "source": "SHORTLINK", "type": "OPEN_THREAD"},
+            }
+        )
+    )
     assert event.kind is Kind.POSTBACK and event.event_id == "m_pb"
     assert (event.postback_title, event.postback_payload) == ("Start", "GET_STARTED")
     assert event.record_type is RecordType.INBOUND
@@ -246,10 +275,16 @@ def test_simple_kinds(key, value, kind):
 @pytest.mark.parametrize(
     ("key", "value", "app_id"),
     [
-        ("pass_thread_control", {"previous_owner_app_id": 1, "new_owner_app_id": 263902037430900,
-                                 "metadata": "to inbox"}, "263902037430900"),
-        ("take_thread_control", {"previous_owner_app_id": 5, "new_owner_app_id": 263902037430900,
-                                 "metadata": "to inbox"}, "263902037430900"),
+        (
+            "pass_thread_control",
+            {"previous_owner_app_id": 1, "new_owner_app_id": 263902037430900, "metadata": "to inbox"},
+            "263902037430900",
+        ),
+        (
+            "take_thread_control",
+            {"previous_owner_app_id": 5, "new_owner_app_id": 263902037430900, "metadata": "to inbox"},
+            "263902037430900",
+        ),
         ("request_thread_control", {"requested_owner_app_id": 123, "metadata": "to inbox"}, "123"),
         ("app_roles", {"123": ["primary_receiver"]}, None),
     ],
@@ -275,8 +310,11 @@ def test_unknown_kind_is_stored_as_unknown():
 
 def test_checkbox_plugin_optin_without_sender_is_keyed_by_user_ref():
     # Given a messaging_optins event from the checkbox plugin: no sender, the user only as optin.user_ref
-    raw = {"recipient": {"id": PAGE}, "timestamp": 1234567890,
-           "optin": {"ref": "<PASS_THROUGH_PARAM>", "user_ref": "ref-from-checkbox"}}
+    raw = {
+        "recipient": {"id": PAGE},
+        "timestamp": 1234567890,
+        "optin": {"ref": "<PASS_THROUGH_PARAM>", "user_ref": "ref-from-checkbox"},
+    }
     # When parsed
     event = one(raw)
     # Then it is an opt-in of that user_ref (seconds became milliseconds), stored as a plain event
@@ -287,12 +325,20 @@ def test_checkbox_plugin_optin_without_sender_is_keyed_by_user_ref():
 
 def test_marketing_optin_with_sender_and_placeholder_timestamp():
     # Given the messaging_optins reference example: a sender, and "TIMESTAMP" where a number belongs
-    raw = {"sender": {"id": USER}, "recipient": {"id": PAGE}, "timestamp": "TIMESTAMP",
-           "optin": {"type": "notification_messages", "payload": "x", "notification_messages_token": "t"}}
+    raw = {
+        "sender": {"id": USER},
+        "recipient": {"id": PAGE},
+        "timestamp": "TIMESTAMP",
+        "optin": {"type": "notification_messages", "payload": "x", "notification_messages_token": "t"},
+    }
     # When parsed / Then an opt-in of the sender, timed by the entry
     event = one(raw)
     assert (event.kind, event.user_id, event.message_type, event.timestamp_ms) == (
-        Kind.OPTIN, USER, "notification_messages", TS)
+        Kind.OPTIN,
+        USER,
+        "notification_messages",
+        TS,
+    )
 
 
 def test_app_roles_without_sender_is_a_page_level_handover():
@@ -309,8 +355,11 @@ def test_app_roles_without_sender_is_a_page_level_handover():
 @pytest.mark.parametrize("key", ["policy_enforcement", "policy-enforcement"])
 def test_policy_enforcement_without_sender(key):
     # Given the messaging_policy_enforcement example (current and older spelling of the key)
-    raw = {"recipient": {"id": PAGE}, "timestamp": 1458692752478,
-           key: {"action": "block", "reason": "The bot violated our Platform Policies"}}
+    raw = {
+        "recipient": {"id": PAGE},
+        "timestamp": 1458692752478,
+        key: {"action": "block", "reason": "The bot violated our Platform Policies"},
+    }
     # When parsed / Then it is a page-level policy enforcement event with its action
     event = one(raw)
     assert (event.kind, event.message_type, event.user_id) == (Kind.POLICY_ENFORCEMENT, "block", PAGE_LEVEL_USER)
@@ -319,29 +368,51 @@ def test_policy_enforcement_without_sender(key):
 
 def test_postback_with_user_ref_and_string_timestamp_in_seconds():
     # Given the messaging_postbacks reference example: sender.user_ref, "All JSON properties ... are strings"
-    raw = {"sender": {"user_ref": "USER-REF-ID"}, "recipient": {"id": PAGE}, "timestamp": "1527459824",
-           "postback": {"mid": "m_MESSAGE-ID", "title": "TITLE", "payload": "PAYLOAD"}}
+    raw = {
+        "sender": {"user_ref": "USER-REF-ID"},
+        "recipient": {"id": PAGE},
+        "timestamp": "1527459824",
+        "postback": {"mid": "m_MESSAGE-ID", "title": "TITLE", "payload": "PAYLOAD"},
+    }
     # When parsed / Then a postback of that user, its time in milliseconds
     event = one(raw)
     assert (event.kind, event.user_id, event.event_id, event.timestamp_ms) == (
-        Kind.POSTBACK, "USER-REF-ID", "m_MESSAGE-ID", 1_527_459_824_000)
+        Kind.POSTBACK,
+        "USER-REF-ID",
+        "m_MESSAGE-ID",
+        1_527_459_824_000,
+    )
 
 
-@pytest.mark.parametrize(("entry_time", "expected"), [("1527459824", 1_527_459_824_000),
-                                                      ("1458692752478", 1458692752478), (1527459824, 1527459824000)])
+@pytest.mark.parametrize(
+    ("entry_time", "expected"),
+    [("1527459824", 1_527_459_824_000), ("1458692752478", 1458692752478), (1527459824, 1527459824000)],
+)
 def test_string_entry_time_in_seconds_or_milliseconds(entry_time, expected):
     # Given an event without timestamp in an entry whose time is a string or in seconds
-    payload = {"object": "page", "entry": [{"id": PAGE, "time": entry_time, "messaging": [
-        {"sender": {"id": USER}, "recipient": {"id": PAGE}, "message": {"mid": "m_t", "text": "x"}}]}]}
+    payload = {
+        "object": "page",
+        "entry": [
+            {
+                "id": PAGE,
+                "time": entry_time,
+                "messaging": [
+                    {"sender": {"id": USER}, "recipient": {"id": PAGE}, "message": {"mid": "m_t", "text": "x"}}
+                ],
+            }
+        ],
+    }
     # When parsed / Then the entry's time, in milliseconds
     assert parse_body(json.dumps(payload).encode())[0].timestamp_ms == expected
 
 
 @pytest.mark.parametrize(
     "fields",
-    [{"message_edit": {"mid": "m_1", "text": "edited", "num_edit": 1}},
-     {"response_feedback": {"feedback": "Good response", "mid": "m_1"}},
-     {"messaging_game_plays": {"game_id": "1"}}],
+    [
+        {"message_edit": {"mid": "m_1", "text": "edited", "num_edit": 1}},
+        {"response_feedback": {"feedback": "Good response", "mid": "m_1"}},
+        {"messaging_game_plays": {"game_id": "1"}},
+    ],
 )
 def test_other_event_types_are_unknown_and_named(fields):
     # Given an event type we do not model / When parsed
@@ -361,8 +432,10 @@ def test_more_events_than_meta_batches_is_too_large():
 
 def test_events_are_counted_across_entries_and_standby():
     # Given the cap spread over several entries, messaging and standby
-    entries = [{"id": PAGE, "messaging": [item(read={"watermark": i})], "standby": [item(read={"watermark": -i})]}
-               for i in range(3)]
+    entries = [
+        {"id": PAGE, "messaging": [item(read={"watermark": i})], "standby": [item(read={"watermark": -i})]}
+        for i in range(3)
+    ]
     raw = json.dumps({"object": "page", "entry": entries}).encode()
     # When parsed with a cap of 5 / Then 6 events are too many
     with pytest.raises(PayloadTooLargeError):
@@ -375,8 +448,12 @@ def test_events_are_counted_across_entries_and_standby():
 
 @pytest.mark.parametrize(
     "fields",
-    [{"message": {"mid": "m_sb", "text": "to the inbox"}}, {"postback": {"title": "Start"}},
-     {"read": {"watermark": TS}}, {"delivery": {"watermark": TS}}],
+    [
+        {"message": {"mid": "m_sb", "text": "to the inbox"}},
+        {"postback": {"title": "Start"}},
+        {"read": {"watermark": TS}},
+        {"delivery": {"watermark": TS}},
+    ],
 )
 def test_standby_events_are_never_inbound(fields):
     # Given an event that arrives on standby (another app owns the thread) / When parsed
@@ -387,19 +464,38 @@ def test_standby_events_are_never_inbound(fields):
 
 def test_several_entries_and_several_messaging_items():
     # Given two entries, one with two messaging items and a standby item, one with a single item
-    payload = {"object": "page", "entry": [
-        {"id": PAGE, "time": TS, "messaging": [item(message={"mid": "m_1", "text": "a"}),
-                                               item(read={"watermark": TS})],
-         "standby": [item(message={"mid": "m_sb", "text": "c"})]},
-        {"id": "999", "time": TS, "messaging": [{"sender": {"id": "42"}, "recipient": {"id": "999"},
-                                                 "timestamp": TS, "message": {"mid": "m_2", "text": "b"}}]},
-    ]}
+    payload = {
+        "object": "page",
+        "entry": [
+            {
+                "id": PAGE,
+                "time": TS,
+                "messaging": [item(message={"mid": "m_1", "text": "a"}), item(read={"watermark": TS})],
+                "standby": [item(message={"mid": "m_sb", "text": "c"})],
+            },
+            {
+                "id": "999",
+                "time": TS,
+                "messaging": [
+                    {
+                        "sender": {"id": "42"},
+                        "recipient": {"id": "999"},
+                        "timestamp": TS,
+                        "message": {"mid": "m_2", "text": "b"},
+                    }
+                ],
+            },
+        ],
+    }
     # When parsed
     events = parse_body(json.dumps(payload).encode())
     # Then all four come out, in order, each with its own page
     assert [(e.page_id, e.kind, e.standby) for e in events] == [
-        (PAGE, Kind.MESSAGE, False), (PAGE, Kind.READ, False), (PAGE, Kind.MESSAGE, True),
-        ("999", Kind.MESSAGE, False)]
+        (PAGE, Kind.MESSAGE, False),
+        (PAGE, Kind.READ, False),
+        (PAGE, Kind.MESSAGE, True),
+        ("999", Kind.MESSAGE, False),
+    ]
     assert [e.event_id for e in events if e.kind is Kind.MESSAGE] == ["m_1", "m_sb", "m_2"]
 
 
@@ -415,9 +511,21 @@ def test_entry_without_events_and_empty_entry_list():
 def test_hash_id_is_stable_for_a_redelivery():
     # Given the same read receipt delivered twice, once with keys in another order and spacing
     first = body(item(read={"watermark": TS}))
-    reordered = json.dumps({"entry": [{"messaging": [{"read": {"watermark": TS}, "timestamp": TS,
-                                                      "recipient": {"id": PAGE}, "sender": {"id": USER}}],
-                                       "time": TS, "id": PAGE}], "object": "page"}, indent=2).encode()
+    reordered = json.dumps(
+        {
+            "entry": [
+                {
+                    "messaging": [
+                        {"read": {"watermark": TS}, "timestamp": TS, "recipient": {"id": PAGE}, "sender": {"id": USER}}
+                    ],
+                    "time": TS,
+                    "id": PAGE,
+                }
+            ],
+            "object": "page",
+        },
+        indent=2,
+    ).encode()
     # When both are parsed / Then the ids are equal
     assert parse_body(first)[0].event_id == parse_body(reordered)[0].event_id == parse_body(first)[0].event_id
 
@@ -450,7 +558,11 @@ def test_hash_id_differs_per_page():
 @pytest.mark.parametrize(
     "raw",
     [
-        b"", b"not json", b"[]", b'"page"', b"null",
+        b"",
+        b"not json",
+        b"[]",
+        b'"page"',
+        b"null",
         b'{"entry":[]}',
         b'{"object":"instagram","entry":[]}',
         b'{"object":"page"}',
@@ -465,8 +577,9 @@ def test_a_wrong_envelope_is_a_bad_request(raw):
 
 
 def _entry(*items: Any, **entry: Any) -> bytes:
-    return json.dumps({"object": "page", "entry": [{"id": "1", "time": TS, "messaging": list(items), **entry}]}
-                      ).encode()
+    return json.dumps(
+        {"object": "page", "entry": [{"id": "1", "time": TS, "messaging": list(items), **entry}]}
+    ).encode()
 
 
 @pytest.mark.parametrize(
@@ -480,13 +593,24 @@ def _entry(*items: Any, **entry: Any) -> bytes:
         (b'{"object":"page","entry":[{"id":"1","standby":"x"}]}', "entry.standby is not a list"),
         (_entry(1), "messaging item is not an object"),
         (_entry({"recipient": {"id": "1"}, "timestamp": TS, "message": {"mid": "m"}}), "event has no sender"),
-        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"text": "no mid"}}),
-         "message.mid missing"),
-        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"mid": "m", "text": 5}}),
-         "message.text must be a string"),
-        (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"},
-                 "message": {"mid": "m", "attachments": {"type": "image"}}}),
-         "message.attachments must be a list"),
+        (
+            _entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"text": "no mid"}}),
+            "message.mid missing",
+        ),
+        (
+            _entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"mid": "m", "text": 5}}),
+            "message.text must be a string",
+        ),
+        (
+            _entry(
+                {
+                    "sender": {"id": "2"},
+                    "recipient": {"id": "1"},
+                    "message": {"mid": "m", "attachments": {"type": "image"}},
+                }
+            ),
+            "message.attachments must be a list",
+        ),
         (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": "hi"}), "message must be an object"),
         (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "postback": []}), "postback must be an object"),
         (_entry({"sender": {"id": "2"}, "recipient": {"id": "1"}, "read": "x"}), "read must be an object"),
@@ -507,12 +631,17 @@ def test_an_event_we_cannot_read_is_kept_as_unknown(raw, reason):
 
 def test_an_odd_event_never_costs_its_neighbours():
     # Given a batch where a broken event sits between two ordinary messages
-    raw = _entry(item(message={"mid": "m_1", "text": "a"}), {"sender": {"id": USER}, "message": {"text": 5}},
-                 item(message={"mid": "m_2", "text": "b"}))
+    raw = _entry(
+        item(message={"mid": "m_1", "text": "a"}),
+        {"sender": {"id": USER}, "message": {"text": 5}},
+        item(message={"mid": "m_2", "text": "b"}),
+    )
     # When parsed / Then both messages come out as inbound, and the odd one as unknown
     events = parse_body(raw)
-    assert [(e.kind, e.event_id) for e in events if e.kind is Kind.MESSAGE] == [(Kind.MESSAGE, "m_1"),
-                                                                               (Kind.MESSAGE, "m_2")]
+    assert [(e.kind, e.event_id) for e in events if e.kind is Kind.MESSAGE] == [
+        (Kind.MESSAGE, "m_1"),
+        (Kind.MESSAGE, "m_2"),
+    ]
     assert [e.kind for e in events] == [Kind.MESSAGE, Kind.UNKNOWN, Kind.MESSAGE]
 
 

@@ -91,25 +91,76 @@ def test_valid_messages_pass():
         ({"text": ""}, "message[text] must be a non-empty string"),
         ({"text": "x" * 2000}, "message[text] has 2000 characters; the limit is 1999"),
         ({"text": "a", "quick_replies": []}, "must hold 1 to 13 quick replies (0)"),
-        ({"text": "a", "quick_replies": [{"content_type": "text", "title": "t", "payload": "p"}] * 14},
-         "must hold 1 to 13 quick replies (14)"),
+        (
+            {"text": "a", "quick_replies": [{"content_type": "text", "title": "t", "payload": "p"}] * 14},
+            "must hold 1 to 13 quick replies (14)",
+        ),
         ({"text": "a", "quick_replies": [{"content_type": "location"}]}, "[content_type] must be one of"),
-        ({"text": "a", "quick_replies": [{"content_type": "text", "title": "t" * 21, "payload": "p"}]},
-         "[title] has 21 characters; the limit is 20"),
+        (
+            {"text": "a", "quick_replies": [{"content_type": "text", "title": "t" * 21, "payload": "p"}]},
+            "[title] has 21 characters; the limit is 20",
+        ),
         ({"text": "a", "quick_replies": [{"content_type": "text", "payload": "p"}]}, "[title] must be a non-empty"),
         ({"attachment": {"type": "image", "payload": {"url": "ftp://x"}}}, "[url] must be an http(s) URL"),
         ({"attachment": {"type": "sticker", "payload": {}}}, "[type] must be one of"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "button", "text": "t", "buttons": [
-            {"type": "postback", "title": "b", "payload": "p"}] * 4}}}, "button template needs 1 to 3 buttons (4)"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [
-            {"title": "t", "subtitle": "s"}] * 11}}}, "a generic template needs 1 to 10 elements (11)"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [
-            {"title": "t" * 81, "subtitle": "s"}]}}}, "element 0 title has 81 characters; the limit is 80"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [
-            {"title": "t", "buttons": [{"type": "web_url", "title": "t" * 21, "url": "https://x"}]}]}}},
-         "element 0 button 0 title has 21 characters; the limit is 20"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "button", "text": "t", "buttons": [
-            {"type": "phone_number", "title": "Call", "payload": "555"}]}}}, "a phone number starting with +"),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": "t",
+                        "buttons": [{"type": "postback", "title": "b", "payload": "p"}] * 4,
+                    },
+                }
+            },
+            "button template needs 1 to 3 buttons (4)",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": [{"title": "t", "subtitle": "s"}] * 11},
+                }
+            },
+            "a generic template needs 1 to 10 elements (11)",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": [{"title": "t" * 81, "subtitle": "s"}]},
+                }
+            },
+            "element 0 title has 81 characters; the limit is 80",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "generic",
+                        "elements": [
+                            {"title": "t", "buttons": [{"type": "web_url", "title": "t" * 21, "url": "https://x"}]}
+                        ],
+                    },
+                }
+            },
+            "element 0 button 0 title has 21 characters; the limit is 20",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": "t",
+                        "buttons": [{"type": "phone_number", "title": "Call", "payload": "555"}],
+                    },
+                }
+            },
+            "a phone number starting with +",
+        ),
         ({"attachment": {"type": "template", "payload": {"template_type": "media"}}}, "template_type must be one of"),
     ],
 )

@@ -151,13 +151,13 @@ def test_quick_replies_go_on_the_last_part_and_are_limited_to_13():
     assert len(bodies[-1]["message"]["quick_replies"]) == 13
     assert bodies[-1]["message"]["quick_replies"][0] == {"content_type": "text", "title": "option 0", "payload": "P0"}
     with pytest.raises(PermanentSendError):
-        plan_messages("psid", [OutgoingMessage(text="x", quick_replies=(*quick, QuickReply("a", "b")))],
-                      SendPolicy())
+        plan_messages("psid", [OutgoingMessage(text="x", quick_replies=(*quick, QuickReply("a", "b")))], SendPolicy())
 
 
 def test_sender_action_goes_alone():
-    bodies = plan_messages("psid", [OutgoingMessage(sender_action="typing_on"), OutgoingMessage(text="hi")],
-                           SendPolicy())
+    bodies = plan_messages(
+        "psid", [OutgoingMessage(sender_action="typing_on"), OutgoingMessage(text="hi")], SendPolicy()
+    )
     assert bodies[0] == {"recipient": {"id": "psid"}, "sender_action": "typing_on"}
     assert "sender_action" not in bodies[1]
     with pytest.raises(ValueError):
@@ -173,17 +173,20 @@ def test_human_agent_tag_and_retired_tags():
 
 
 def test_attachment_message():
-    bodies = plan_messages("psid", [OutgoingMessage(attachment_url="https://x/y.png", attachment_type="image")],
-                           SendPolicy())
-    assert bodies[0]["message"] == {"attachment": {"type": "image",
-                                                   "payload": {"url": "https://x/y.png", "is_reusable": True}},
-                                    "metadata": BOT_METADATA}
+    bodies = plan_messages(
+        "psid", [OutgoingMessage(attachment_url="https://x/y.png", attachment_type="image")], SendPolicy()
+    )
+    assert bodies[0]["message"] == {
+        "attachment": {"type": "image", "payload": {"url": "https://x/y.png", "is_reusable": True}},
+        "metadata": BOT_METADATA,
+    }
 
 
 def test_sender_records_the_text_of_its_bodies_and_looks_up_profiles():
     sender = MetaSender(MetaSendClient(BASE, "v25.0"), lambda: None)  # type: ignore[arg-type, return-value]
     inbound = InboundMessage("meta", "m_in", "message", "123", "psid", "meta#123#psid", 1_700_000_000_000)
-    bodies = sender.plan(inbound, [OutgoingMessage(text="Hello"), OutgoingMessage(sender_action="typing_on")],
-                         SendPolicy())
+    bodies = sender.plan(
+        inbound, [OutgoingMessage(text="Hello"), OutgoingMessage(sender_action="typing_on")], SendPolicy()
+    )
     assert [sender.body_text(body) for body in bodies] == ["Hello", None]
     assert (sender.initial_status, sender.has_profiles) == ("sent", True)

@@ -33,14 +33,72 @@ json_values = st.recursive(
 )
 ids = st.one_of(st.text(min_size=1, max_size=20), st.integers(min_value=0, max_value=10**16))
 # The keys a Meta or Vonage parser looks at, so generated objects often reach deep into the parsers.
-META_KEYS = ["object", "entry", "id", "time", "messaging", "standby", "sender", "recipient", "timestamp",
-             "message", "mid", "text", "is_echo", "attachments", "type", "payload", "url", "coordinates",
-             "quick_reply", "reply_to", "postback", "delivery", "mids", "watermark", "read", "reaction",
-             "referral", "optin", "account_linking", "pass_thread_control", "take_thread_control", "app_roles",
-             "request_thread_control", "new_owner_app_id", "metadata", "app_id", "sticker_id", "user_ref"]
-VONAGE_KEYS = ["message_uuid", "channel", "message_type", "to", "from", "id", "timestamp", "text", "image",
-               "audio", "video", "file", "url", "caption", "name", "message", "content", "type", "status",
-               "error", "code", "reason", "title", "detail"]
+META_KEYS = [
+    "object",
+    "entry",
+    "id",
+    "time",
+    "messaging",
+    "standby",
+    "sender",
+    "recipient",
+    "timestamp",
+    "message",
+    "mid",
+    "text",
+    "is_echo",
+    "attachments",
+    "type",
+    "payload",
+    "url",
+    "coordinates",
+    "quick_reply",
+    "reply_to",
+    "postback",
+    "delivery",
+    "mids",
+    "watermark",
+    "read",
+    "reaction",
+    "referral",
+    "optin",
+    "account_linking",
+    "pass_thread_control",
+    "take_thread_control",
+    "app_roles",
+    "request_thread_control",
+    "new_owner_app_id",
+    "metadata",
+    "app_id",
+    "sticker_id",
+    "user_ref",
+]
+VONAGE_KEYS = [
+    "message_uuid",
+    "channel",
+    "message_type",
+    "to",
+    "from",
+    "id",
+    "timestamp",
+    "text",
+    "image",
+    "audio",
+    "video",
+    "file",
+    "url",
+    "caption",
+    "name",
+    "message",
+    "content",
+    "type",
+    "status",
+    "error",
+    "code",
+    "reason",
+    "title",
+    "detail",
+]
 
 
 def shaped(keys: list[str]) -> st.SearchStrategy[Any]:
@@ -77,10 +135,20 @@ def test_meta_parse_arbitrary_json(value):
 
 
 @FAST
-@given(st.fixed_dictionaries({"object": st.just("page"),
-                              "entry": st.lists(shaped(META_KEYS) | st.fixed_dictionaries(
-                                  {"id": ids, "time": scalars,
-                                   "messaging": st.lists(shaped(META_KEYS), max_size=3)}), max_size=3)}))
+@given(
+    st.fixed_dictionaries(
+        {
+            "object": st.just("page"),
+            "entry": st.lists(
+                shaped(META_KEYS)
+                | st.fixed_dictionaries(
+                    {"id": ids, "time": scalars, "messaging": st.lists(shaped(META_KEYS), max_size=3)}
+                ),
+                max_size=3,
+            ),
+        }
+    )
+)
 def test_meta_parse_page_bodies_with_arbitrary_items(value):
     # Given an object=page body whose entries and items are arbitrary / When parsed / Then no other exception
     only_domain_errors(meta_events.parse_body, json.dumps(value).encode())
@@ -104,10 +172,20 @@ def test_vonage_parse_arbitrary_json(value):
 
 
 @FAST
-@given(st.fixed_dictionaries({"message_uuid": ids, "to": ids | shaped(VONAGE_KEYS),
-                              "from": ids | shaped(VONAGE_KEYS), "timestamp": scalars | st.text(max_size=40),
-                              "status": scalars, "message_type": scalars, "message": shaped(VONAGE_KEYS)},
-                             optional={"channel": scalars, "text": scalars, "error": json_values}))
+@given(
+    st.fixed_dictionaries(
+        {
+            "message_uuid": ids,
+            "to": ids | shaped(VONAGE_KEYS),
+            "from": ids | shaped(VONAGE_KEYS),
+            "timestamp": scalars | st.text(max_size=40),
+            "status": scalars,
+            "message_type": scalars,
+            "message": shaped(VONAGE_KEYS),
+        },
+        optional={"channel": scalars, "text": scalars, "error": json_values},
+    )
+)
 def test_vonage_parse_near_valid_callbacks(value):
     # Given callbacks with the right keys and arbitrary values / When parsed / Then no other exception
     raw = json.dumps(value).encode()
@@ -119,17 +197,30 @@ def test_vonage_parse_near_valid_callbacks(value):
 @given(st.datetimes(timezones=st.timezones() | st.none()), st.sampled_from(["iso", "utc", "z"]))
 def test_vonage_timestamps_in_any_form_parse(moment, form):
     # Given any datetime written in one of Vonage's forms / When parsed / Then an int of milliseconds
-    text = {"iso": moment.isoformat(), "utc": moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "z": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")}[form]
-    body = {"channel": "messenger", "message_uuid": "u", "to": "p", "from": "u", "timestamp": text,
-            "message_type": "text", "text": "x"}
+    text = {
+        "iso": moment.isoformat(),
+        "utc": moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "z": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }[form]
+    body = {
+        "channel": "messenger",
+        "message_uuid": "u",
+        "to": "p",
+        "from": "u",
+        "timestamp": text,
+        "message_type": "text",
+        "text": "x",
+    }
     event = only_domain_errors(vonage_events.parse_inbound, json.dumps(body).encode())
     assert event is None or isinstance(event.timestamp_ms, int)
 
 
 @FAST
-@given(st.binary(max_size=200), st.none() | st.text(max_size=80) | st.binary(max_size=40).map(bytes.hex),
-       st.text(max_size=20))
+@given(
+    st.binary(max_size=200),
+    st.none() | st.text(max_size=80) | st.binary(max_size=40).map(bytes.hex),
+    st.text(max_size=20),
+)
 def test_meta_verify_signature_arbitrary(body, header, secret):
     # Given any body, header and secret / When verified / Then it passes or raises a MessengerError
     only_domain_errors(verify_signature, secret, body, header)
@@ -137,8 +228,12 @@ def test_meta_verify_signature_arbitrary(body, header, secret):
 
 
 @FAST
-@given(st.text(max_size=20), st.none() | st.text(max_size=20), st.none() | st.text(max_size=20),
-       st.none() | st.text(max_size=20))
+@given(
+    st.text(max_size=20),
+    st.none() | st.text(max_size=20),
+    st.none() | st.text(max_size=20),
+    st.none() | st.text(max_size=20),
+)
 def test_meta_handshake_arbitrary(configured, mode, token, challenge):
     # Given any handshake query / When verified / Then the challenge or a MessengerError
     result = only_domain_errors(verify_handshake, configured, mode, token, challenge)
@@ -155,8 +250,12 @@ def test_vonage_verify_arbitrary_header(body, authorization):
 
 
 @FAST
-@given(st.binary(max_size=100), st.dictionaries(st.sampled_from(["iat", "payload_hash", "api_key", "exp", "nbf",
-                                                                 "jti", "iss", "aud"]), json_values, max_size=5))
+@given(
+    st.binary(max_size=100),
+    st.dictionaries(
+        st.sampled_from(["iat", "payload_hash", "api_key", "exp", "nbf", "jti", "iss", "aud"]), json_values, max_size=5
+    ),
+)
 def test_vonage_verify_correctly_signed_arbitrary_claims(body, claims):
     # Given a correctly signed token whose claims are arbitrary JSON (signed below PyJWT's claim checks)
     full = {"iat": NOW, "payload_hash": payload_hash(body), "api_key": API_KEY, **claims}
@@ -195,8 +294,9 @@ def meta_message_bodies(draw) -> tuple[dict[str, Any], list[str]]:
     """A valid Meta body: 1-3 entries, 1-3 messaging/standby items each, every message with a unique mid."""
     mids = draw(st.lists(mid_text.map(lambda s: "m_" + s), min_size=1, max_size=9, unique=True))
     pages = draw(st.lists(st.integers(10**14, 10**15 - 1).map(str), min_size=1, max_size=3, unique=True))
-    entries: list[dict[str, Any]] = [{"id": page, "time": 1_700_000_000_000, "messaging": [], "standby": []}
-                                     for page in pages]
+    entries: list[dict[str, Any]] = [
+        {"id": page, "time": 1_700_000_000_000, "messaging": [], "standby": []} for page in pages
+    ]
     for mid in mids:
         entry = draw(st.sampled_from(entries))
         user = str(draw(st.integers(10**15, 10**16 - 1)))
@@ -208,15 +308,26 @@ def meta_message_bodies(draw) -> tuple[dict[str, Any], list[str]]:
         if draw(st.booleans()):
             message["text"] = draw(st.text(max_size=30))
         else:
-            message["attachments"] = [{"type": draw(st.sampled_from(["image", "audio", "video", "file"])),
-                                       "payload": {"url": "https://cdn.example/" + draw(mid_text)}}]
+            message["attachments"] = [
+                {
+                    "type": draw(st.sampled_from(["image", "audio", "video", "file"])),
+                    "payload": {"url": "https://cdn.example/" + draw(mid_text)},
+                }
+            ]
         key = draw(st.sampled_from(["messaging", "standby"]))
-        entry[key].append({"sender": {"id": sender}, "recipient": {"id": recipient},
-                           "timestamp": draw(st.integers(0, 2**41)), "message": message})
+        entry[key].append(
+            {
+                "sender": {"id": sender},
+                "recipient": {"id": recipient},
+                "timestamp": draw(st.integers(0, 2**41)),
+                "message": message,
+            }
+        )
     # Receipts without mids ride along; they must not disturb the messages.
     if draw(st.booleans()):
-        entries[0]["messaging"].append({"sender": {"id": "1"}, "recipient": {"id": entries[0]["id"]},
-                                        "timestamp": 1, "read": {"watermark": 1}})
+        entries[0]["messaging"].append(
+            {"sender": {"id": "1"}, "recipient": {"id": entries[0]["id"]}, "timestamp": 1, "read": {"watermark": 1}}
+        )
     return {"object": "page", "entry": entries}, mids
 
 

@@ -16,8 +16,16 @@ from tests.helpers import inbound_event, stream_record
 NOW_MS = 1_800_000_000_000
 
 
-def record(seq: int, user: str, event_id: str | None = None, *, name: str = "INSERT", record_type: str = "inbound",
-           ts: int = NOW_MS, text: str = "hello") -> dict[str, Any]:
+def record(
+    seq: int,
+    user: str,
+    event_id: str | None = None,
+    *,
+    name: str = "INSERT",
+    record_type: str = "inbound",
+    ts: int = NOW_MS,
+    text: str = "hello",
+) -> dict[str, Any]:
     event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
     return stream_record(event, seq, name=name, record_type=record_type)
 
@@ -75,16 +83,18 @@ def test_entire_batch_failure_is_a_response_not_an_exception():
     def handler(record: ReplyRecord, lambda_context: Any) -> None:
         raise RetryLaterError("down")
 
-    result = process_partial_response({"Records": [record(1, "a"), record(2, "b")]}, handler,
-                                      ConversationOrderedProcessor(finish=None))
+    result = process_partial_response(
+        {"Records": [record(1, "a"), record(2, "b")]}, handler, ConversationOrderedProcessor(finish=None)
+    )
     assert len(result["batchItemFailures"]) == 2
 
 
 def test_no_record_started_when_time_is_short():
     calls: list[Any] = []
     processor = ConversationOrderedProcessor(min_remaining_ms=5_000, finish=None)
-    result = process_partial_response({"Records": [record(1, "a")]}, lambda r, c: calls.append(r),
-                                      processor, Context(remaining_ms=1_000))
+    result = process_partial_response(
+        {"Records": [record(1, "a")]}, lambda r, c: calls.append(r), processor, Context(remaining_ms=1_000)
+    )
     assert calls == [] and len(result["batchItemFailures"]) == 1
 
 
@@ -96,20 +106,21 @@ def test_only_inserts_of_inbound_items_are_answered():
         assert inbound_from_record(record(1, "a", record_type=record_type)) is None
 
 
-
-
 def test_the_handler_gets_each_record_decoded_once_with_the_context():
     # Given an inbound message and an outbound item in one batch, and a context
     records = [record(1, "a", text="hi there"), record(2, "a", record_type="outbound")]
     context = Context()
     seen: list[tuple[ReplyRecord, Any]] = []
     # When processed
-    result = process_partial_response({"Records": records}, lambda r, c: seen.append((r, c)),
-                                      ConversationOrderedProcessor(finish=None), context)
+    result = process_partial_response(
+        {"Records": records}, lambda r, c: seen.append((r, c)), ConversationOrderedProcessor(finish=None), context
+    )
     # Then the handler got the decoded message (None for the item we do not answer) and the context
     assert result == {"batchItemFailures": []}
     assert [(r.raw, r.inbound.text if r.inbound else None, c) for r, c in seen] == [
-        (records[0], "hi there", context), (records[1], None, context)]
+        (records[0], "hi there", context),
+        (records[1], None, context),
+    ]
     assert decode(records[0]) == seen[0][0]
 
 

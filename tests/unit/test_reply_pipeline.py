@@ -26,8 +26,16 @@ from tests.helpers import inbound_event, stream_record
 NOW_MS = 1_800_000_000_000
 
 
-def record(seq: int, user: str, event_id: str | None = None, *, name: str = "INSERT", record_type: str = "inbound",
-           ts: int = NOW_MS, text: str = "hello") -> InboundMessage | None:
+def record(
+    seq: int,
+    user: str,
+    event_id: str | None = None,
+    *,
+    name: str = "INSERT",
+    record_type: str = "inbound",
+    ts: int = NOW_MS,
+    text: str = "hello",
+) -> InboundMessage | None:
     """The inbound message of a stream record, as the batch processor hands it to the pipeline."""
     event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
     return inbound_from_record(stream_record(event, seq, name=name, record_type=record_type))
@@ -82,9 +90,15 @@ class Fixed:
 def pipeline(sender: FakeSender, *texts: str, retry: RetryPolicy | None = None) -> tuple[ReplyPipeline, Ledger]:
     ledger = Ledger(MemoryStore(), clock=lambda: NOW_MS / 1000)
     sleeps: list[float] = []
-    p = ReplyPipeline(ledger=ledger, responder=Fixed(*(texts or ("hi",))), senders={"meta": sender},
-                      retry=retry or RetryPolicy(max_attempts=3, base_delay_s=0.01, reserve_ms=0),
-                      clock=lambda: NOW_MS / 1000, sleep=sleeps.append, stats=ReplyStats())
+    p = ReplyPipeline(
+        ledger=ledger,
+        responder=Fixed(*(texts or ("hi",))),
+        senders={"meta": sender},
+        retry=retry or RetryPolicy(max_attempts=3, base_delay_s=0.01, reserve_ms=0),
+        clock=lambda: NOW_MS / 1000,
+        sleep=sleeps.append,
+        stats=ReplyStats(),
+    )
     p.sleeps = sleeps  # type: ignore[attr-defined]
     return p, ledger
 
@@ -140,10 +154,13 @@ def test_multi_part_reply_resumes_after_the_last_sent_part():
     assert ledger.outbound == ["mid-1", "mid-5", "mid-6"]
 
 
-@pytest.mark.parametrize(("error", "state", "metric"), [
-    (PermanentSendError("bad"), ClaimState.FAILED, "ReplyFailedPermanent"),
-    (AmbiguousSendError("timeout"), ClaimState.AMBIGUOUS, "ReplyAmbiguous"),
-])
+@pytest.mark.parametrize(
+    ("error", "state", "metric"),
+    [
+        (PermanentSendError("bad"), ClaimState.FAILED, "ReplyFailedPermanent"),
+        (AmbiguousSendError("timeout"), ClaimState.AMBIGUOUS, "ReplyAmbiguous"),
+    ],
+)
 def test_permanent_and_ambiguous_are_settled_not_retried(error, state, metric):
     sender = FakeSender([error])
     p, ledger = pipeline(sender)
@@ -179,9 +196,14 @@ def test_the_profile_is_looked_up_only_through_a_sender_that_has_profiles(has_pr
     sender.has_profiles = has_profiles
     sender.first_name = lambda inbound: "Ada"
     store = MemoryStore()
-    p = ReplyPipeline(ledger=ReplyLedger(store, clock=lambda: NOW_MS / 1000), responder=Greeter(),
-                      senders={"meta": sender}, profiles=ProfileCache(store, clock=lambda: NOW_MS / 1000),
-                      clock=lambda: NOW_MS / 1000, stats=ReplyStats())
+    p = ReplyPipeline(
+        ledger=ReplyLedger(store, clock=lambda: NOW_MS / 1000),
+        responder=Greeter(),
+        senders={"meta": sender},
+        profiles=ProfileCache(store, clock=lambda: NOW_MS / 1000),
+        clock=lambda: NOW_MS / 1000,
+        stats=ReplyStats(),
+    )
     # When a message is answered
     assert p.handle(record(1, "a")) == "sent"
     # Then the name was used (and cached) only when the sender has profiles

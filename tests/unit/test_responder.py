@@ -17,16 +17,22 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "layers" / "messenger" / "messen
 
 
 def message(text: str | None = None, **fields) -> InboundMessage:
-    return InboundMessage("meta", "m1", fields.pop("kind", "message"), "page", "user", "meta#page#user", 0,
-                          text=text, **fields)
+    return InboundMessage(
+        "meta", "m1", fields.pop("kind", "message"), "page", "user", "meta#page#user", 0, text=text, **fields
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("Hi!", "Hello!"), ("hello there", "Hello!"), ("I need help", "Here is what I can do"),
-     ("thanks a lot", "welcome"), ("what are your opening hours?", "opening hours"),
-     ("When do you close on Sunday?", "opening hours"),
-     ("this is something else", "Thanks for your message: “this is something else”")],
+    [
+        ("Hi!", "Hello!"),
+        ("hello there", "Hello!"),
+        ("I need help", "Here is what I can do"),
+        ("thanks a lot", "welcome"),
+        ("what are your opening hours?", "opening hours"),
+        ("When do you close on Sunday?", "opening hours"),
+        ("this is something else", "Thanks for your message: “this is something else”"),
+    ],
 )
 def test_default_rules(text, expected):
     replies = RuleResponder().respond(message(text))
@@ -40,11 +46,12 @@ def test_keywords_match_whole_words_only():
 
 def test_defaults_for_postbacks_quick_replies_stickers_and_attachments():
     responder = RuleResponder()
-    assert "Get started" in responder.respond(message(kind="postback", postback_title="Get started",
-                                                      postback_payload="START"))[0].text
+    assert (
+        "Get started"
+        in responder.respond(message(kind="postback", postback_title="Get started", postback_payload="START"))[0].text
+    )
     assert "BLUE" in responder.respond(message("Blue", quick_reply_payload="BLUE"))[0].text
-    assert responder.respond(message(attachments=({"type": "image", "url": "u", "sticker_id": "369"},)))[0].text \
-        == "👍"
+    assert responder.respond(message(attachments=({"type": "image", "url": "u", "sticker_id": "369"},)))[0].text == "👍"
     assert "picture" in responder.respond(message(attachments=({"type": "image", "url": "u"},)))[0].text
     assert "attachment" in responder.respond(message(attachments=({"type": "file", "url": "u"},)))[0].text
 
@@ -72,8 +79,10 @@ def test_fallback_echo_does_not_interpret_user_braces():
         ({"rules": [{"name": "bad", "regex": "(", "reply": {"text": "x"}}]}, "rule 'bad' (rules[0]): invalid regex"),
         ({"rules": [{"name": "nothing", "reply": {"text": "x"}}]}, "rule 'nothing'"),
         ({"rules": [{"name": "noreply", "keywords": ["a"]}]}, "needs reply or replies"),
-        ({"rules": [{"name": "qr", "keywords": ["a"], "reply": {"text": "x", "quick_replies": [{}] * 14}}]},
-         "at most 13"),
+        (
+            {"rules": [{"name": "qr", "keywords": ["a"], "reply": {"text": "x", "quick_replies": [{}] * 14}}]},
+            "at most 13",
+        ),
         ({"rules": [{"name": "tpl", "keywords": ["a"], "reply": {"text": "{oops"}}]}, "bad placeholder"),
         ({"rules": [{"name": "typo", "keyword": ["a"], "reply": {"text": "x"}}]}, "unknown keys"),
     ],
@@ -152,8 +161,10 @@ def test_every_offered_quick_reply_and_postback_has_its_own_rule(name):
     assert offered, "the walk must find something to tap"
     for payload in sorted(offered):
         # When the user taps it (as a quick reply, or as a postback button)
-        for tap in (message(payload.title(), quick_reply_payload=payload),
-                    message(kind="postback", postback_title=payload.title(), postback_payload=payload)):
+        for tap in (
+            message(payload.title(), quick_reply_payload=payload),
+            message(kind="postback", postback_title=payload.title(), postback_payload=payload),
+        ):
             # Then a rule of its own answers, not the generic "noted" / "you chose" catch-all
             assert any(rule.matches(tap) for rule in responder.rules), f"{name}: nothing answers {payload}"
 

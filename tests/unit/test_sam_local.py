@@ -15,7 +15,10 @@ from local.template import ROOT, load_template
 
 # What SAM CLI 1.170's Container.create passes to docker-py for a Lambda container (no debugging).
 SAM_KWARGS = {
-    "command": [], "working_dir": "/var/task", "tty": False, "use_config_proxy": True,
+    "command": [],
+    "working_dir": "/var/task",
+    "tty": False,
+    "use_config_proxy": True,
     "volumes": {"/build/WebhookFunction": {"bind": "/var/task", "mode": "ro,delegated"}},
     "environment": {"AWS_LAMBDA_FUNCTION_NAME": "WebhookFunction"},
     "ports": {"8080": ("127.0.0.1", 5123)},
@@ -31,11 +34,18 @@ def test_lambda_container_moves_to_the_host_network_on_sams_port():
     # Then host network, no published port, and the emulator listens where SAM will send the invocation
     assert adjusted["network_mode"] == "host" and "ports" not in adjusted
     assert adjusted["entrypoint"] == [
-        "/var/rapid/aws-lambda-rie", "--log-level", "error",
-        "--runtime-interface-emulator-address", "127.0.0.1:5123", "--runtime-api-address", "127.0.0.1:40001"]
+        "/var/rapid/aws-lambda-rie",
+        "--log-level",
+        "error",
+        "--runtime-interface-emulator-address",
+        "127.0.0.1:5123",
+        "--runtime-api-address",
+        "127.0.0.1:40001",
+    ]
     # And everything else is SAM's, untouched (the input too)
     assert {k: v for k, v in adjusted.items() if k not in ("network_mode", "entrypoint")} == {
-        k: v for k, v in SAM_KWARGS.items() if k not in ("ports", "entrypoint")}
+        k: v for k, v in SAM_KWARGS.items() if k not in ("ports", "entrypoint")
+    }
     assert SAM_KWARGS["ports"] == {"8080": ("127.0.0.1", 5123)}
 
 
@@ -45,19 +55,27 @@ def test_only_sams_lambda_containers_are_adjusted():
     assert not is_lambda_container({k: v for k, v in SAM_KWARGS.items() if k != "labels"})
 
 
-@pytest.mark.parametrize("change", [
-    {"ports": {"5858": ("127.0.0.1", 5858)}},  # no emulator port: another SAM version
-    {"ports": {"8080": ("127.0.0.1", 5123), "5858": ("127.0.0.1", 5858)}},  # debug ports
-    {"entrypoint": ["/lambda-entrypoint.sh"]},  # not SAM's emulator
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"ports": {"5858": ("127.0.0.1", 5858)}},  # no emulator port: another SAM version
+        {"ports": {"8080": ("127.0.0.1", 5123), "5858": ("127.0.0.1", 5858)}},  # debug ports
+        {"entrypoint": ["/lambda-entrypoint.sh"]},  # not SAM's emulator
+    ],
+)
 def test_unknown_shapes_are_refused_loudly(change):
     with pytest.raises(HostNetworkError):
         host_network_kwargs({**SAM_KWARGS, **change}, api_port=40001)
 
 
 def test_dockerd_never_gets_a_bridge():
-    assert set(DOCKERD_NETWORK_FLAGS) == {"--bridge=none", "--iptables=false", "--ip6tables=false",
-                                          "--ip-forward=false", "--ip-masq=false"}
+    assert set(DOCKERD_NETWORK_FLAGS) == {
+        "--bridge=none",
+        "--iptables=false",
+        "--ip6tables=false",
+        "--ip-forward=false",
+        "--ip-masq=false",
+    }
 
 
 def test_debian_mirror_is_a_url():
@@ -95,17 +113,20 @@ def test_every_sample_event_has_an_expected_answer():
     assert samples == set(checks.EXPECTED)
 
 
-@pytest.mark.parametrize(("name", "answer", "ok"), [
-    ("meta_text_batch.json", {"statusCode": 200, "body": '{"stored":3,"duplicates":0}'}, True),
-    ("meta_text_batch.json", {"statusCode": 200, "body": '{"stored":0,"duplicates":3}'}, False),
-    ("meta_text_batch.json", {"statusCode": 503, "body": '{"error":"storage_unavailable"}'}, False),
-    ("meta_verify.json", {"statusCode": 200, "body": "1158201444"}, True),
-    ("meta_data_deletion.json", {"statusCode": 200, "body": '{"url":"http://x/1","confirmation_code":"1"}'}, True),
-    ("meta_data_deletion.json", {"statusCode": 200, "body": '{"url":"http://x/1"}'}, False),
-    ("stream_inbound_meta.json", {"batchItemFailures": []}, True),
-    ("stream_inbound_meta.json", {"batchItemFailures": [{"itemIdentifier": "1"}]}, False),
-    ("stream_inbound_meta.json", "Task timed out", False),
-])
+@pytest.mark.parametrize(
+    ("name", "answer", "ok"),
+    [
+        ("meta_text_batch.json", {"statusCode": 200, "body": '{"stored":3,"duplicates":0}'}, True),
+        ("meta_text_batch.json", {"statusCode": 200, "body": '{"stored":0,"duplicates":3}'}, False),
+        ("meta_text_batch.json", {"statusCode": 503, "body": '{"error":"storage_unavailable"}'}, False),
+        ("meta_verify.json", {"statusCode": 200, "body": "1158201444"}, True),
+        ("meta_data_deletion.json", {"statusCode": 200, "body": '{"url":"http://x/1","confirmation_code":"1"}'}, True),
+        ("meta_data_deletion.json", {"statusCode": 200, "body": '{"url":"http://x/1"}'}, False),
+        ("stream_inbound_meta.json", {"batchItemFailures": []}, True),
+        ("stream_inbound_meta.json", {"batchItemFailures": [{"itemIdentifier": "1"}]}, False),
+        ("stream_inbound_meta.json", "Task timed out", False),
+    ],
+)
 def test_invoke_answers_are_checked(name, answer, ok):
     assert (checks.check_invoke(name, answer) is None) is ok
 

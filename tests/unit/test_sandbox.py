@@ -22,8 +22,9 @@ def sandbox() -> Sandbox:
 def graph(sandbox: Sandbox, message: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     body = {"recipient": {"id": "psid"}, "messaging_type": "RESPONSE", "message": message}
     try:
-        status, payload, _callback = sandbox.graph_send(PAGE_ID, {"access_token": META["page_tokens"][PAGE_ID]}, {},
-                                                        body)
+        status, payload, _callback = sandbox.graph_send(
+            PAGE_ID, {"access_token": META["page_tokens"][PAGE_ID]}, {}, body
+        )
     except SandboxReject as reject:
         return reject.status, reject.body
     return status, payload
@@ -33,17 +34,59 @@ def graph(sandbox: Sandbox, message: dict[str, Any]) -> tuple[int, dict[str, Any
     ("message", "words"),
     [
         ({"text": "x" * 2000}, "message[text] has 2000 characters"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "button", "text": "t" * 700,
-                                                         "buttons": [{"type": "postback", "title": "b",
-                                                                      "payload": "p"}]}}}, "the limit is 640"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [
-            {"title": "only a title"}]}}}, "besides its title"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [
-            {"title": "t", "subtitle": "s" * 90}]}}}, "subtitle has 90 characters"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "button", "text": "t", "buttons": [
-            {"type": "postback", "title": "b", "payload": "p"}] * 4}}}, "1 to 3 buttons"),
-        ({"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [
-            {"title": "t", "subtitle": "s"}] * 11}}}, "1 to 10 elements"),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": "t" * 700,
+                        "buttons": [{"type": "postback", "title": "b", "payload": "p"}],
+                    },
+                }
+            },
+            "the limit is 640",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": [{"title": "only a title"}]},
+                }
+            },
+            "besides its title",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": [{"title": "t", "subtitle": "s" * 90}]},
+                }
+            },
+            "subtitle has 90 characters",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {
+                        "template_type": "button",
+                        "text": "t",
+                        "buttons": [{"type": "postback", "title": "b", "payload": "p"}] * 4,
+                    },
+                }
+            },
+            "1 to 3 buttons",
+        ),
+        (
+            {
+                "attachment": {
+                    "type": "template",
+                    "payload": {"template_type": "generic", "elements": [{"title": "t", "subtitle": "s"}] * 11},
+                }
+            },
+            "1 to 10 elements",
+        ),
         ({"text": "x", "metadata": "m" * 1001}, "message[metadata] has 1001 characters"),
     ],
 )
@@ -69,8 +112,15 @@ def test_graph_accepts_everything_our_planner_sends(sandbox):
 
 def vonage(sandbox: Sandbox, **fields: Any) -> tuple[int, dict[str, Any]]:
     token = AppJwt(VONAGE["application_id"], VONAGE["private_key"]).token()
-    body = {"channel": "messenger", "message_type": "text", "to": "psid", "from": PAGE_ID, "text": "hi",
-            "messenger": {"category": "response"}, **fields}
+    body = {
+        "channel": "messenger",
+        "message_type": "text",
+        "to": "psid",
+        "from": PAGE_ID,
+        "text": "hi",
+        "messenger": {"category": "response"},
+        **fields,
+    }
     try:
         status, payload, _callback = sandbox.vonage_send({"authorization": f"Bearer {token}"}, body)
     except SandboxReject as reject:

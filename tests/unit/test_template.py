@@ -176,8 +176,10 @@ def test_http_api_fails_on_warnings_logs_access_and_throttles():
 def test_http_api_throttling_comes_from_parameters():
     # Given the template / Then the HTTP API's rate and burst are parameters, not hard-coded numbers
     settings = props("HttpApi")["DefaultRouteSettings"]
-    assert settings == {"ThrottlingBurstLimit": {"Ref": "HttpApiThrottlingBurstLimit"},
-                        "ThrottlingRateLimit": {"Ref": "HttpApiThrottlingRateLimit"}}
+    assert settings == {
+        "ThrottlingBurstLimit": {"Ref": "HttpApiThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "HttpApiThrottlingRateLimit"},
+    }
     parameters = template()["Parameters"]
     rate, burst = parameters["HttpApiThrottlingRateLimit"], parameters["HttpApiThrottlingBurstLimit"]
     assert (rate["Type"], burst["Type"]) == ("Number", "Number")
@@ -194,10 +196,14 @@ def test_reply_function_has_a_reserved_concurrency_parameter():
     parameter = template()["Parameters"]["ReplyReservedConcurrency"]
     # Given the template / Then the reply function's reserved concurrency is the parameter, unless 0 or empty
     assert props("ReplyFunction")["ReservedConcurrentExecutions"] == {
-        "Fn::If": ["ReplyConcurrencyUnreserved", {"Ref": "AWS::NoValue"}, {"Ref": "ReplyReservedConcurrency"}]}
-    assert template()["Conditions"]["ReplyConcurrencyUnreserved"] == {"Fn::Or": [
-        {"Fn::Equals": [{"Ref": "ReplyReservedConcurrency"}, ""]},
-        {"Fn::Equals": [{"Ref": "ReplyReservedConcurrency"}, "0"]}]}
+        "Fn::If": ["ReplyConcurrencyUnreserved", {"Ref": "AWS::NoValue"}, {"Ref": "ReplyReservedConcurrency"}]
+    }
+    assert template()["Conditions"]["ReplyConcurrencyUnreserved"] == {
+        "Fn::Or": [
+            {"Fn::Equals": [{"Ref": "ReplyReservedConcurrency"}, ""]},
+            {"Fn::Equals": [{"Ref": "ReplyReservedConcurrency"}, "0"]},
+        ]
+    }
     pattern = re.compile(parameter["AllowedPattern"])
     assert all(pattern.fullmatch(v) for v in ("", "0", "4", "1000"))
     assert not any(pattern.fullmatch(v) for v in ("-1", "04", "abc", "10000"))
@@ -267,16 +273,22 @@ def test_layer_is_built_by_its_makefile_for_python313_arm64():
 def test_functions_are_built_by_the_functions_makefile(function_id: str):
     # sam build runs `make build-<id>` from functions/Makefile (ContextPath) in a copy of the CodeUri.
     assert resources()[function_id]["Metadata"] == {"BuildMethod": "makefile", "ContextPath": "functions"}
-    dry_run = subprocess.run(["make", "-n", "-f", "functions/Makefile", f"build-{function_id}", "ARTIFACTS_DIR=out"],
-                             cwd=TEMPLATE.parent, capture_output=True, text=True)
+    dry_run = subprocess.run(
+        ["make", "-n", "-f", "functions/Makefile", f"build-{function_id}", "ARTIFACTS_DIR=out"],
+        cwd=TEMPLATE.parent,
+        capture_output=True,
+        text=True,
+    )
     assert dry_run.returncode == 0, dry_run.stderr
 
 
 def test_events_table_keeps_its_schema_stream_ttl_pitr_and_encryption():
     table = props("EventsTable")
     # Keyed by conversation (pk) and item kind#id (sk), without an index: every item is paid once.
-    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
-                                  {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     assert {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]} == {"pk": "S", "sk": "S"}
     assert "GlobalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in table
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
@@ -345,7 +357,12 @@ def test_table_permissions_are_the_verbs_the_store_uses():
     by_sid = {(owner, statement.get("Sid")): statement for owner, statement in iam_statements()}
     webhook = next(s for (owner, sid), s in by_sid.items() if sid == "EventsTableReadWrite" and "Webhook" in owner)
     reply = next(s for (owner, sid), s in by_sid.items() if sid == "EventsTableReadWrite" and "Reply" in owner)
-    assert sorted(webhook["Action"]) == ["dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem",
-                                         "dynamodb:Query", "dynamodb:UpdateItem"]
+    assert sorted(webhook["Action"]) == [
+        "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:UpdateItem",
+    ]
     assert sorted(reply["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
     assert webhook["Resource"] == reply["Resource"] == {"Fn::GetAtt": ["EventsTable", "Arn"]}

@@ -22,14 +22,25 @@ def dumps(payload: dict[str, Any]) -> bytes:
 
 
 def v1(message_type: str = "text", **fields: Any) -> dict[str, Any]:
-    return {"channel": "messenger", "message_uuid": UUID, "to": PAGE, "from": USER,
-            "timestamp": "2025-02-03T12:14:25Z", "message_type": message_type, **fields}
+    return {
+        "channel": "messenger",
+        "message_uuid": UUID,
+        "to": PAGE,
+        "from": USER,
+        "timestamp": "2025-02-03T12:14:25Z",
+        "message_type": message_type,
+        **fields,
+    }
 
 
 def v01(content: dict[str, Any]) -> dict[str, Any]:
-    return {"message_uuid": UUID, "timestamp": "2025-02-03T12:14:25.000Z",
-            "to": {"type": "messenger", "id": PAGE}, "from": {"type": "messenger", "id": USER},
-            "message": {"content": content}}
+    return {
+        "message_uuid": UUID,
+        "timestamp": "2025-02-03T12:14:25.000Z",
+        "to": {"type": "messenger", "id": PAGE},
+        "from": {"type": "messenger", "id": USER},
+        "message": {"content": content},
+    }
 
 
 # -- inbound ------------------------------------------------------------------------------------
@@ -47,10 +58,13 @@ def test_v1_text():
 
 def test_v01_text_seed_example():
     # Given the v0.1 example from Vonage's docs (seed), with our Page id as to.id
-    payload = {"message_uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
-               "to": {"type": "messenger", "id": PAGE}, "from": {"type": "messenger", "id": "1111111111111111"},
-               "timestamp": "2020-01-01T14:00:00.000Z",
-               "message": {"content": {"type": "text", "text": "Hello from Facebook Messenger!"}}}
+    payload = {
+        "message_uuid": "aaaaaaaa-bbbb-cccc-dddd-0123456789ab",
+        "to": {"type": "messenger", "id": PAGE},
+        "from": {"type": "messenger", "id": "1111111111111111"},
+        "timestamp": "2020-01-01T14:00:00.000Z",
+        "message": {"content": {"type": "text", "text": "Hello from Facebook Messenger!"}},
+    }
     # When parsed
     event = parse_inbound(dumps(payload))
     # Then it is the same normalised message as a v1 one
@@ -65,8 +79,12 @@ def test_v1_media(kind):
     # Given a v1 media message / When parsed / Then the url (and caption/name if any) is one attachment
     event = parse_inbound(dumps(v1(kind, **{kind: {"url": f"https://x/{kind}", "caption": "c", "name": "n"}})))
     (attachment,) = event.attachments
-    assert (attachment.type, attachment.url, attachment.caption, attachment.name) == (kind, f"https://x/{kind}",
-                                                                                       "c", "n")
+    assert (attachment.type, attachment.url, attachment.caption, attachment.name) == (
+        kind,
+        f"https://x/{kind}",
+        "c",
+        "n",
+    )
     assert event.text is None and event.message_type == kind and event.record_type is RecordType.INBOUND
 
 
@@ -199,14 +217,26 @@ def test_inbound_not_an_object_is_bad_request(raw):
 
 
 def status_v1(status: str = "delivered", **fields: Any) -> dict[str, Any]:
-    return {"message_uuid": UUID, "to": USER, "from": PAGE, "timestamp": "2025-02-03T12:14:25Z",
-            "status": status, "channel": "messenger", **fields}
+    return {
+        "message_uuid": UUID,
+        "to": USER,
+        "from": PAGE,
+        "timestamp": "2025-02-03T12:14:25Z",
+        "status": status,
+        "channel": "messenger",
+        **fields,
+    }
 
 
 def status_v01(status: str = "delivered", **fields: Any) -> dict[str, Any]:
-    return {"message_uuid": UUID, "to": {"type": "messenger", "id": USER},
-            "from": {"type": "messenger", "id": PAGE}, "timestamp": "2020-01-01T14:00:00.000Z",
-            "status": status, **fields}
+    return {
+        "message_uuid": UUID,
+        "to": {"type": "messenger", "id": USER},
+        "from": {"type": "messenger", "id": PAGE},
+        "timestamp": "2020-01-01T14:00:00.000Z",
+        "status": status,
+        **fields,
+    }
 
 
 @pytest.mark.parametrize("status", ["submitted", "delivered", "read", "rejected", "undeliverable"])
@@ -231,8 +261,12 @@ def test_status_v01(status):
 
 def test_status_v1_error_rfc7807():
     # Given a v1 rejection with an RFC 7807 error
-    error = {"type": "https://developer.vonage.com/api-errors/messages#1340", "title": "1340",
-             "detail": "Outside of the allowed window", "instance": "bf0ca0bf927b3b52e3cb03217e1a1ddf"}
+    error = {
+        "type": "https://developer.vonage.com/api-errors/messages#1340",
+        "title": "1340",
+        "detail": "Outside of the allowed window",
+        "instance": "bf0ca0bf927b3b52e3cb03217e1a1ddf",
+    }
     # When parsed / Then the code and reason are extracted
     event = parse_status(dumps(status_v1("rejected", error=error)))
     assert event.error == {"code": "1340", "reason": "Outside of the allowed window"}

@@ -22,8 +22,15 @@ BASE = "https://vonage.test"
 URL = f"{BASE}/v1/messages"
 APP_ID = SECRET["application_id"]
 KEY = SECRET["private_key"]
-INBOUND = InboundMessage("vonage", "evt-" + "x" * 120, "message", "107083064136738", "3998527223577371",
-                         "vonage#107083064136738#3998527223577371", 1_700_000_000_000)
+INBOUND = InboundMessage(
+    "vonage",
+    "evt-" + "x" * 120,
+    "message",
+    "107083064136738",
+    "3998527223577371",
+    "vonage#107083064136738#3998527223577371",
+    1_700_000_000_000,
+)
 
 
 def public_key():
@@ -50,8 +57,14 @@ def test_post_sends_bearer_app_jwt_and_json():
     # Then the body is the Messages API text shape and the JWT verifies with the app's public key
     request = responses.calls[0].request
     assert json.loads(request.body) == {
-        "message_type": "text", "channel": "messenger", "from": "107083064136738", "to": "3998527223577371",
-        "text": "Thanks, got it", "messenger": {"category": "response"}, "client_ref": INBOUND.event_id[:100]}
+        "message_type": "text",
+        "channel": "messenger",
+        "from": "107083064136738",
+        "to": "3998527223577371",
+        "text": "Thanks, got it",
+        "messenger": {"category": "response"},
+        "client_ref": INBOUND.event_id[:100],
+    }
     token = request.headers["Authorization"].removeprefix("Bearer ")
     claims = jwt.decode(token, public_key(), algorithms=["RS256"])
     assert claims["application_id"] == APP_ID and claims["jti"] and claims["exp"] - claims["iat"] == 900
@@ -101,21 +114,29 @@ def test_bad_private_key_does_not_leak():
 
 @pytest.mark.parametrize(
     ("status", "cls", "code"),
-    [(429, TransientSendError, "vonage_throttled"), (500, TransientSendError, "vonage_server_error"),
-     (503, TransientSendError, "vonage_server_error"), (401, PermanentSendError, "vonage_unauthorized"),
-     (402, PermanentSendError, "vonage_402"), (422, PermanentSendError, "vonage_422")],
+    [
+        (429, TransientSendError, "vonage_throttled"),
+        (500, TransientSendError, "vonage_server_error"),
+        (503, TransientSendError, "vonage_server_error"),
+        (401, PermanentSendError, "vonage_unauthorized"),
+        (402, PermanentSendError, "vonage_402"),
+        (422, PermanentSendError, "vonage_422"),
+    ],
 )
 @responses.activate
 def test_errors_are_classified(status, cls, code):
-    responses.post(URL, status=status, json={"type": "https://developer.vonage.com/api-errors#x", "title": "t",
-                                             "detail": "d"})
+    responses.post(
+        URL, status=status, json={"type": "https://developer.vonage.com/api-errors#x", "title": "t", "detail": "d"}
+    )
     with pytest.raises(cls) as info:
         VonageSendClient(BASE).post(APP_ID, KEY, {"x": 1})
     assert info.value.code == code and info.value.http_status == status
 
 
-@pytest.mark.parametrize(("exc", "cls"), [(requests.ConnectTimeout("x"), TransientSendError),
-                                          (requests.ReadTimeout("x"), AmbiguousSendError)])
+@pytest.mark.parametrize(
+    ("exc", "cls"),
+    [(requests.ConnectTimeout("x"), TransientSendError), (requests.ReadTimeout("x"), AmbiguousSendError)],
+)
 @responses.activate
 def test_timeouts(exc, cls):
     responses.post(URL, body=exc)
@@ -132,8 +153,11 @@ def test_accepted_without_uuid_is_ambiguous():
 
 def test_text_split_at_640_and_tag_category():
     text = " ".join(["abcdefghi"] * 200)  # 1,999 characters
-    bodies = plan_messages(INBOUND, [OutgoingMessage(text=text, quick_replies=(QuickReply("a", "b"),))],
-                           SendPolicy("MESSAGE_TAG", "HUMAN_AGENT"))
+    bodies = plan_messages(
+        INBOUND,
+        [OutgoingMessage(text=text, quick_replies=(QuickReply("a", "b"),))],
+        SendPolicy("MESSAGE_TAG", "HUMAN_AGENT"),
+    )
     assert len(bodies) == 4 and all(len(b["text"]) <= 640 for b in bodies)
     assert " ".join(b["text"] for b in bodies) == text
     assert bodies[0]["messenger"] == {"category": "message_tag", "tag": "HUMAN_AGENT"}
@@ -141,17 +165,28 @@ def test_text_split_at_640_and_tag_category():
 
 
 def test_attachment_and_sender_action():
-    bodies = plan_messages(INBOUND, [OutgoingMessage(sender_action="typing_on"),
-                                     OutgoingMessage(attachment_url="https://x/a.png", attachment_type="image")],
-                           SendPolicy())
-    assert len(bodies) == 1 and bodies[0]["message_type"] == "image" and bodies[0]["image"] == {
-        "url": "https://x/a.png"}
+    bodies = plan_messages(
+        INBOUND,
+        [
+            OutgoingMessage(sender_action="typing_on"),
+            OutgoingMessage(attachment_url="https://x/a.png", attachment_type="image"),
+        ],
+        SendPolicy(),
+    )
+    assert (
+        len(bodies) == 1 and bodies[0]["message_type"] == "image" and bodies[0]["image"] == {"url": "https://x/a.png"}
+    )
 
 
 def test_sender_records_the_text_of_its_bodies_and_has_no_profiles():
     sender = VonageSender(VonageSendClient(BASE), lambda: None)  # type: ignore[arg-type, return-value]
-    bodies = sender.plan(INBOUND, [OutgoingMessage(text="Thanks"),
-                                   OutgoingMessage(attachment_url="https://x.test/a.png", attachment_type="image")],
-                         SendPolicy())
+    bodies = sender.plan(
+        INBOUND,
+        [
+            OutgoingMessage(text="Thanks"),
+            OutgoingMessage(attachment_url="https://x.test/a.png", attachment_type="image"),
+        ],
+        SendPolicy(),
+    )
     assert [sender.body_text(body) for body in bodies] == ["Thanks", None]
     assert (sender.initial_status, sender.has_profiles, sender.first_name(INBOUND)) == ("submitted", False, None)

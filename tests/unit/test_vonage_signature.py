@@ -32,8 +32,14 @@ def token(claims: dict, key: str = SECRET, algorithm: str = "HS256") -> str:
 
 
 def good_claims(**overrides) -> dict:
-    return {"iat": NOW, "jti": "j", "iss": "Vonage", "payload_hash": payload_hash(BODY), "api_key": API_KEY,
-            **overrides}
+    return {
+        "iat": NOW,
+        "jti": "j",
+        "iss": "Vonage",
+        "payload_hash": payload_hash(BODY),
+        "api_key": API_KEY,
+        **overrides,
+    }
 
 
 def test_production_signer_verifies_and_returns_claims():
@@ -216,8 +222,20 @@ def test_bearer_prefix_variants_accepted(variant):
     verify(variant.format(t=raw))
 
 
-@pytest.mark.parametrize("variant", ["{t}", "Basic {t}", "Bearer", "Bearer ", "Token {t}", "Bearer\t{t}",
-                                     "Bearer {t}x", "Bearer x.y.z", "Bearer {t} extra"])
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "{t}",
+        "Basic {t}",
+        "Bearer",
+        "Bearer ",
+        "Token {t}",
+        "Bearer\t{t}",
+        "Bearer {t}x",
+        "Bearer x.y.z",
+        "Bearer {t} extra",
+    ],
+)
 def test_bearer_prefix_missing_or_wrong_is_invalid(variant):
     # Given a header that is present but not "Bearer <valid token>"
     raw = sign_callback(SECRET, BODY, API_KEY, issued_at=NOW).removeprefix("Bearer ")

@@ -27,8 +27,15 @@ class SendError(MessengerError):
 
     code = "send_failed"
 
-    def __init__(self, reason: str, *, code: str | None = None, provider_code: Any = None,
-                 http_status: int | None = None, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | None = None,
+        provider_code: Any = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(reason)
         if code:
             self.code = code
@@ -38,9 +45,13 @@ class SendError(MessengerError):
         self.retry_after = retry_after
 
     def details(self) -> dict[str, Any]:
-        return {"error_class": type(self).__name__, "code": self.code, "reason": self.reason[:300],
-                "provider_code": None if self.provider_code is None else str(self.provider_code),
-                "http_status": self.http_status}
+        return {
+            "error_class": type(self).__name__,
+            "code": self.code,
+            "reason": self.reason[:300],
+            "provider_code": None if self.provider_code is None else str(self.provider_code),
+            "http_status": self.http_status,
+        }
 
 
 class TransientSendError(SendError):
@@ -72,8 +83,9 @@ class Sender(Protocol):
     initial_status: str
     has_profiles: bool
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
-             policy: SendPolicy) -> list[dict[str, Any]]: ...
+    def plan(
+        self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy
+    ) -> list[dict[str, Any]]: ...
 
     def post(self, inbound: InboundMessage, body: dict[str, Any]) -> SendResult: ...
 

@@ -28,7 +28,7 @@ def answered_event_id(metadata: str | None) -> str | None:
     """The inbound event id an echo of ours answers (None for other echoes or the bare marker)."""
     if metadata is None or not is_ours(metadata) or metadata == BOT_METADATA:
         return None
-    return metadata[len(BOT_METADATA) + 1:] or None
+    return metadata[len(BOT_METADATA) + 1 :] or None
 
 
 def echoed_outbound(event: Event) -> OutboundMessage | None:
@@ -38,9 +38,16 @@ def echoed_outbound(event: Event) -> OutboundMessage | None:
     if inbound_id is None:
         return None
     return OutboundMessage(
-        conversation=event.conversation_id, provider=event.provider.value, message_id=event.event_id,
-        page_id=event.page_id, user_id=event.user_id, in_reply_to=inbound_id, part_index=None,
-        sent_at_ms=event.timestamp_ms, status="sent", text=event.text,
+        conversation=event.conversation_id,
+        provider=event.provider.value,
+        message_id=event.event_id,
+        page_id=event.page_id,
+        user_id=event.user_id,
+        in_reply_to=inbound_id,
+        part_index=None,
+        sent_at_ms=event.timestamp_ms,
+        status="sent",
+        text=event.text,
     )
 
 

@@ -43,8 +43,7 @@ class IngestResult:
     skipped: int = 0
 
 
-def ingest(store: Store, events: list[Event], pause_seconds: int = 3600,
-           workers: int = INGEST_WORKERS) -> IngestResult:
+def ingest(store: Store, events: list[Event], pause_seconds: int = 3600, workers: int = INGEST_WORKERS) -> IngestResult:
     result = IngestResult()
     lanes: dict[str, list[Event]] = {}
     for event in events:
@@ -58,8 +57,9 @@ def ingest(store: Store, events: list[Event], pause_seconds: int = 3600,
         for event in events:
             conversations.setdefault(event.conversation_id, []).append(event)
         # One conversation's puts in the batch's order: the stream (and so the replies) keeps the user's order.
-        outcomes = [o for lane in pool.map(lambda lane: _put_in_order(store, lane), conversations.values())
-                    for o in lane]
+        outcomes = [
+            o for lane in pool.map(lambda lane: _put_in_order(store, lane), conversations.values()) for o in lane
+        ]
     for outcome in outcomes:
         if outcome is True:
             result.stored += 1
@@ -75,6 +75,7 @@ def ingest(store: Store, events: list[Event], pause_seconds: int = 3600,
 
 def _run[T, R](pool: ThreadPoolExecutor, work: Callable[[T], R], items: list[T]) -> list[R | StorageError]:
     """`work` on every item (inline for one), each outcome or the StorageError it raised, in order."""
+
     def attempt(item: T) -> R | StorageError:
         try:
             return work(item)
@@ -89,9 +90,15 @@ def _run[T, R](pool: ThreadPoolExecutor, work: Callable[[T], R], items: list[T])
 def _raise_first(outcomes: Sequence[object], events: list[Event], result: IngestResult) -> None:
     failures = [(i, o) for i, o in enumerate(outcomes) if isinstance(o, StorageError)]
     if failures:
-        logger.error("storing a batch failed part-way; the provider will redeliver it",
-                     extra={"failed": len(failures), "batch_size": len(events), "stored_before_failure": result.stored,
-                            "provider": events[0].provider.value})
+        logger.error(
+            "storing a batch failed part-way; the provider will redeliver it",
+            extra={
+                "failed": len(failures),
+                "batch_size": len(events),
+                "stored_before_failure": result.stored,
+                "provider": events[0].provider.value,
+            },
+        )
         raise failures[0][1]
 
 
@@ -103,8 +110,10 @@ def _effects(store: Store, event: Event, pause_seconds: int) -> int:
         _reconcile_echo(store, event)
         return applied
     except StorageRejectedError:
-        logger.warning("an event's status or handover effect cannot be stored; skipped",
-                       extra={"provider": event.provider.value, "kind": event.kind.value})
+        logger.warning(
+            "an event's status or handover effect cannot be stored; skipped",
+            extra={"provider": event.provider.value, "kind": event.kind.value},
+        )
         metrics.add_metric(name="EffectsSkipped", unit=MetricUnit.Count, value=1)
         return 0
 
@@ -127,8 +136,10 @@ def _put(store: Store, event: Event) -> bool | None:
     try:
         return store.store_event(event)
     except StorageRejectedError:
-        logger.error("event cannot be stored in any form; skipped and counted", extra={
-            "provider": event.provider.value, "kind": event.kind.value, "event_id": event.event_id[:128]})
+        logger.error(
+            "event cannot be stored in any form; skipped and counted",
+            extra={"provider": event.provider.value, "kind": event.kind.value, "event_id": event.event_id[:128]},
+        )
         return None
 
 

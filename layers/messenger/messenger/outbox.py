@@ -96,16 +96,29 @@ class ReplyLedger:
             return Settled(existing.state)
         if existing.state == ClaimState.RETRYABLE:
             attempts = existing.attempts + 1
-            if not self.store.reclaim_reply(conversation, event_id, old_token=existing.token, token=token,
-                                            attempts=attempts, now_ms=now_ms):
+            if not self.store.reclaim_reply(
+                conversation, event_id, old_token=existing.token, token=token, attempts=attempts, now_ms=now_ms
+            ):
                 raise ClaimBusyError("another invocation re-claimed this reply first")
             return Claim(conversation, event_id, token, attempts, existing.parts_done, list(existing.message_ids))
         if now_ms - existing.updated_at_ms > self.stale_after_s * 1000:
-            stale = Claim(conversation, event_id, existing.token, existing.attempts, existing.parts_done,
-                          list(existing.message_ids))
-            self._finish(stale, ClaimState.AMBIGUOUS,
-                         {"error_class": "StaleClaim", "code": "stale_claim",
-                          "reason": "a previous attempt stopped mid-send; it may or may not have been delivered"})
+            stale = Claim(
+                conversation,
+                event_id,
+                existing.token,
+                existing.attempts,
+                existing.parts_done,
+                list(existing.message_ids),
+            )
+            self._finish(
+                stale,
+                ClaimState.AMBIGUOUS,
+                {
+                    "error_class": "StaleClaim",
+                    "code": "stale_claim",
+                    "reason": "a previous attempt stopped mid-send; it may or may not have been delivered",
+                },
+            )
             return Settled(ClaimState.AMBIGUOUS.value)
         raise ClaimBusyError("another invocation is sending this reply")
 
@@ -132,11 +145,21 @@ class ReplyLedger:
         if not self.store.settle_reply(claim.conversation, claim.inbound_event_id, claim.token, values):
             raise ClaimBusyError("the reply claim was taken over by another invocation")
 
-    def record_outbound(self, inbound: InboundMessage, message_id: str, *, status: str, text: str | None,
-                        part_index: int) -> None:
+    def record_outbound(
+        self, inbound: InboundMessage, message_id: str, *, status: str, text: str | None, part_index: int
+    ) -> None:
         """Record the outbound message; a status callback that came first keeps its (later) status."""
-        self.store.record_outbound(OutboundMessage(
-            conversation=inbound.conversation_id, provider=inbound.provider, message_id=message_id,
-            page_id=inbound.page_id, user_id=inbound.user_id, in_reply_to=inbound.event_id, part_index=part_index,
-            sent_at_ms=self._now_ms(), status=status, text=text,
-        ))
+        self.store.record_outbound(
+            OutboundMessage(
+                conversation=inbound.conversation_id,
+                provider=inbound.provider,
+                message_id=message_id,
+                page_id=inbound.page_id,
+                user_id=inbound.user_id,
+                in_reply_to=inbound.event_id,
+                part_index=part_index,
+                sent_at_ms=self._now_ms(),
+                status=status,
+                text=text,
+            )
+        )

@@ -32,8 +32,6 @@ class Responder(Protocol):
     def respond(self, message: InboundMessage) -> list[OutgoingMessage]: ...
 
 
-
-
 def rules_path(name: str) -> Path:
     """Where RESPONDER_RULES_FILE points: an absolute path as it is, a relative name inside `rules/`."""
     path = Path(name)
@@ -66,9 +64,15 @@ class Reply:
 
     def render(self, fields: dict[str, str]) -> OutgoingMessage:
         text = self.text.format_map(_Fields(fields)) if self.text else None
-        return OutgoingMessage(text=text, quick_replies=self.quick_replies, attachment_url=self.attachment_url,
-                               attachment_type=self.attachment_type, template=self.template,
-                               notification_type=self.notification_type, handover=self.handover)
+        return OutgoingMessage(
+            text=text,
+            quick_replies=self.quick_replies,
+            attachment_url=self.attachment_url,
+            attachment_type=self.attachment_type,
+            template=self.template,
+            notification_type=self.notification_type,
+            handover=self.handover,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +128,15 @@ def _reply(spec: Any, where: str) -> Reply:
         template = _template(spec["template"]) if "template" in spec else None
     except (TypeError, ValueError, KeyError) as exc:
         raise ValueError(f"{where}: invalid template ({exc})") from None
-    reply = Reply(text, tuple(quick_replies), attachment.get("url"), attachment.get("type"), template,
-                  spec.get("notification_type"), spec.get("handover", False))
+    reply = Reply(
+        text,
+        tuple(quick_replies),
+        attachment.get("url"),
+        attachment.get("type"),
+        template,
+        spec.get("notification_type"),
+        spec.get("handover", False),
+    )
     try:
         reply.render({})
     except ValueError as exc:
@@ -140,8 +151,10 @@ def _template(spec: dict[str, Any]) -> Template:
     def buttons(items: list[dict[str, Any]]) -> tuple[Button, ...]:
         return tuple(Button(b["type"], b["title"], b.get("payload"), b.get("url")) for b in items)
 
-    elements = tuple(Element(e["title"], e.get("subtitle"), e.get("image_url"), buttons(e.get("buttons", [])))
-                     for e in spec.get("elements", []))
+    elements = tuple(
+        Element(e["title"], e.get("subtitle"), e.get("image_url"), buttons(e.get("buttons", [])))
+        for e in spec.get("elements", [])
+    )
     return Template(spec["type"], spec.get("text"), elements, buttons(spec.get("buttons", [])))
 
 
@@ -171,8 +184,9 @@ def _rule(spec: Any, index: int) -> Rule:
     unknown = set(spec) - {"name", "keywords", "regex", "payloads", "attachment_types", "reply", "replies"}
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
-    keywords = tuple(re.compile(rf"(?<!\w){re.escape(k.lower())}(?!\w)", re.IGNORECASE)
-                     for k in _strings(spec, "keywords", where))
+    keywords = tuple(
+        re.compile(rf"(?<!\w){re.escape(k.lower())}(?!\w)", re.IGNORECASE) for k in _strings(spec, "keywords", where)
+    )
     regex = None
     if spec.get("regex") is not None:
         try:

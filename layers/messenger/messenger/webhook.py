@@ -53,13 +53,21 @@ def note_odd_events(events: list[Event]) -> None:
     if unknown:
         metrics.add_metric(name="UnknownEvents", unit=MetricUnit.Count, value=len(unknown))
         for event in unknown[:10]:  # the type and reason only, never the content
-            logger.warning("event stored as unknown", extra={
-                "provider": event.provider.value, "event_id": event.event_id, "event_type": event.message_type,
-                "reason": (event.error or {}).get("reason")})
+            logger.warning(
+                "event stored as unknown",
+                extra={
+                    "provider": event.provider.value,
+                    "event_id": event.event_id,
+                    "event_type": event.message_type,
+                    "reason": (event.error or {}).get("reason"),
+                },
+            )
     for event in events:
         if event.kind is Kind.POLICY_ENFORCEMENT:
-            logger.error("operator action: Meta took a policy enforcement action on the Page",
-                         extra={"page_id": event.page_id, "action": event.message_type})
+            logger.error(
+                "operator action: Meta took a policy enforcement action on the Page",
+                extra={"page_id": event.page_id, "action": event.message_type},
+            )
 
 
 def _verify_vonage(settings: Settings, body: bytes, authorization: str | None) -> None:

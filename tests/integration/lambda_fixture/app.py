@@ -18,5 +18,10 @@ def lambda_handler(event: dict, context: object) -> object:
         os._exit(3)
     elif action == "unserialisable":
         return {"value": {1, 2}}
-    return {"pid": os.getpid(), "calls": CALLS, "function_name": context.function_name,  # type: ignore[attr-defined]
-            "env_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"), "marker": os.environ.get("FIXTURE_MARKER")}
+    return {
+        "pid": os.getpid(),
+        "calls": CALLS,
+        "function_name": context.function_name,  # type: ignore[attr-defined]
+        "env_name": os.environ.get("AWS_LAMBDA_FUNCTION_NAME"),
+        "marker": os.environ.get("FIXTURE_MARKER"),
+    }

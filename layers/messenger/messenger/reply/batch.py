@@ -39,8 +39,14 @@ class ConversationOrderedProcessor(BatchProcessor):
     each record); `finish` after it (it emits the metrics the workers collected).
     """
 
-    def __init__(self, *, max_workers: int = DEFAULT_WORKERS, min_remaining_ms: int = 3_000,
-                 prepare: Callable[[], Any] | None = None, finish: Callable[[], Any] | None = STATS.flush) -> None:
+    def __init__(
+        self,
+        *,
+        max_workers: int = DEFAULT_WORKERS,
+        min_remaining_ms: int = 3_000,
+        prepare: Callable[[], Any] | None = None,
+        finish: Callable[[], Any] | None = STATS.flush,
+    ) -> None:
         # A batch that failed entirely is still answered with its batchItemFailures (not an exception),
         # so Lambda retries exactly those records instead of bisecting a batch that had no bad record.
         super().__init__(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
@@ -50,8 +56,9 @@ class ConversationOrderedProcessor(BatchProcessor):
         self.finish = finish
         self.context: LambdaContext | None = None
 
-    def __call__(self, records: list[dict[str, Any]], handler: Callable[..., Any],
-                 lambda_context: LambdaContext | None = None) -> ConversationOrderedProcessor:
+    def __call__(
+        self, records: list[dict[str, Any]], handler: Callable[..., Any], lambda_context: LambdaContext | None = None
+    ) -> ConversationOrderedProcessor:
         self.context = lambda_context  # every record handler gets it (it tells the time left)
         super().__call__(records, handler, lambda_context)
         return self

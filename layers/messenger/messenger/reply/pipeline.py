@@ -49,8 +49,7 @@ class ReplyPipeline:
         if inbound is None or sender is None:
             self.stats.inc("RecordsSkipped")
             return "ignored"
-        log = {"conversation_id": inbound.conversation_id, "event_id": inbound.event_id,
-               "provider": inbound.provider}
+        log = {"conversation_id": inbound.conversation_id, "event_id": inbound.event_id, "provider": inbound.provider}
         claim = self.ledger.claim(inbound)
         if isinstance(claim, Settled):
             self.stats.inc("RecordsSkipped")
@@ -74,13 +73,15 @@ class ReplyPipeline:
             logger.info("handed over to a person; bot paused", extra={**log, "pause_s": self.handover_pause_s})
         return outcome
 
-    def _prepare(self, sender: Sender, inbound: InboundMessage, claim: Claim,
-                 log: dict[str, Any]) -> tuple[list[OutgoingMessage], list[dict[str, Any]]]:
+    def _prepare(
+        self, sender: Sender, inbound: InboundMessage, claim: Claim, log: dict[str, Any]
+    ) -> tuple[list[OutgoingMessage], list[dict[str, Any]]]:
         """The replies and the request bodies that send them; PolicyRefusedError/PermanentSendError if we may not."""
         try:
             replies = self.responder.respond(inbound)
-            policy = decide(inbound.timestamp_ms, int(self.clock() * 1000),
-                            human_agent_enabled=self.human_agent_enabled)
+            policy = decide(
+                inbound.timestamp_ms, int(self.clock() * 1000), human_agent_enabled=self.human_agent_enabled
+            )
             return replies, sender.plan(inbound, replies, policy)
         except (PolicyRefusedError, PermanentSendError):
             raise
@@ -91,22 +92,37 @@ class ReplyPipeline:
             self.stats.inc("ReplyFailedTransient")
             raise
 
-    def _send(self, sender: Sender, inbound: InboundMessage, claim: Claim, bodies: list[dict[str, Any]],
-              log: dict[str, Any], remaining_ms: RemainingMs | None) -> str:
+    def _send(
+        self,
+        sender: Sender,
+        inbound: InboundMessage,
+        claim: Claim,
+        bodies: list[dict[str, Any]],
+        log: dict[str, Any],
+        remaining_ms: RemainingMs | None,
+    ) -> str:
         for index in range(claim.parts_done, len(bodies)):
             try:
                 result = self._post(sender, inbound, bodies[index], log, remaining_ms)
             except TransientSendError as exc:
-                self._retry_later(claim, exc.details(), {**log, **exc.details(), "part": index},
-                                  "reply failed transiently; the record will be retried")
+                self._retry_later(
+                    claim,
+                    exc.details(),
+                    {**log, **exc.details(), "part": index},
+                    "reply failed transiently; the record will be retried",
+                )
                 raise RetryLaterError(exc.reason) from exc
             except PermanentSendError as exc:
                 return self._failed(claim, exc, {**log, "part": index})
             except AmbiguousSendError as exc:
                 return self._ambiguous(claim, exc.details(), {**log, "part": index})
             except MessengerError as exc:  # secret unavailable, configuration: raised before any request
-                self._retry_later(claim, {"error_class": type(exc).__name__, "code": exc.code},
-                                  {**log, "error": exc.code}, "reply not sent; will retry")
+                self._retry_later(
+                    claim,
+                    {"error_class": type(exc).__name__, "code": exc.code},
+                    {**log, "error": exc.code},
+                    "reply not sent; will retry",
+                )
                 raise RetryLaterError(exc.code) from exc
             except Exception as exc:
                 logger.exception("unexpected failure while sending; not re-sent", extra=log)
@@ -118,11 +134,23 @@ class ReplyPipeline:
         logger.info("reply sent", extra={**log, "message_ids": claim.message_ids})
         return "sent"
 
-    def _part_sent(self, sender: Sender, inbound: InboundMessage, claim: Claim, bodies: list[dict[str, Any]],
-                   index: int, result: SendResult) -> None:
+    def _part_sent(
+        self,
+        sender: Sender,
+        inbound: InboundMessage,
+        claim: Claim,
+        bodies: list[dict[str, Any]],
+        index: int,
+        result: SendResult,
+    ) -> None:
         if result.message_id:
-            self.ledger.record_outbound(inbound, result.message_id, status=sender.initial_status,
-                                        text=sender.body_text(bodies[index]), part_index=index)
+            self.ledger.record_outbound(
+                inbound,
+                result.message_id,
+                status=sender.initial_status,
+                text=sender.body_text(bodies[index]),
+                part_index=index,
+            )
         if index < len(bodies) - 1:
             self.ledger.part_sent(claim, result.message_id)  # checkpoint: a retry resumes after this part
             return
@@ -130,8 +158,14 @@ class ReplyPipeline:
         if result.message_id:
             claim.message_ids.append(result.message_id)
 
-    def _post(self, sender: Sender, inbound: InboundMessage, body: dict[str, Any], log: dict[str, Any],
-              remaining_ms: RemainingMs | None) -> SendResult:
+    def _post(
+        self,
+        sender: Sender,
+        inbound: InboundMessage,
+        body: dict[str, Any],
+        log: dict[str, Any],
+        remaining_ms: RemainingMs | None,
+    ) -> SendResult:
         attempt = 0
         while True:
             attempt += 1
@@ -142,9 +176,10 @@ class ReplyPipeline:
                 if not self.retry.may_retry(attempt, delay, remaining_ms() if remaining_ms else None):
                     raise
                 self.stats.inc("ReplyRetried")
-                logger.info("transient provider error; retrying", extra={**log, "attempt": attempt,
-                                                                          "delay_s": round(delay, 3),
-                                                                          "code": exc.code})
+                logger.info(
+                    "transient provider error; retrying",
+                    extra={**log, "attempt": attempt, "delay_s": round(delay, 3), "code": exc.code},
+                )
                 self.sleep(delay)
                 continue
             self.stats.latency(result.latency_ms)
@@ -161,8 +196,11 @@ class ReplyPipeline:
         logger.warning(message, extra=log)
 
     def _failed(self, claim: Claim, exc: SendError | PolicyRefusedError, log: dict[str, Any]) -> str:
-        details = exc.details() if isinstance(exc, SendError) else {
-            "error_class": type(exc).__name__, "code": exc.code, "reason": exc.reason}
+        details = (
+            exc.details()
+            if isinstance(exc, SendError)
+            else {"error_class": type(exc).__name__, "code": exc.code, "reason": exc.reason}
+        )
         self.ledger.finish(claim, ClaimState.FAILED, details)
         self.stats.inc("ReplyFailedPermanent")
         logger.warning("reply failed permanently; not retried", extra={**log, **details})
@@ -176,6 +214,7 @@ class ReplyPipeline:
             return "sent"
         self.ledger.finish(claim, ClaimState.AMBIGUOUS, details)
         self.stats.inc("ReplyAmbiguous")
-        logger.warning("reply outcome unknown (may have been delivered); recorded, not re-sent",
-                       extra={**log, **details})
+        logger.warning(
+            "reply outcome unknown (may have been delivered); recorded, not re-sent", extra={**log, **details}
+        )
         return "ambiguous"

@@ -23,6 +23,7 @@ from messenger.storage import DynamoStore, dynamodb_client
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+
 class _LockedSecret[T]:
     """Serialise secret reads so a cold start with many workers fetches each secret once."""
 
@@ -46,10 +47,13 @@ def build_pipeline(settings: Settings, *, workers: int = DEFAULT_WORKERS, **opti
         return get_vonage_secret(settings.require_vonage_secret_id(), settings.secret_max_age_seconds)
 
     senders: dict[str, Sender] = {
-        "meta": MetaSender(MetaSendClient(settings.graph_api_base, settings.graph_api_version, pool_size=workers),
-                           _LockedSecret(meta_secret)),
-        "vonage": VonageSender(VonageSendClient(settings.vonage_api_base, pool_size=workers),
-                               _LockedSecret(vonage_secret)),
+        "meta": MetaSender(
+            MetaSendClient(settings.graph_api_base, settings.graph_api_version, pool_size=workers),
+            _LockedSecret(meta_secret),
+        ),
+        "vonage": VonageSender(
+            VonageSendClient(settings.vonage_api_base, pool_size=workers), _LockedSecret(vonage_secret)
+        ),
     }
     return ReplyPipeline(
         ledger=ReplyLedger(store),

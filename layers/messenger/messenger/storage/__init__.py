@@ -11,6 +11,17 @@ from messenger.storage.dynamodb import DynamoStore, dynamodb_client
 from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Store
 
 __all__ = [
-    "CachedProfile", "DynamoStore", "NewClaim", "OutboundMessage", "ReplyState", "Store", "dynamodb_client",
-    "event_item", "from_item", "new_inbound", "record_conversation", "stream_keys", "to_item",
+    "CachedProfile",
+    "DynamoStore",
+    "NewClaim",
+    "OutboundMessage",
+    "ReplyState",
+    "Store",
+    "dynamodb_client",
+    "event_item",
+    "from_item",
+    "new_inbound",
+    "record_conversation",
+    "stream_keys",
+    "to_item",
 ]

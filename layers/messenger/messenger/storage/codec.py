@@ -223,7 +223,7 @@ def _digest(attribute: dict[str, Any]) -> str:
 
 def attribute_size(attribute: dict[str, Any]) -> int:
     """An attribute value's size as DynamoDB counts it (numbers and containers rounded up, never under)."""
-    (kind, value), = attribute.items()
+    ((kind, value),) = attribute.items()
     if kind == "S":
         return len(value.encode())
     if kind == "B":
@@ -260,7 +260,7 @@ def check_item(item: dict[str, Any]) -> str | None:
 
 
 def _bad_number(attribute: dict[str, Any]) -> bool:
-    (kind, value), = attribute.items()
+    ((kind, value),) = attribute.items()
     if kind == "N":
         number = abs(Decimal(value))
         return number != 0 and not _MIN_NUMBER <= number <= _MAX_NUMBER

@@ -117,26 +117,40 @@ class DynamoStore:
                 rejected = exc
         raise StorageRejectedError("the event cannot be stored in any form") from rejected
 
-    def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
-                     error: dict[str, Any] | None = None) -> bool:
+    def apply_status(
+        self, conversation: str, message_id: str, status: str, *, at_ms: int, error: dict[str, Any] | None = None
+    ) -> bool:
         rank = STATUS_RANK.get(status)
         if rank is None:
             return False
-        update = _Update().set_all({"record_type": RecordType.OUTBOUND.value, "message_id": message_id,
-                                    "status": status, "status_rank": rank, "status_at_ms": at_ms,
-                                    "status_error": error or None})
+        update = _Update().set_all(
+            {
+                "record_type": RecordType.OUTBOUND.value,
+                "message_id": message_id,
+                "status": status,
+                "status_rank": rank,
+                "status_at_ms": at_ms,
+                "status_error": error or None,
+            }
+        )
         update.set_if_absent("expires_at", self._expires())
-        update.condition = (f"attribute_not_exists({update.n('status_rank')}) OR "
-                            f"{update.n('status_rank')} < {update.v(rank)}")
+        update.condition = (
+            f"attribute_not_exists({update.n('status_rank')}) OR {update.n('status_rank')} < {update.v(rank)}"
+        )
         return bool(self._update(codec.message_key(conversation, message_id), update))
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
-        values = {":pk": {"S": conversation}, ":msg": {"S": codec.MESSAGE}, ":w": {"N": str(watermark_ms)},
-                  ":below": {"N": str(STATUS_RANK[below])}}
+        values = {
+            ":pk": {"S": conversation},
+            ":msg": {"S": codec.MESSAGE},
+            ":w": {"N": str(watermark_ms)},
+            ":below": {"N": str(STATUS_RANK[below])},
+        }
         items = self._query(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :msg)",
             FilterExpression="sent_at_ms <= :w AND (attribute_not_exists(status_rank) OR status_rank < :below)",
-            ExpressionAttributeValues=values, ProjectionExpression="message_id",
+            ExpressionAttributeValues=values,
+            ProjectionExpression="message_id",
         )
         return [str(item["message_id"]) for item in items if item.get("message_id")]
 
@@ -151,16 +165,25 @@ class DynamoStore:
         settle = _Update().set_all({"state": "sent", "reconciled_by": "echo"})
         ids = settle.n("message_ids")
         settle.sets.append(f"{ids} = list_append(if_not_exists({ids}, {settle.v([])}), {settle.v([echo_mid])})")
-        settle.condition = (f"{settle.n('state')} = {settle.v('ambiguous')} OR ({settle.n('reconciled_by')} = "
-                            f"{settle.v('echo')} AND NOT contains({ids}, {settle.v(echo_mid)}))")
+        settle.condition = (
+            f"{settle.n('state')} = {settle.v('ambiguous')} OR ({settle.n('reconciled_by')} = "
+            f"{settle.v('echo')} AND NOT contains({ids}, {settle.v(echo_mid)}))"
+        )
         old = self._update(key, settle, return_old=True)
         return old is not None and old.get("state") == "ambiguous"
 
     # -- conversation state ---------------------------------------------------------------------------
 
     def set_pause(self, conversation: str, paused_until_ms: int, at_ms: int, reason: str) -> bool:
-        update = _Update().set_all({"paused_until_ms": paused_until_ms, "state_at_ms": at_ms, "pause_reason": reason,
-                                    "record_type": RecordType.STATE.value, "expires_at": self._expires()})
+        update = _Update().set_all(
+            {
+                "paused_until_ms": paused_until_ms,
+                "state_at_ms": at_ms,
+                "pause_reason": reason,
+                "record_type": RecordType.STATE.value,
+                "expires_at": self._expires(),
+            }
+        )
         at = update.n("state_at_ms")
         update.condition = f"attribute_not_exists({at}) OR {at} <= {update.v(at_ms)}"
         return bool(self._update(codec.state_key(conversation), update))
@@ -173,12 +196,22 @@ class DynamoStore:
 
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
         pk, sk = codec.reply_key(claim.conversation, claim.inbound_event_id)
-        item = to_item({
-            "pk": pk, "sk": sk, "record_type": RecordType.REPLY.value, "provider": claim.provider,
-            "inbound_event_id": claim.inbound_event_id, "state": "claimed", "claim_token": claim.token,
-            "attempts": 1, "parts_done": 0, "claimed_at_ms": claim.now_ms, "updated_at_ms": claim.now_ms,
-            "expires_at": self._expires(),
-        })
+        item = to_item(
+            {
+                "pk": pk,
+                "sk": sk,
+                "record_type": RecordType.REPLY.value,
+                "provider": claim.provider,
+                "inbound_event_id": claim.inbound_event_id,
+                "state": "claimed",
+                "claim_token": claim.token,
+                "attempts": 1,
+                "parts_done": 0,
+                "claimed_at_ms": claim.now_ms,
+                "updated_at_ms": claim.now_ms,
+                "expires_at": self._expires(),
+            }
+        )
         for _ in range(2):
             existing = self._put_new(item, return_existing=True)
             if existing is None:
@@ -191,12 +224,15 @@ class DynamoStore:
                 return ReplyState.from_values(found)
         raise StorageError("reply claim raced with its own expiry")
 
-    def reclaim_reply(self, conversation: str, inbound_event_id: str, *, old_token: str, token: str,
-                      attempts: int, now_ms: int) -> bool:
-        update = _Update().set_all({"state": "claimed", "claim_token": token, "attempts": attempts,
-                                    "updated_at_ms": now_ms})
-        update.condition = (f"{update.n('state')} = {update.v('retryable')} AND "
-                            f"{update.n('claim_token')} = {update.v(old_token)}")
+    def reclaim_reply(
+        self, conversation: str, inbound_event_id: str, *, old_token: str, token: str, attempts: int, now_ms: int
+    ) -> bool:
+        update = _Update().set_all(
+            {"state": "claimed", "claim_token": token, "attempts": attempts, "updated_at_ms": now_ms}
+        )
+        update.condition = (
+            f"{update.n('state')} = {update.v('retryable')} AND {update.n('claim_token')} = {update.v(old_token)}"
+        )
         return bool(self._update(codec.reply_key(conversation, inbound_event_id), update))
 
     def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:
@@ -209,12 +245,19 @@ class DynamoStore:
         return ReplyState.from_values(item) if item else None
 
     def record_outbound(self, message: OutboundMessage) -> None:
-        update = _Update().set_all({
-            "record_type": RecordType.OUTBOUND.value, "provider": message.provider, "message_id": message.message_id,
-            "page_id": message.page_id, "user_id": message.user_id, "in_reply_to": message.in_reply_to,
-            "part_index": message.part_index, "sent_at_ms": message.sent_at_ms,
-            "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
-        })
+        update = _Update().set_all(
+            {
+                "record_type": RecordType.OUTBOUND.value,
+                "provider": message.provider,
+                "message_id": message.message_id,
+                "page_id": message.page_id,
+                "user_id": message.user_id,
+                "in_reply_to": message.in_reply_to,
+                "part_index": message.part_index,
+                "sent_at_ms": message.sent_at_ms,
+                "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
+            }
+        )
         update.set_if_absent("status", message.status)
         update.set_if_absent("status_rank", STATUS_RANK[message.status])
         update.set_if_absent("status_at_ms", message.sent_at_ms)
@@ -230,8 +273,9 @@ class DynamoStore:
         return CachedProfile(item.get("first_name") or None, int(item.get("profile_expires_at", 0)))
 
     def cache_profile(self, conversation: str, first_name: str | None, expires_at: int) -> None:
-        update = _Update().set_all({"record_type": RecordType.PROFILE.value, "profile_expires_at": expires_at,
-                                    "expires_at": expires_at})
+        update = _Update().set_all(
+            {"record_type": RecordType.PROFILE.value, "profile_expires_at": expires_at, "expires_at": expires_at}
+        )
         if first_name:
             update.set("first_name", first_name)
         else:
@@ -243,9 +287,19 @@ class DynamoStore:
     def delete_user_data(self, code: str, user_hash: str, conversations: list[str]) -> int:
         now = int(time.time())
         pk, sk = codec.deletion_key(code)
-        self._put_new(to_item({"pk": pk, "sk": sk, "record_type": RecordType.DELETION.value,
-                               "status": "in_progress", "user_hash": user_hash, "requested_at": now,
-                               "expires_at": self._expires(now)}))
+        self._put_new(
+            to_item(
+                {
+                    "pk": pk,
+                    "sk": sk,
+                    "record_type": RecordType.DELETION.value,
+                    "status": "in_progress",
+                    "user_hash": user_hash,
+                    "requested_at": now,
+                    "expires_at": self._expires(now),
+                }
+            )
+        )
         deleted = sum(self._delete_partition(conversation) for conversation in conversations)
         done = _Update().set_all({"status": "completed", "deleted_items": deleted, "completed_at": int(time.time())})
         self._update((pk, sk), done)
@@ -255,11 +309,16 @@ class DynamoStore:
         return self._get(codec.deletion_key(code))
 
     def _delete_partition(self, conversation: str) -> int:
-        keys = [(item["pk"], item["sk"]) for item in self._query(
-            KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": conversation}},
-            ProjectionExpression="pk, sk")]
+        keys = [
+            (item["pk"], item["sk"])
+            for item in self._query(
+                KeyConditionExpression="pk = :pk",
+                ExpressionAttributeValues={":pk": {"S": conversation}},
+                ProjectionExpression="pk, sk",
+            )
+        ]
         for start in range(0, len(keys), _BATCH_WRITE_LIMIT):
-            chunk = keys[start:start + _BATCH_WRITE_LIMIT]
+            chunk = keys[start : start + _BATCH_WRITE_LIMIT]
             self._batch_write([{"DeleteRequest": {"Key": key_attributes(key)}} for key in chunk])
         return len(keys)
 
@@ -273,14 +332,15 @@ class DynamoStore:
             pending = response.get("UnprocessedItems") or {}
             if not pending:
                 return
-            time.sleep(min(0.05 * 2 ** attempt, 1.0))
+            time.sleep(min(0.05 * 2**attempt, 1.0))
         raise StorageError("BatchWriteItem left items unprocessed")
 
     # -- reading ------------------------------------------------------------------------------------------------
 
     def conversation_items(self, conversation: str) -> list[dict[str, Any]]:
-        return list(self._query(KeyConditionExpression="pk = :pk",
-                                ExpressionAttributeValues={":pk": {"S": conversation}}))
+        return list(
+            self._query(KeyConditionExpression="pk = :pk", ExpressionAttributeValues={":pk": {"S": conversation}})
+        )
 
     def message(self, conversation: str, message_id: str) -> dict[str, Any] | None:
         return self._get(codec.message_key(conversation, message_id))
@@ -290,8 +350,11 @@ class DynamoStore:
     def _put_new(self, item: dict[str, Any], return_existing: bool = False) -> Any:
         """Conditional put. Without `return_existing`: True if written. With it: None if written, else the
         item that was there ({} when DynamoDB did not return it)."""
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "Item": item,
-                                  "ConditionExpression": "attribute_not_exists(pk)"}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
         if return_existing:
             kwargs["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
         try:
@@ -307,8 +370,11 @@ class DynamoStore:
     def _update(self, key: Key, update: _Update, return_old: bool = False) -> Any:
         """One UpdateItem. False if its condition failed (someone got there first). With `return_old`: the
         updated attributes' old values if it was written, None if not."""
-        kwargs: dict[str, Any] = {"TableName": self.table_name, "Key": key_attributes(key),
-                                  "UpdateExpression": update.expression()}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": key_attributes(key),
+            "UpdateExpression": update.expression(),
+        }
         if update.names:
             kwargs["ExpressionAttributeNames"] = update.names
         if update.values:
@@ -329,8 +395,9 @@ class DynamoStore:
 
     def _get(self, key: Key, consistent: bool = True) -> dict[str, Any] | None:
         try:
-            response = self.client.get_item(TableName=self.table_name, Key=key_attributes(key),
-                                            ConsistentRead=consistent)
+            response = self.client.get_item(
+                TableName=self.table_name, Key=key_attributes(key), ConsistentRead=consistent
+            )
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"GetItem failed: {type(exc).__name__}") from exc
         item = response.get("Item")
@@ -355,8 +422,9 @@ def _error_code(exc: ClientError) -> str:
 
 def _storage_error(call: str, exc: ClientError | BotoCoreError) -> StorageError:
     """A ValidationException (or a request boto3 itself refuses) is permanent; everything else is transient."""
-    if isinstance(exc, ParamValidationError) or (isinstance(exc, ClientError)
-                                                 and _error_code(exc) == "ValidationException"):
+    if isinstance(exc, ParamValidationError) or (
+        isinstance(exc, ClientError) and _error_code(exc) == "ValidationException"
+    ):
         return StorageRejectedError(f"{call} rejected: the item is not valid for DynamoDB")
     code = _error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
     return StorageError(f"{call} failed: {code}")

@@ -69,8 +69,9 @@ class MemoryStore:
                 return True
         raise StorageRejectedError("the event cannot be stored in any form") from rejected
 
-    def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
-                     error: dict[str, Any] | None = None) -> bool:
+    def apply_status(
+        self, conversation: str, message_id: str, status: str, *, at_ms: int, error: dict[str, Any] | None = None
+    ) -> bool:
         rank = STATUS_RANK.get(status)
         if rank is None:
             return False
@@ -80,17 +81,32 @@ class MemoryStore:
             current = self.items.get(key, {}).get("status_rank")
             if current is not None and current >= rank:
                 return False
-            self._upsert(key, {"record_type": RecordType.OUTBOUND.value, "message_id": message_id, "status": status,
-                               "status_rank": rank, "status_at_ms": at_ms, "status_error": error},
-                         {"expires_at": self._expires()})
+            self._upsert(
+                key,
+                {
+                    "record_type": RecordType.OUTBOUND.value,
+                    "message_id": message_id,
+                    "status": status,
+                    "status_rank": rank,
+                    "status_at_ms": at_ms,
+                    "status_error": error,
+                },
+                {"expires_at": self._expires()},
+            )
             return True
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
         with self._lock:
             self.operations["Query"] += 1
-            return [item["message_id"] for (pk, sk), item in sorted(self.items.items())
-                    if pk == conversation and sk.startswith(codec.MESSAGE) and "sent_at_ms" in item
-                    and item["sent_at_ms"] <= watermark_ms and item.get("status_rank", 0) < STATUS_RANK[below]]
+            return [
+                item["message_id"]
+                for (pk, sk), item in sorted(self.items.items())
+                if pk == conversation
+                and sk.startswith(codec.MESSAGE)
+                and "sent_at_ms" in item
+                and item["sent_at_ms"] <= watermark_ms
+                and item.get("status_rank", 0) < STATUS_RANK[below]
+            ]
 
     def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
@@ -114,8 +130,16 @@ class MemoryStore:
             self.operations["UpdateItem"] += 1
             if self.items.get(key, {}).get("state_at_ms", at_ms) > at_ms:
                 return False
-            self._upsert(key, {"paused_until_ms": paused_until_ms, "state_at_ms": at_ms, "pause_reason": reason,
-                               "record_type": RecordType.STATE.value, "expires_at": self._expires()})
+            self._upsert(
+                key,
+                {
+                    "paused_until_ms": paused_until_ms,
+                    "state_at_ms": at_ms,
+                    "pause_reason": reason,
+                    "record_type": RecordType.STATE.value,
+                    "expires_at": self._expires(),
+                },
+            )
             return True
 
     def paused_until(self, conversation: str) -> int:
@@ -131,15 +155,26 @@ class MemoryStore:
             self.operations["PutItem"] += 1
             if key in self.items:
                 return ReplyState.from_values(self.items[key])
-            self._upsert(key, {"record_type": RecordType.REPLY.value, "provider": claim.provider,
-                               "inbound_event_id": claim.inbound_event_id, "state": "claimed",
-                               "claim_token": claim.token, "attempts": 1, "parts_done": 0,
-                               "claimed_at_ms": claim.now_ms, "updated_at_ms": claim.now_ms,
-                               "expires_at": self._expires()})
+            self._upsert(
+                key,
+                {
+                    "record_type": RecordType.REPLY.value,
+                    "provider": claim.provider,
+                    "inbound_event_id": claim.inbound_event_id,
+                    "state": "claimed",
+                    "claim_token": claim.token,
+                    "attempts": 1,
+                    "parts_done": 0,
+                    "claimed_at_ms": claim.now_ms,
+                    "updated_at_ms": claim.now_ms,
+                    "expires_at": self._expires(),
+                },
+            )
             return None
 
-    def reclaim_reply(self, conversation: str, inbound_event_id: str, *, old_token: str, token: str,
-                      attempts: int, now_ms: int) -> bool:
+    def reclaim_reply(
+        self, conversation: str, inbound_event_id: str, *, old_token: str, token: str, attempts: int, now_ms: int
+    ) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
         with self._lock:
             self.operations["UpdateItem"] += 1
@@ -168,13 +203,26 @@ class MemoryStore:
         key = codec.message_key(message.conversation, message.message_id)
         with self._lock:
             self.operations["UpdateItem"] += 1
-            self._upsert(key, {
-                "record_type": RecordType.OUTBOUND.value, "provider": message.provider,
-                "message_id": message.message_id, "page_id": message.page_id, "user_id": message.user_id,
-                "in_reply_to": message.in_reply_to, "part_index": message.part_index,
-                "sent_at_ms": message.sent_at_ms, "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
-            }, {"status": message.status, "status_rank": STATUS_RANK[message.status],
-                "status_at_ms": message.sent_at_ms, "expires_at": self._expires()})
+            self._upsert(
+                key,
+                {
+                    "record_type": RecordType.OUTBOUND.value,
+                    "provider": message.provider,
+                    "message_id": message.message_id,
+                    "page_id": message.page_id,
+                    "user_id": message.user_id,
+                    "in_reply_to": message.in_reply_to,
+                    "part_index": message.part_index,
+                    "sent_at_ms": message.sent_at_ms,
+                    "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
+                },
+                {
+                    "status": message.status,
+                    "status_rank": STATUS_RANK[message.status],
+                    "status_at_ms": message.sent_at_ms,
+                    "expires_at": self._expires(),
+                },
+            )
 
     # -- profiles ---------------------------------------------------------------------------------------------
 
@@ -187,8 +235,15 @@ class MemoryStore:
         key = codec.profile_key(conversation)
         with self._lock:
             self.operations["UpdateItem"] += 1
-            item = self._upsert(key, {"record_type": RecordType.PROFILE.value, "profile_expires_at": expires_at,
-                                      "expires_at": expires_at, "first_name": first_name or None})
+            item = self._upsert(
+                key,
+                {
+                    "record_type": RecordType.PROFILE.value,
+                    "profile_expires_at": expires_at,
+                    "expires_at": expires_at,
+                    "first_name": first_name or None,
+                },
+            )
             if not first_name:
                 item.pop("first_name", None)
 
@@ -199,9 +254,18 @@ class MemoryStore:
         key = codec.deletion_key(code)
         with self._lock:
             self.operations["PutItem"] += 1
-            self.items.setdefault(key, {"pk": key[0], "sk": key[1], "record_type": RecordType.DELETION.value,
-                                        "status": "in_progress", "user_hash": user_hash, "requested_at": now,
-                                        "expires_at": self._expires(now)})
+            self.items.setdefault(
+                key,
+                {
+                    "pk": key[0],
+                    "sk": key[1],
+                    "record_type": RecordType.DELETION.value,
+                    "status": "in_progress",
+                    "user_hash": user_hash,
+                    "requested_at": now,
+                    "expires_at": self._expires(now),
+                },
+            )
             doomed = [k for k in self.items if k[0] in set(conversations)]
             for doomed_key in doomed:
                 del self.items[doomed_key]

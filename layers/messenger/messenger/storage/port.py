@@ -84,8 +84,9 @@ class Store(Protocol):
         form of it can be stored (permanent: skip it); StorageError when storage is unavailable (transient).
         """
 
-    def apply_status(self, conversation: str, message_id: str, status: str, *, at_ms: int,
-                     error: dict[str, Any] | None = None) -> bool:
+    def apply_status(
+        self, conversation: str, message_id: str, status: str, *, at_ms: int, error: dict[str, Any] | None = None
+    ) -> bool:
         """Move an outbound message to `status` unless it is already there or further. True if moved."""
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
@@ -108,8 +109,9 @@ class Store(Protocol):
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
         """Create the claim. None if it is ours now; otherwise the claim that was already there."""
 
-    def reclaim_reply(self, conversation: str, inbound_event_id: str, *, old_token: str, token: str,
-                      attempts: int, now_ms: int) -> bool:
+    def reclaim_reply(
+        self, conversation: str, inbound_event_id: str, *, old_token: str, token: str, attempts: int, now_ms: int
+    ) -> bool:
         """Take over a `retryable` claim still held by `old_token`. False if someone else moved it first."""
 
     def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:

@@ -84,8 +84,9 @@ def _entry_events(entry: Any, received_ms: int) -> list[Event]:
             continue
         if not isinstance(items, list):
             raw = {"id": entry.get("id"), source: items}
-            events.append(_unknown(page_id or UNKNOWN_PAGE, raw, entry_time or received_ms,
-                                   f"entry.{source} is not a list"))
+            events.append(
+                _unknown(page_id or UNKNOWN_PAGE, raw, entry_time or received_ms, f"entry.{source} is not a list")
+            )
             continue
         for item in items:
             timestamp = entry_time if entry_time is not None else received_ms
@@ -99,8 +100,13 @@ def _entry_events(entry: Any, received_ms: int) -> list[Event]:
 def parse_event(page_id: str, item: Any, default_ms: int, standby: bool) -> Event:
     """One messaging/standby item. Never raises for the item's shape: what we cannot read is UNKNOWN."""
     if not isinstance(item, dict):
-        return _unknown(page_id, {"item": item}, default_ms, f"{'standby' if standby else 'messaging'} item "
-                        "is not an object", standby)
+        return _unknown(
+            page_id,
+            {"item": item},
+            default_ms,
+            f"{'standby' if standby else 'messaging'} item is not an object",
+            standby,
+        )
     sender = opt_obj(item.get("sender"))
     recipient = opt_obj(item.get("recipient"))
     sender_id = _ident(sender.get("id")) or _ident(sender.get("user_ref"))
@@ -125,10 +131,20 @@ def parse_event(page_id: str, item: Any, default_ms: int, standby: bool) -> Even
     return event
 
 
-def _event(page_id: str, user_id: str, timestamp_ms: int, item: dict[str, Any], standby: bool,
-           from_page: bool) -> Event:
-    return Event(provider=Provider.META, event_id="", kind=Kind.UNKNOWN, page_id=page_id, user_id=user_id,
-                 timestamp_ms=timestamp_ms, from_page=from_page, standby=standby, raw=item)
+def _event(
+    page_id: str, user_id: str, timestamp_ms: int, item: dict[str, Any], standby: bool, from_page: bool
+) -> Event:
+    return Event(
+        provider=Provider.META,
+        event_id="",
+        kind=Kind.UNKNOWN,
+        page_id=page_id,
+        user_id=user_id,
+        timestamp_ms=timestamp_ms,
+        from_page=from_page,
+        standby=standby,
+        raw=item,
+    )
 
 
 def _unknown(page_id: str, raw: dict[str, Any], timestamp_ms: int, reason: str, standby: bool = False) -> Event:

@@ -98,8 +98,11 @@ def _attachment(attachment: Any) -> list[str]:
     if attachment["type"] == "template":
         return _template(payload)
     if "attachment_id" in payload:
-        return [] if isinstance(payload["attachment_id"], str | int) else [
-            "message[attachment][payload][attachment_id] must be an id"]
+        return (
+            []
+            if isinstance(payload["attachment_id"], str | int)
+            else ["message[attachment][payload][attachment_id] must be an id"]
+        )
     return _url("message[attachment][payload][url]", payload.get("url"))
 
 
@@ -109,7 +112,8 @@ def _template(payload: dict[str, Any]) -> list[str]:
         return [f"template_type must be one of {sorted(TEMPLATE_TYPES)}"]
     if kind == "button":
         return _text("button template text", payload.get("text"), BUTTON_TEXT_MAX) + _buttons(
-            "button template", payload.get("buttons"), required=True)
+            "button template", payload.get("buttons"), required=True
+        )
     elements = payload.get("elements")
     if not isinstance(elements, list) or not 1 <= len(elements) <= MAX_ELEMENTS:
         count = len(elements) if isinstance(elements, list) else "not a list"

@@ -35,8 +35,9 @@ def appsecret_proof(app_secret: str, token: str) -> str:
     return hmac.new(app_secret.encode(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: SendPolicy,
-                  metadata: str = BOT_METADATA) -> list[dict[str, Any]]:
+def plan_messages(
+    recipient_id: str, replies: list[OutgoingMessage], policy: SendPolicy, metadata: str = BOT_METADATA
+) -> list[dict[str, Any]]:
     """The request bodies answering with `replies`, in order. PermanentSendError if one is invalid.
 
     Every message is checked against the Send API's documented limits (providers/meta/limits.py) here, so a
@@ -56,11 +57,18 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
                 f"{len(reply.quick_replies)} quick replies; Meta allows at most {MAX_QUICK_REPLIES}",
                 code="too_many_quick_replies",
             )
-        messages: list[dict[str, Any]] = [{"text": chunk} for chunk in split_text(reply.text, TEXT_MAX)] \
-            if reply.text else []
+        messages: list[dict[str, Any]] = (
+            [{"text": chunk} for chunk in split_text(reply.text, TEXT_MAX)] if reply.text else []
+        )
         if reply.attachment_url:
-            messages.append({"attachment": {"type": reply.attachment_type,
-                                            "payload": {"url": reply.attachment_url, "is_reusable": True}}})
+            messages.append(
+                {
+                    "attachment": {
+                        "type": reply.attachment_type,
+                        "payload": {"url": reply.attachment_url, "is_reusable": True},
+                    }
+                }
+            )
         if reply.template is not None:
             messages.append({"attachment": {"type": "template", "payload": template_payload(reply.template)}})
         if reply.quick_replies:
@@ -80,8 +88,10 @@ def plan_messages(recipient_id: str, replies: list[OutgoingMessage], policy: Sen
     for index, body in enumerate(bodies):
         problems = message_problems(body["message"]) if "message" in body else []
         if problems:
-            raise PermanentSendError(f"message {index + 1} of {len(bodies)} exceeds Meta's Send API limits: "
-                                     + "; ".join(problems[:5]), code="meta_invalid_message")
+            raise PermanentSendError(
+                f"message {index + 1} of {len(bodies)} exceeds Meta's Send API limits: " + "; ".join(problems[:5]),
+                code="meta_invalid_message",
+            )
     return bodies
 
 
@@ -113,8 +123,11 @@ def _retry_after(response: requests.Response) -> float | None:
     usage = response.headers.get("X-Business-Use-Case-Usage")
     if usage:
         try:
-            minutes = max(int(entry.get("estimated_time_to_regain_access", 0))
-                          for entries in json.loads(usage).values() for entry in entries)
+            minutes = max(
+                int(entry.get("estimated_time_to_regain_access", 0))
+                for entries in json.loads(usage).values()
+                for entry in entries
+            )
         except (ValueError, TypeError, AttributeError):
             return None
         return float(minutes * 60) if minutes else None
@@ -140,8 +153,12 @@ def classify_error(response: requests.Response, redact: tuple[str, ...] = ()) ->
     if (code, subcode) in AMBIGUOUS:
         return AmbiguousSendError(reason, code="meta_invalid_json_reply", **kwargs)
     if code in TRANSIENT_CODES:
-        return TransientSendError(reason, code="meta_throttled" if code in THROTTLE_CODES else "meta_transient",
-                                  retry_after=_retry_after(response), **kwargs)
+        return TransientSendError(
+            reason,
+            code="meta_throttled" if code in THROTTLE_CODES else "meta_transient",
+            retry_after=_retry_after(response),
+            **kwargs,
+        )
     if code == 10 and subcode == 2018278:
         return PermanentSendError(reason, code="meta_outside_window", **kwargs)
     if code == 190:
@@ -154,8 +171,15 @@ def classify_error(response: requests.Response, redact: tuple[str, ...] = ()) ->
 
 
 class MetaSendClient:
-    def __init__(self, base: str, version: str, *, session: requests.Session | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, pool_size: int = 32) -> None:
+    def __init__(
+        self,
+        base: str,
+        version: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        pool_size: int = 32,
+    ) -> None:
         self.base = base.rstrip("/")
         self.version = version
         self.session = session or pooled_session(pool_size)
@@ -170,8 +194,9 @@ class MetaSendClient:
         with tracer.provider.in_subsegment("## meta.profile") as subsegment:
             subsegment.put_annotation("page_id", page_id)
             try:
-                response = self.session.get(f"{self.base}/{self.version}/{user_id}", params=params,
-                                            timeout=PROFILE_TIMEOUT)
+                response = self.session.get(
+                    f"{self.base}/{self.version}/{user_id}", params=params, timeout=PROFILE_TIMEOUT
+                )
             except requests.RequestException as exc:
                 raise LookupError(f"profile look-up failed ({type(exc).__name__})") from None
         if response.status_code != 200:
@@ -194,24 +219,34 @@ class MetaSendClient:
                 kind = type(exc).__name__
                 if failed_before_sending(exc):
                     raise TransientSendError(f"Meta not reached ({kind})", code="meta_unreachable") from None
-                raise AmbiguousSendError(f"Meta request may have been delivered ({kind})",
-                                         code="meta_timeout_after_send") from None
+                raise AmbiguousSendError(
+                    f"Meta request may have been delivered ({kind})", code="meta_timeout_after_send"
+                ) from None
         latency = (time.perf_counter() - started) * 1000
         if response.status_code >= 300:
             error = classify_error(response, redact=(token, params["appsecret_proof"]))
             if getattr(error, "code", "") == "meta_token_invalid":
-                logger.error("operator action: the Page access token is invalid or expired; "
-                             "put a new one in the Meta secret's page_tokens", extra={"page_id": page_id})
+                logger.error(
+                    "operator action: the Page access token is invalid or expired; "
+                    "put a new one in the Meta secret's page_tokens",
+                    extra={"page_id": page_id},
+                )
             raise error
         try:
             data = response.json()
         except ValueError:
-            raise AmbiguousSendError("Meta answered success without valid JSON", code="meta_invalid_json_reply",
-                                     http_status=response.status_code) from None
+            raise AmbiguousSendError(
+                "Meta answered success without valid JSON",
+                code="meta_invalid_json_reply",
+                http_status=response.status_code,
+            ) from None
         message_id = data.get("message_id") if isinstance(data, dict) else None
         if "message" in body and not message_id:
-            raise AmbiguousSendError("Meta answered success without a message_id", code="meta_no_message_id",
-                                     http_status=response.status_code)
+            raise AmbiguousSendError(
+                "Meta answered success without a message_id",
+                code="meta_no_message_id",
+                http_status=response.status_code,
+            )
         return SendResult(message_id=message_id, latency_ms=latency)
 
 
@@ -226,8 +261,7 @@ class MetaSender:
         self.client = client
         self.secret = secret
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
-             policy: SendPolicy) -> list[dict[str, Any]]:
+    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict[str, Any]]:
         return plan_messages(inbound.user_id, replies, policy, bot_metadata(inbound.event_id))
 
     def body_text(self, body: dict[str, Any]) -> str | None:
@@ -245,6 +279,8 @@ class MetaSender:
         secret = self.secret()
         token = secret.page_tokens.get(inbound.page_id)
         if not token:
-            raise PermanentSendError(f"no Page access token for page {inbound.page_id} in the Meta secret's "
-                                     "page_tokens", code="meta_missing_page_token")
+            raise PermanentSendError(
+                f"no Page access token for page {inbound.page_id} in the Meta secret's page_tokens",
+                code="meta_missing_page_token",
+            )
         return self.client.post(inbound.page_id, token, secret.app_secret, body)

@@ -22,8 +22,15 @@ DEFAULT_REFRESH_BEFORE_S = 60
 class AppJwt:
     """Thread-safe cache of one application's token. `signatures` counts how often we really signed."""
 
-    def __init__(self, application_id: str, private_key_pem: str, *, ttl_s: int = DEFAULT_TTL_S,
-                 refresh_before_s: int = DEFAULT_REFRESH_BEFORE_S, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        application_id: str,
+        private_key_pem: str,
+        *,
+        ttl_s: int = DEFAULT_TTL_S,
+        refresh_before_s: int = DEFAULT_REFRESH_BEFORE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if refresh_before_s >= ttl_s:
             raise ValueError("refresh_before_s must be shorter than ttl_s")
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -52,8 +59,12 @@ class AppJwt:
                 import jwt
 
                 iat = int(self.clock())
-                claims = {"application_id": self.application_id, "iat": iat, "exp": iat + self.ttl_s,
-                          "jti": str(uuid.uuid4())}
+                claims = {
+                    "application_id": self.application_id,
+                    "iat": iat,
+                    "exp": iat + self.ttl_s,
+                    "jti": str(uuid.uuid4()),
+                }
                 self._token = jwt.encode(claims, self._key, algorithm="RS256", headers={"typ": "JWT"})
                 self._refresh_at = iat + self.ttl_s - self.refresh_before_s
                 self.signatures += 1

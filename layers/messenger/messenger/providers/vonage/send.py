@@ -24,13 +24,17 @@ TEXT_LIMIT = 640
 CLIENT_REF_LIMIT = 100
 
 
-def plan_messages(inbound: InboundMessage, replies: list[OutgoingMessage],
-                  policy: SendPolicy) -> list[dict[str, Any]]:
+def plan_messages(inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict[str, Any]]:
     messenger: dict[str, Any] = {"category": "response"}
     if policy.messaging_type == MESSAGE_TAG:
         messenger = {"category": "message_tag", "tag": policy.tag}
-    base = {"channel": "messenger", "from": inbound.page_id, "to": inbound.user_id, "messenger": messenger,
-            "client_ref": inbound.event_id[:CLIENT_REF_LIMIT]}
+    base = {
+        "channel": "messenger",
+        "from": inbound.page_id,
+        "to": inbound.user_id,
+        "messenger": messenger,
+        "client_ref": inbound.event_id[:CLIENT_REF_LIMIT],
+    }
     bodies: list[dict[str, Any]] = []
     for reply in replies:
         if reply.sender_action:
@@ -56,21 +60,33 @@ def classify_error(response: requests.Response) -> Exception:
     title = scrub(str(problem.get("title", "")))[:120]
     detail = scrub(str(problem.get("detail", "")))[:200]
     reason = f"Vonage HTTP {status}: {title} {detail}".strip()
-    kwargs: dict[str, Any] = {"provider_code": str(problem.get("type", "")).rsplit("/", 1)[-1] or None,
-                              "http_status": status}
+    kwargs: dict[str, Any] = {
+        "provider_code": str(problem.get("type", "")).rsplit("/", 1)[-1] or None,
+        "http_status": status,
+    }
     if status == 429 or status >= 500:
         retry_after = response.headers.get("Retry-After", "")
-        return TransientSendError(reason, code="vonage_throttled" if status == 429 else "vonage_server_error",
-                                  retry_after=float(retry_after) if retry_after.isdigit() else None, **kwargs)
+        return TransientSendError(
+            reason,
+            code="vonage_throttled" if status == 429 else "vonage_server_error",
+            retry_after=float(retry_after) if retry_after.isdigit() else None,
+            **kwargs,
+        )
     if status == 401:
         return PermanentSendError(reason, code="vonage_unauthorized", **kwargs)
     return PermanentSendError(reason, code=f"vonage_{status}", **kwargs)
 
 
 class VonageSendClient:
-    def __init__(self, base: str, *, session: requests.Session | None = None,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT, pool_size: int = 32,
-                 jwts: AppJwtCache | None = None) -> None:
+    def __init__(
+        self,
+        base: str,
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        pool_size: int = 32,
+        jwts: AppJwtCache | None = None,
+    ) -> None:
         self.base = base.rstrip("/")
         self.session = session or pooled_session(pool_size)
         self.timeout = timeout
@@ -91,22 +107,28 @@ class VonageSendClient:
                 kind = type(exc).__name__
                 if failed_before_sending(exc):
                     raise TransientSendError(f"Vonage not reached ({kind})", code="vonage_unreachable") from None
-                raise AmbiguousSendError(f"Vonage request may have been delivered ({kind})",
-                                         code="vonage_timeout_after_send") from None
+                raise AmbiguousSendError(
+                    f"Vonage request may have been delivered ({kind})", code="vonage_timeout_after_send"
+                ) from None
         latency = (time.perf_counter() - started) * 1000
         if response.status_code >= 300:
             error = classify_error(response)
             if getattr(error, "code", "") == "vonage_unauthorized":
-                logger.error("operator action: Vonage refused the application JWT; check the Vonage secret's "
-                             "application_id and private_key")
+                logger.error(
+                    "operator action: Vonage refused the application JWT; check the Vonage secret's "
+                    "application_id and private_key"
+                )
             raise error
         try:
             message_uuid = response.json().get("message_uuid")
         except (ValueError, AttributeError):
             message_uuid = None
         if not message_uuid:
-            raise AmbiguousSendError("Vonage accepted the message without a message_uuid",
-                                     code="vonage_no_message_uuid", http_status=response.status_code)
+            raise AmbiguousSendError(
+                "Vonage accepted the message without a message_uuid",
+                code="vonage_no_message_uuid",
+                http_status=response.status_code,
+            )
         return SendResult(message_id=str(message_uuid), latency_ms=latency)
 
 
@@ -119,8 +141,7 @@ class VonageSender:
         self.client = client
         self.secret = secret
 
-    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage],
-             policy: SendPolicy) -> list[dict[str, Any]]:
+    def plan(self, inbound: InboundMessage, replies: list[OutgoingMessage], policy: SendPolicy) -> list[dict[str, Any]]:
         return plan_messages(inbound, replies, policy)
 
     def post(self, inbound: InboundMessage, body: dict[str, Any]) -> SendResult:
