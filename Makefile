@@ -48,6 +48,7 @@ chat: deps ## talk to the running local stack as a Messenger user
 
 test: deps ## run lint (ruff, mypy) and every test (unit, integration on DynamoDB Local, e2e on the local stack)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(MAKE) --no-print-directory typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -60,8 +61,9 @@ integration: deps ## integration tests (DynamoDB Local, moto)
 e2e: deps ## end-to-end tests over HTTP against the local stack
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-lint: deps ## ruff, mypy (strict on the layer and both handlers) and cfn-lint
+lint: deps ## ruff (lint and format check), mypy (strict on the layer and both handlers) and cfn-lint
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(MAKE) --no-print-directory typecheck
 	$(VENV)/bin/cfn-lint template.yaml
 
