@@ -45,21 +45,21 @@ class IngestResult:
 
 def ingest(store: Store, events: list[Event], pause_seconds: int = 3600, workers: int = INGEST_WORKERS) -> IngestResult:
     result = IngestResult()
-    lanes: dict[str, list[Event]] = {}
+    effects: dict[str, list[Event]] = {}
+    conversations: dict[str, list[Event]] = {}
     for event in events:
+        conversations.setdefault(event.conversation_id, []).append(event)
         if event.kind in _EFFECT_KINDS:
-            lanes.setdefault(event.conversation_id, []).append(event)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(events)))) as pool:
-        applied = _run(pool, lambda lane: sum(_effects(store, e, pause_seconds) for e in lane), list(lanes.values()))
-        result.statuses_applied = sum(n for n in applied if isinstance(n, int))
-        _raise_first(applied, events, result)
-        conversations: dict[str, list[Event]] = {}
-        for event in events:
-            conversations.setdefault(event.conversation_id, []).append(event)
-        # One conversation's puts in the batch's order: the stream (and so the replies) keeps the user's order.
-        outcomes = [
-            o for lane in pool.map(lambda lane: _put_in_order(store, lane), conversations.values()) for o in lane
-        ]
+            effects.setdefault(event.conversation_id, []).append(event)
+    applied = _side_by_side(lambda lane: _effects_in_order(store, lane, pause_seconds), list(effects.values()), workers)
+    result.statuses_applied = sum(n for lane in applied for n in lane if isinstance(n, int))
+    _raise_first([n for lane in applied for n in lane], events, result)
+    # One conversation's puts in the batch's order: the stream (and so the replies) keeps the user's order.
+    outcomes = [
+        o
+        for lane in _side_by_side(lambda lane: _put_in_order(store, lane), list(conversations.values()), workers)
+        for o in lane
+    ]
     for outcome in outcomes:
         if outcome is True:
             result.stored += 1
@@ -73,18 +73,24 @@ def ingest(store: Store, events: list[Event], pause_seconds: int = 3600, workers
     return result
 
 
-def _run[T, R](pool: ThreadPoolExecutor, work: Callable[[T], R], items: list[T]) -> list[R | StorageError]:
-    """`work` on every item (inline for one), each outcome or the StorageError it raised, in order."""
+def _side_by_side[T, R](work: Callable[[T], R], lanes: list[T], workers: int) -> list[R]:
+    """`work` on every lane, in order of the lanes: inline for one (the usual POST), else on a thread pool."""
+    if len(lanes) <= 1:
+        return [work(lane) for lane in lanes]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(lanes)))) as pool:
+        return list(pool.map(work, lanes))
 
-    def attempt(item: T) -> R | StorageError:
+
+def _effects_in_order(store: Store, events: list[Event], pause_seconds: int) -> list[int | StorageError]:
+    """One conversation's effects in order; a transient failure ends the lane (the redelivery applies it all)."""
+    applied: list[int | StorageError] = []
+    for event in events:
         try:
-            return work(item)
-        except StorageError as exc:  # transient (a permanent rejection is handled by `work`)
-            return exc
-
-    if len(items) <= 1:
-        return [attempt(item) for item in items]
-    return list(pool.map(attempt, items))
+            applied.append(_effects(store, event, pause_seconds))
+        except StorageError as exc:  # transient (a permanent rejection is handled by _effects)
+            applied.append(exc)
+            break
+    return applied
 
 
 def _raise_first(outcomes: Sequence[object], events: list[Event], result: IngestResult) -> None:
