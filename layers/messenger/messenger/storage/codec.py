@@ -18,7 +18,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from messenger.models import Event, RecordType
+from messenger.models import STATUS_RANK, Event, RecordType
+from messenger.storage.port import NewClaim, OutboundMessage
 
 EVENT = "EVT#"
 MESSAGE = "MSG#"
@@ -300,3 +301,47 @@ def new_inbound(record: dict[str, Any]) -> dict[str, Any] | None:
     item = from_item(image)
     item["conversation_id"] = item["pk"]
     return item
+
+
+OUTBOUND_TEXT_LIMIT = 2000
+
+
+def claim_values(claim: NewClaim, expires_at: int) -> dict[str, Any]:
+    """The attributes of a new reply claim (both stores write exactly these)."""
+    return {
+        "record_type": RecordType.REPLY.value,
+        "provider": claim.provider,
+        "inbound_event_id": claim.inbound_event_id,
+        "state": "claimed",
+        "claim_token": claim.token,
+        "attempts": 1,
+        "parts_done": 0,
+        "claimed_at_ms": claim.now_ms,
+        "updated_at_ms": claim.now_ms,
+        "expires_at": expires_at,
+    }
+
+
+def outbound_values(message: OutboundMessage) -> dict[str, Any]:
+    """What recording an outbound message sets (a status callback may have created the item first)."""
+    return {
+        "record_type": RecordType.OUTBOUND.value,
+        "provider": message.provider,
+        "message_id": message.message_id,
+        "page_id": message.page_id,
+        "user_id": message.user_id,
+        "in_reply_to": message.in_reply_to,
+        "part_index": message.part_index,
+        "sent_at_ms": message.sent_at_ms,
+        "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
+    }
+
+
+def outbound_defaults(message: OutboundMessage, expires_at: int) -> dict[str, Any]:
+    """What it sets only where absent: a status never moves back, the first TTL stays."""
+    return {
+        "status": message.status,
+        "status_rank": STATUS_RANK[message.status],
+        "status_at_ms": message.sent_at_ms,
+        "expires_at": expires_at,
+    }

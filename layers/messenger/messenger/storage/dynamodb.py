@@ -25,7 +25,6 @@ _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5, tcp_keepalive=True
 )
 _BATCH_WRITE_LIMIT = 25
-OUTBOUND_TEXT_LIMIT = 2000
 
 
 def dynamodb_client(max_pool_connections: int = 10) -> Any:
@@ -196,22 +195,7 @@ class DynamoStore:
 
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
         pk, sk = codec.reply_key(claim.conversation, claim.inbound_event_id)
-        item = to_item(
-            {
-                "pk": pk,
-                "sk": sk,
-                "record_type": RecordType.REPLY.value,
-                "provider": claim.provider,
-                "inbound_event_id": claim.inbound_event_id,
-                "state": "claimed",
-                "claim_token": claim.token,
-                "attempts": 1,
-                "parts_done": 0,
-                "claimed_at_ms": claim.now_ms,
-                "updated_at_ms": claim.now_ms,
-                "expires_at": self._expires(),
-            }
-        )
+        item = to_item({"pk": pk, "sk": sk, **codec.claim_values(claim, self._expires())})
         for _ in range(2):
             existing = self._put_new(item, return_existing=True)
             if existing is None:
@@ -245,23 +229,9 @@ class DynamoStore:
         return ReplyState.from_values(item) if item else None
 
     def record_outbound(self, message: OutboundMessage) -> None:
-        update = _Update().set_all(
-            {
-                "record_type": RecordType.OUTBOUND.value,
-                "provider": message.provider,
-                "message_id": message.message_id,
-                "page_id": message.page_id,
-                "user_id": message.user_id,
-                "in_reply_to": message.in_reply_to,
-                "part_index": message.part_index,
-                "sent_at_ms": message.sent_at_ms,
-                "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
-            }
-        )
-        update.set_if_absent("status", message.status)
-        update.set_if_absent("status_rank", STATUS_RANK[message.status])
-        update.set_if_absent("status_at_ms", message.sent_at_ms)
-        update.set_if_absent("expires_at", self._expires())
+        update = _Update().set_all(codec.outbound_values(message))
+        for name, value in codec.outbound_defaults(message, self._expires()).items():
+            update.set_if_absent(name, value)
         self._update(codec.message_key(message.conversation, message.message_id), update)
 
     # -- profiles ---------------------------------------------------------------------------------------------

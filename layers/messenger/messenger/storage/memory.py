@@ -16,7 +16,6 @@ from messenger.errors import StorageRejectedError
 from messenger.models import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key
-from messenger.storage.dynamodb import OUTBOUND_TEXT_LIMIT
 from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState
 
 
@@ -155,21 +154,7 @@ class MemoryStore:
             self.operations["PutItem"] += 1
             if key in self.items:
                 return ReplyState.from_values(self.items[key])
-            self._upsert(
-                key,
-                {
-                    "record_type": RecordType.REPLY.value,
-                    "provider": claim.provider,
-                    "inbound_event_id": claim.inbound_event_id,
-                    "state": "claimed",
-                    "claim_token": claim.token,
-                    "attempts": 1,
-                    "parts_done": 0,
-                    "claimed_at_ms": claim.now_ms,
-                    "updated_at_ms": claim.now_ms,
-                    "expires_at": self._expires(),
-                },
-            )
+            self._upsert(key, codec.claim_values(claim, self._expires()))
             return None
 
     def reclaim_reply(
@@ -203,26 +188,7 @@ class MemoryStore:
         key = codec.message_key(message.conversation, message.message_id)
         with self._lock:
             self.operations["UpdateItem"] += 1
-            self._upsert(
-                key,
-                {
-                    "record_type": RecordType.OUTBOUND.value,
-                    "provider": message.provider,
-                    "message_id": message.message_id,
-                    "page_id": message.page_id,
-                    "user_id": message.user_id,
-                    "in_reply_to": message.in_reply_to,
-                    "part_index": message.part_index,
-                    "sent_at_ms": message.sent_at_ms,
-                    "text": message.text[:OUTBOUND_TEXT_LIMIT] if message.text else None,
-                },
-                {
-                    "status": message.status,
-                    "status_rank": STATUS_RANK[message.status],
-                    "status_at_ms": message.sent_at_ms,
-                    "expires_at": self._expires(),
-                },
-            )
+            self._upsert(key, codec.outbound_values(message), codec.outbound_defaults(message, self._expires()))
 
     # -- profiles ---------------------------------------------------------------------------------------------
 
