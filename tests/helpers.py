@@ -105,6 +105,24 @@ def stream_record(event: Event, seq: int, *, name: str = "INSERT", **overrides: 
     return payloads.stream_record(image, event_id=f"e{seq}", sequence=seq, name=name)
 
 
+NOW_MS = 1_800_000_000_000
+
+
+def inbound_record(
+    seq: int,
+    user: str,
+    event_id: str | None = None,
+    *,
+    name: str = "INSERT",
+    record_type: str = "inbound",
+    ts: int = NOW_MS,
+    text: str = "hello",
+) -> dict[str, Any]:
+    """The stream record of one Meta text message from `user` (INSERT of an inbound item by default)."""
+    event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
+    return stream_record(event, seq, name=name, record_type=record_type)
+
+
 LONG_USER = "9" * 5000  # over the partition key's 2,048 bytes on its own
 BIG_TEXT_CHARS = 450_000  # the text and its raw copy make an item over 400 KB
 

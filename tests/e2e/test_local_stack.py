@@ -224,20 +224,14 @@ def test_restarting_the_reply_side_mid_stream_loses_and_repeats_nothing(stack: L
     assert stack.poller()["running"]
 
 
+def chat_command(stack: LocalStack) -> list[str]:
+    """`python -m local.chat` pointed at the test stack, as a user would run it from a pipe."""
+    urls = ["--api", stack.api, "--sandbox", stack.sandbox, "--dynamodb", stack.dynamodb_url]
+    return [sys.executable, "-m", "local.chat", *urls, "--timeout", "20"]
+
+
 def test_chat_prints_the_reply_when_driven_from_a_pipe(stack: LocalStack) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "local.chat",
-        "--api",
-        stack.api,
-        "--sandbox",
-        stack.sandbox,
-        "--dynamodb",
-        stack.dynamodb_url,
-        "--timeout",
-        "20",
-    ]
+    command = chat_command(stack)
     for provider in ("meta", "vonage"):
         result = subprocess.run(
             [*command, "--provider", provider],
@@ -254,21 +248,7 @@ def test_chat_prints_the_reply_when_driven_from_a_pipe(stack: LocalStack) -> Non
 
 def test_chat_sends_quick_reply_taps_postbacks_stickers_and_images(stack: LocalStack) -> None:
     # Given the chat client driven from a pipe with the rich-input commands
-    command = [
-        sys.executable,
-        "-m",
-        "local.chat",
-        "--api",
-        stack.api,
-        "--sandbox",
-        stack.sandbox,
-        "--dynamodb",
-        stack.dynamodb_url,
-        "--timeout",
-        "20",
-        "--provider",
-        "meta",
-    ]
+    command = [*chat_command(stack), "--provider", "meta"]
     script = "/tap HELP\n/postback GET_STARTED\n/sticker\n/image https://cdn.example.com/cat.jpg\n"
     result = subprocess.run(command, input=script, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
     # Then each travels as its Meta event and gets the answer the default rules give it

@@ -11,23 +11,9 @@ from aws_lambda_powertools.utilities.batch import process_partial_response
 from messenger.errors import RetryLaterError
 from messenger.reply.batch import ConversationOrderedProcessor
 from messenger.reply.records import ReplyRecord, decode, inbound_from_record
-from tests.helpers import inbound_event, stream_record
+from tests.helpers import inbound_event, inbound_record, stream_record
 
-NOW_MS = 1_800_000_000_000
-
-
-def record(
-    seq: int,
-    user: str,
-    event_id: str | None = None,
-    *,
-    name: str = "INSERT",
-    record_type: str = "inbound",
-    ts: int = NOW_MS,
-    text: str = "hello",
-) -> dict[str, Any]:
-    event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
-    return stream_record(event, seq, name=name, record_type=record_type)
+record = inbound_record
 
 
 class Context:

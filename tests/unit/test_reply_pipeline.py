@@ -21,24 +21,12 @@ from messenger.reply.pipeline import ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
 from messenger.storage.memory import MemoryStore
-from tests.helpers import inbound_event, stream_record
-
-NOW_MS = 1_800_000_000_000
+from tests.helpers import NOW_MS, inbound_record
 
 
-def record(
-    seq: int,
-    user: str,
-    event_id: str | None = None,
-    *,
-    name: str = "INSERT",
-    record_type: str = "inbound",
-    ts: int = NOW_MS,
-    text: str = "hello",
-) -> InboundMessage | None:
+def record(*args: Any, **fields: Any) -> InboundMessage | None:
     """The inbound message of a stream record, as the batch processor hands it to the pipeline."""
-    event = inbound_event(event_id or f"m{seq}", user, text=text, ts=ts)
-    return inbound_from_record(stream_record(event, seq, name=name, record_type=record_type))
+    return inbound_from_record(inbound_record(*args, **fields))
 
 
 class Ledger(ReplyLedger):
