@@ -200,7 +200,9 @@ def _bounded(item: dict[str, Any], omitted: dict[str, Any]) -> dict[str, Any]:
     """Replace the largest attributes by their size and SHA-256 until the item fits ITEM_BUDGET_BYTES."""
     item = dict(item)
     size = item_size(item)
-    for name in sorted(item, key=lambda n: attribute_size(item[n]), reverse=True):
+    # Ordering by size walks every attribute again: only an item over the budget (rare) pays for it.
+    by_size = sorted(item, key=lambda n: attribute_size(item[n]), reverse=True) if size > ITEM_BUDGET_BYTES else []
+    for name in by_size:
         if size <= ITEM_BUDGET_BYTES:
             break
         if name in _PINNED:
