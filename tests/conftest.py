@@ -29,12 +29,11 @@ for _name, _value in {
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 
-from aws_lambda_powertools.utilities import parameters  # noqa: E402
-
 from local.lambda_context import LambdaContext  # noqa: E402
 from local.services import client, create_events_table, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
 from messenger import webhook  # noqa: E402
 from messenger.config import get_settings  # noqa: E402
+from messenger.secrets import clear_cache as clear_secret_cache  # noqa: E402
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def lambda_context() -> LambdaContext:
 
 def reset_caches() -> None:
     get_settings.cache_clear()
-    parameters.clear_caches()
+    clear_secret_cache()
     webhook.event_store.cache_clear()
 
 

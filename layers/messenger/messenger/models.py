@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Provider(StrEnum):
@@ -61,8 +61,7 @@ STATUS_RANK: dict[str, int] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Attachment:
+class Attachment(NamedTuple):
     type: str
     url: str | None = None
     title: str | None = None

@@ -1,13 +1,26 @@
-"""Provider secrets from Secrets Manager, cached by Powertools; values never reach a log or an error."""
+"""Provider secrets from Secrets Manager, cached per container for `max_age` seconds; values never reach a log
+or an error.
+
+One GetSecretValue through the same boto3 as the table, and a dict as the cache. Powertools' `parameters`
+did the same, but its package imports every provider (SSM, AppConfig, DynamoDB) at each cold start.
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+import time
 from typing import Any, NamedTuple
 
-from aws_lambda_powertools.utilities import parameters
+import boto3
+from botocore.config import Config
 
 from messenger.config import DEFAULT_SECRET_MAX_AGE_S
 from messenger.errors import SecretUnavailableError
+
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+# secret id -> (monotonic time it expires, parsed value)
+_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
 
 # NamedTuples rather than dataclasses for the cold start (see config.Settings); repr never shows a secret value.
@@ -30,14 +43,31 @@ class VonageSecret(NamedTuple):
         return f"VonageSecret(application_id={self.application_id!r})"
 
 
+@functools.cache
+def _client() -> Any:
+    return boto3.client("secretsmanager", config=_CLIENT_CONFIG)
+
+
+def clear_cache() -> None:
+    """Forget every cached value: the next read of each secret asks Secrets Manager again."""
+    _cache.clear()
+
+
 def _fetch(secret_id: str, max_age: int) -> dict[str, Any]:
+    """The secret's JSON object, from the cache while younger than `max_age` seconds."""
+    now = time.monotonic()
+    cached = _cache.get(secret_id)
+    if cached is not None and now < cached[0]:
+        return cached[1]
     try:
-        value = parameters.get_secret(secret_id, transform="json", max_age=max_age)
-    except Exception as exc:  # noqa: BLE001 - any SDK or transform failure means "unavailable"
+        value = json.loads(_client().get_secret_value(SecretId=secret_id)["SecretString"])
+    except Exception as exc:  # noqa: BLE001 - any SDK, missing-string or JSON failure means "unavailable"
         # The exception type says what went wrong; its text may quote the value, so it is not kept.
         raise SecretUnavailableError(f"secret {secret_id!r} could not be read ({type(exc).__name__})") from None
     if not isinstance(value, dict):
         raise SecretUnavailableError(f"secret {secret_id!r} is not a JSON object")
+    if max_age > 0:
+        _cache[secret_id] = (now + max_age, value)
     return value
 
 

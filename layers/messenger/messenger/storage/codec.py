@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict
 from decimal import Decimal, DecimalException
 from typing import Any
 
@@ -149,7 +148,7 @@ def event_values(event: Event, *, now_s: int, retention_s: int) -> dict[str, Any
         "received_at": now_s,
         "expires_at": now_s + retention_s,
         "text": event.text,
-        "attachments": [{k: v for k, v in asdict(a).items() if v is not None} for a in event.attachments],
+        "attachments": [{k: v for k, v in a._asdict().items() if v is not None} for a in event.attachments],
         "quick_reply_payload": event.quick_reply_payload,
         "postback_title": event.postback_title,
         "postback_payload": event.postback_payload,
