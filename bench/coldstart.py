@@ -1,6 +1,6 @@
 """Cold import of each function from what `sam build` ships, laid out as Lambda lays it out.
 
-    python -m bench.coldstart [--runs 9] [--no-build] [--importtime]
+    python -m bench.coldstart [--runs 9] [--no-build] [--importtime] [--no-instructions]
 
 Each sample is a fresh interpreter run with `-B -S` (no bytecode written, no site-packages: only what the
 artifact ships is importable) and sys.path = [function dir, layer python/], LAMBDA_TASK_ROOT set and the
@@ -8,6 +8,10 @@ template's environment (tracing on). The floor is `import boto3` from a bytecode
 own boto3. On a machine that is not arm64 the layer's native packages (cryptography, cffi, wrapt, ...) cannot
 load, so a copy of the layer with the host-architecture wheels of the same versions is imported instead; the
 report says so.
+
+Wall and CPU medians of a few hundred milliseconds swing by 20% between batches on a busy or virtualised
+machine. Where valgrind is installed the report adds the instructions each import executes (callgrind, minus
+an interpreter that imports nothing): the same count on every run, so the steady figure for a change.
 """
 
 from __future__ import annotations
@@ -203,6 +207,44 @@ def measure(items: list[Subject], runs: int) -> dict[str, list[dict[str, float]]
     return samples
 
 
+COLLECTED = re.compile(r"Collected : (\d+)")
+
+
+def instructions(subject: Subject) -> int:
+    """Instructions one cold import of `subject` executes, interpreter start-up and exit included (callgrind)."""
+    code = CHILD.format(paths=subject.paths, module=subject.module)
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/callgrind.out", sys.executable, "-B", "-S"]
+            + ["-c", code],
+            env={**subject.env, "PYTHONHASHSEED": "0"},  # the same dict layouts on every run
+            cwd=tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+        )
+    found = COLLECTED.search(done.stderr)
+    if done.returncode != 0 or found is None:
+        raise RuntimeError(f"callgrind of {subject.name} failed:\n{done.stderr[-3000:]}")
+    return int(found[1])
+
+
+def instruction_report(items: list[Subject]) -> list[str]:
+    """Instructions of each function's import and of the floor's, net of an interpreter that imports nothing."""
+    baseline = instructions(Subject("start-up", "sys", [], items[-1].env))
+    counts = {subject.name: instructions(subject) - baseline for subject in items}
+    lines = [
+        "\ninstructions each cold import executes (valgrind callgrind, interpreter start-up subtracted; the same "
+        "count on every run):"
+    ]
+    for name, goal in FUNCTIONS.items():
+        ratio = counts[name] / counts[FLOOR]
+        lines.append(
+            f"  {name:16} {counts[name] / 1e6:8.1f} M   {ratio:.2f}x import boto3 ({counts[FLOOR] / 1e6:.1f} M)   "
+            f"goal <= {goal}  {'PASS' if ratio <= goal else 'MISS'}"
+        )
+    return lines
+
+
 LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)")
 
 
@@ -248,7 +290,13 @@ def report(samples: dict[str, list[dict[str, float]]]) -> tuple[list[Row], list[
     return rows, lines
 
 
-def run(runs: int, build: bool = True, show_importtime: bool = False, build_dir: Path = BUILD_DIR) -> list[Row]:
+def run(
+    runs: int,
+    build: bool = True,
+    show_importtime: bool = False,
+    build_dir: Path = BUILD_DIR,
+    count_instructions: bool = True,
+) -> list[Row]:
     if build_dir == BUILD_DIR and (build or not BUILD_DIR.is_dir()):
         print("sam build (pinned SAM CLI) ...", flush=True)
         sam_build()
@@ -269,6 +317,7 @@ def run(runs: int, build: bool = True, show_importtime: bool = False, build_dir:
         if show_importtime:
             print(importtime(items[0]))
         samples = measure(items, runs)
+        counted = instruction_report(items) if count_instructions and shutil.which("valgrind") else []
     rows, lines = report(samples)
     print(
         f"\ncold imports from the sam build output: median of {runs} fresh `python -B -S` interpreters each, "
@@ -276,6 +325,10 @@ def run(runs: int, build: bool = True, show_importtime: bool = False, build_dir:
     )
     print(table(rows))
     print("\n" + "\n".join(lines))
+    if counted:
+        print("\n".join(counted))
+    elif count_instructions:
+        print("\n(valgrind is not installed: no instruction counts; `apt-get install valgrind` adds them)")
     return rows
 
 
@@ -286,11 +339,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--no-build", action="store_true", help="reuse .aws-sam/build as it is")
     parser.add_argument("--importtime", action="store_true", help="also break the webhook's import down")
+    parser.add_argument("--no-instructions", action="store_true", help="skip the callgrind instruction counts")
     parser.add_argument(
         "--build-dir", type=Path, default=BUILD_DIR, help="measure another sam build output as it is (never rebuilt)"
     )
     args = parser.parse_args(argv)
-    run(args.runs, build=not args.no_build, show_importtime=args.importtime, build_dir=args.build_dir.resolve())
+    run(
+        args.runs,
+        build=not args.no_build,
+        show_importtime=args.importtime,
+        build_dir=args.build_dir.resolve(),
+        count_instructions=not args.no_instructions,
+    )
     return 0
 
 
