@@ -5,7 +5,7 @@
 `--reset` (`make dev RESET=1`) deletes the data kept from the last run first. Settings come from the
 environment: PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT, LOCAL_CONCURRENCY, LOCAL_REPLY_CONCURRENCY,
 LOCAL_POLL_INTERVAL, LOCAL_RETRY_DELAY, LOCAL_CALLBACK_DELAY, LOCAL_CALLBACK_TIME_SCALE, LOCAL_DYNAMODB_URL,
-LOCAL_SANDBOX_URL (docs/local-stack.md).
+LOCAL_DYNAMODB_FSYNC, LOCAL_SANDBOX_URL (docs/local-stack.md).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from local.services import (
     client,
     end_process,
     ensure_events_table,
+    fsync_free_environment,
     port_in_use,
     port_owner,
     process_command,
@@ -296,8 +297,13 @@ class LocalStack:
                 self.log(f"using the DynamoDB Local at {self.dynamodb_url}")
             else:
                 self.parts["dynamodb"] = "starting"
+                fsync = (
+                    "writes not fsynced (libeatmydata; LOCAL_DYNAMODB_FSYNC=1 keeps fsync)"
+                    if fsync_free_environment(durable=True)
+                    else "writes fsynced (on a slow disk, eatmydata skips that: docs/local-stack.md)"
+                )
                 self.log(
-                    f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
+                    f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir}, {fsync} "
                     f"(log: {self.state / 'dynamodb.log'})"
                 )
                 with (self.state / "dynamodb.log").open("ab") as log_file:

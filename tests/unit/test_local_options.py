@@ -2,6 +2,7 @@
 
 import pytest
 
+from local import services
 from local.__main__ import options_from_env
 from local.services import LocalStackError
 from local.stack import Options
@@ -35,3 +36,16 @@ def test_settings_from_the_environment() -> None:
 def test_bad_settings_are_clear_errors(name: str, value: str) -> None:
     with pytest.raises(LocalStackError, match=name):
         options_from_env(False, {name: value})
+
+
+def test_dynamodb_local_on_disk_skips_fsync_where_libeatmydata_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given libeatmydata is (or is not) found
+    monkeypatch.setattr(services.ctypes.util, "find_library", lambda name: "libeatmydata.so.1")
+    # Then a table on disk runs with it preloaded (after any preload already set); in memory, nothing changes
+    env = services.fsync_free_environment(True, {"LD_PRELOAD": "libother.so", "PATH": "/bin"})
+    assert env is not None and env["LD_PRELOAD"] == "libother.so libeatmydata.so.1" and env["PATH"] == "/bin"
+    assert services.fsync_free_environment(False, {}) is None
+    # And LOCAL_DYNAMODB_FSYNC=1 keeps fsync
+    assert services.fsync_free_environment(True, {"LOCAL_DYNAMODB_FSYNC": "1"}) is None
+    monkeypatch.setattr(services.ctypes.util, "find_library", lambda name: None)
+    assert services.fsync_free_environment(True, {}) is None
