@@ -151,6 +151,7 @@ class Service:
     name: str
     process: subprocess.Popen[bytes]
     port: int
+    fsync_skipped: bool = False  # DynamoDB Local runs with libeatmydata (fsync_free_environment)
 
     @property
     def endpoint(self) -> str:
@@ -218,7 +219,10 @@ def start_dynamodb_local(
         str(port),
         "-disableTelemetry",
     ]
-    return _start("DynamoDB Local", command, port, log, cwd=jar.parent, env=fsync_free_environment(db_path is not None))
+    env = fsync_free_environment(db_path is not None)
+    service = _start("DynamoDB Local", command, port, log, cwd=jar.parent, env=env)
+    service.fsync_skipped = env is not None
+    return service
 
 
 def start_moto(port: int | None = None, log: Any = subprocess.DEVNULL, host: str = "127.0.0.1") -> Service:

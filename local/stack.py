@@ -34,7 +34,6 @@ from local.services import (
     client,
     end_process,
     ensure_events_table,
-    fsync_free_environment,
     port_in_use,
     port_owner,
     process_command,
@@ -297,17 +296,17 @@ class LocalStack:
                 self.log(f"using the DynamoDB Local at {self.dynamodb_url}")
             else:
                 self.parts["dynamodb"] = "starting"
-                fsync = (
-                    "writes not fsynced (libeatmydata; LOCAL_DYNAMODB_FSYNC=1 keeps fsync)"
-                    if fsync_free_environment(durable=True)
-                    else "writes fsynced (on a slow disk, eatmydata skips that: docs/local-stack.md)"
-                )
                 self.log(
-                    f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir}, {fsync} "
+                    f"starting DynamoDB Local on {self.dynamodb_url}, data in {self.data_dir} "
                     f"(log: {self.state / 'dynamodb.log'})"
                 )
                 with (self.state / "dynamodb.log").open("ab") as log_file:
                     service = start_dynamodb_local(self.ports.dynamodb, log=log_file, db_path=self.data_dir)
+                self.log(
+                    "DynamoDB Local's writes are not fsynced (libeatmydata; LOCAL_DYNAMODB_FSYNC=1 keeps fsync)"
+                    if service.fsync_skipped
+                    else "DynamoDB Local fsyncs every write (on a slow disk, eatmydata skips that: docs/local-stack.md)"
+                )
                 self._add_service(service)
             self.parts["dynamodb"] = "up"
         finally:

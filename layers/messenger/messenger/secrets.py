@@ -1,8 +1,9 @@
 """Provider secrets from Secrets Manager, cached per container for `max_age` seconds; values never reach a log
 or an error.
 
-One GetSecretValue through the same boto3 as the table, and a dict as the cache. Powertools' `parameters`
-did the same, but its package imports every provider (SSM, AppConfig, DynamoDB) at each cold start.
+One GetSecretValue through a client configured like the table's (messenger.aws), and a dict as the cache.
+Powertools' `parameters` did the same, but its package imports every provider (SSM, AppConfig, DynamoDB) at
+each cold start.
 """
 
 from __future__ import annotations
@@ -12,13 +13,10 @@ import json
 import time
 from typing import Any, NamedTuple
 
-import boto3
-from botocore.config import Config
-
+from messenger.aws import aws_client
 from messenger.config import DEFAULT_SECRET_MAX_AGE_S
 from messenger.errors import SecretUnavailableError
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
 # secret id -> (monotonic time it expires, parsed value)
 _cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
@@ -45,7 +43,7 @@ class VonageSecret(NamedTuple):
 
 @functools.cache
 def _client() -> Any:
-    return boto3.client("secretsmanager", config=_CLIENT_CONFIG)
+    return aws_client("secretsmanager")
 
 
 def clear_cache() -> None:

@@ -11,25 +11,21 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from messenger.aws import aws_client
 from messenger.errors import StorageError, StorageRejectedError
 from messenger.models import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key, from_item, key_attributes, to_attribute, to_item
 from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState
 
-_CLIENT_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5, tcp_keepalive=True
-)
 _BATCH_WRITE_LIMIT = 25
 
 
 def dynamodb_client(max_pool_connections: int = 10) -> Any:
     """A DynamoDB client with this module's timeouts and retries, sized for `max_pool_connections` threads."""
-    return boto3.client("dynamodb", config=_CLIENT_CONFIG.merge(Config(max_pool_connections=max_pool_connections)))
+    return aws_client("dynamodb", max_pool_connections=max_pool_connections)
 
 
 class _Update:
@@ -97,7 +93,7 @@ class DynamoStore:
 
     def __init__(self, table_name: str, client: Any = None, retention_days: int = 90) -> None:
         self.table_name = table_name
-        self.client = client or boto3.client("dynamodb", config=_CLIENT_CONFIG)
+        self.client = client or aws_client("dynamodb")
         self.retention_s = retention_days * 86400
 
     def _expires(self, now_s: int | None = None) -> int:
