@@ -5,7 +5,7 @@
 `--reset` (`make dev RESET=1`) deletes the data kept from the last run first. Settings come from the
 environment: PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT, LOCAL_CONCURRENCY, LOCAL_REPLY_CONCURRENCY,
 LOCAL_POLL_INTERVAL, LOCAL_RETRY_DELAY, LOCAL_CALLBACK_DELAY, LOCAL_CALLBACK_TIME_SCALE, LOCAL_DYNAMODB_URL,
-LOCAL_DYNAMODB_FSYNC, LOCAL_SANDBOX_URL (docs/local-stack.md).
+LOCAL_DYNAMODB_FSYNC, LOCAL_SANDBOX_URL, LOCAL_STREAM_SPLIT, LOCAL_STREAM_ORDER (docs/local-stack.md).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 
+from local.poller import ORDERS
 from local.services import LocalStackError
 from local.stack import AlreadyRunningError, LocalStack, Options, Ports
 from local.workers import WorkerError
@@ -43,6 +44,9 @@ def options_from_env(reset: bool, env: dict[str, str] | None = None) -> Options:
             raise LocalStackError(f"{name} must not be negative, got {raw!r}")
         return value
 
+    order = env.get("LOCAL_STREAM_ORDER") or "stream"
+    if order not in ORDERS:
+        raise LocalStackError(f"LOCAL_STREAM_ORDER must be one of {', '.join(ORDERS)}, got {order!r}")
     return Options(
         poll_interval_s=number("LOCAL_POLL_INTERVAL", 0.25),
         retry_delay_s=number("LOCAL_RETRY_DELAY", 0.5),
@@ -50,6 +54,8 @@ def options_from_env(reset: bool, env: dict[str, str] | None = None) -> Options:
         callback_time_scale=max(1.0, number("LOCAL_CALLBACK_TIME_SCALE", 60.0)),
         concurrency=max(1, int(number("LOCAL_CONCURRENCY", 4, int))),
         reply_concurrency=int(number("LOCAL_REPLY_CONCURRENCY", 0, int)),
+        stream_split=max(1, int(number("LOCAL_STREAM_SPLIT", 1, int))),
+        stream_order=order,
         reset=reset,
         dynamodb_url=env.get("LOCAL_DYNAMODB_URL", ""),
         sandbox_url=env.get("LOCAL_SANDBOX_URL", ""),

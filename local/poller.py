@@ -1,6 +1,6 @@
 """Emulate Lambda's DynamoDB stream event source mapping with the settings template.yaml declares.
 
-What it does, per shard and in stream order (local.template.StreamSettings):
+What it does, per shard (local.template.StreamSettings):
 
 - FilterCriteria (local.filters): records no pattern matches are dropped and checkpointed.
 - BatchSize / MaximumBatchingWindowInSeconds: a batch is invoked when it is full or when its oldest record
@@ -16,15 +16,25 @@ What it does, per shard and in stream order (local.template.StreamSettings):
   to the on-failure destination as Lambda's invocation record (DDBStreamBatchInfo, requestContext,
   responseContext) and are checkpointed, so the shard moves on.
 
-- ParallelizationFactor: up to N batches of one shard are invoked at once. Each record goes to one of N
-  lanes by a hash of its partition key, so one key's records stay in one lane, in stream order; a lane
-  that fails or retries holds back only its own keys. Each lane calls its own `invoke` (one function
-  instance per concurrent batch, as in Lambda).
+- ParallelizationFactor: up to N batches of one shard are invoked at once. AWS documents in-order processing
+  only "at the item (partition and sort key) level", so each record goes to one of N lanes by a hash of its
+  full item key: one item's records (its insert, updates, delete) stay in one lane, in stream order, while
+  two items of one partition key may run side by side and finish in either order. A lane that fails or
+  retries holds back only its own items. Each lane calls its own `invoke` (one function instance per
+  concurrent batch, as in Lambda).
+- `split` (LOCAL_STREAM_SPLIT): DynamoDB Local has one shard, but in AWS shards split and nothing documents
+  which child holds which key, so one conversation's records can sit in two child shards read at the same
+  time. With `split` = N, each record of a shard goes to one of N virtual child shards by another hash of
+  its full item key; each child has its own ParallelizationFactor lanes, all running concurrently.
+- `order` (LOCAL_STREAM_ORDER): the records of one read are handed to the lanes in stream order (`stream`),
+  or in the least favourable order the item-level guarantee still allows: `newest-first` (items in reverse
+  stream order) or `shuffle`; either way one item's records keep their stream order.
 
 Checkpoints are kept per shard in a CheckpointStore (memory, and a JSON file when given); a shard's
-checkpoint is the last record before which every record of every lane is finished. A stopped poller
-finishes its in-flight invocations first, so a new poller on the same store resumes after the last
-finished record: nothing is lost, and only records a lane finished beyond the checkpoint are invoked again.
+checkpoint is the last record before which every record of every lane (of every virtual child) is finished,
+so the minimum over the children. A stopped poller finishes its in-flight invocations first, so a new poller
+on the same store resumes after the last finished record: nothing is lost, and only records a lane finished
+beyond the checkpoint are invoked again.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import random
 import threading
 import time
 import uuid
@@ -45,11 +56,12 @@ from pathlib import Path
 from typing import Any
 
 from local.filters import matches_any, parse_pattern
-from local.template import StreamSettings, hash_key
+from local.template import StreamSettings, key_schema
 from tools.streams import StreamReader, strip_internal
 
 RETRY_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"
+ORDERS = ("stream", "newest-first", "shuffle")
 
 Invoke = Callable[[dict[str, Any]], Any]
 Log = Callable[[str], None]
@@ -87,7 +99,7 @@ class CheckpointStore:
 @dataclass
 class Outcome:
     ok: bool
-    failed_index: int | None = None  # partial batch failure: index of the lowest reported record
+    failed_from: int | None = None  # partial batch failure: the lowest reported sequence number
     error: str | None = None  # function error (exception or invalid response)
     duration_ms: float = 0.0
 
@@ -102,21 +114,22 @@ class Outcome:
 @dataclass
 class _Entry:
     record: dict[str, Any]
-    matched: bool
     seen_at: float
 
 
 @dataclass
 class _Lane:
-    index: int
+    child: int  # the virtual child shard (always 0 unless the poller splits shards)
+    index: int  # the ParallelizationFactor lane within it
     invoke: Invoke
-    buffer: deque[_Entry] = field(default_factory=deque)
+    buffer: deque[_Entry] = field(default_factory=deque)  # records the filter matched, not yet finished
     busy: bool = False
 
 
 @dataclass
 class _Shard:
-    """One shard's lanes and the records read from it that are not yet finished (for the checkpoint)."""
+    """One shard's lanes (of all its virtual children) and the records read from it that are not yet finished
+    (for the checkpoint)."""
 
     shard_id: str
     lanes: list[_Lane]
@@ -150,6 +163,16 @@ def seq(record: dict[str, Any]) -> int:
     return int(record["dynamodb"]["SequenceNumber"])
 
 
+def _span(batch: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The records with the lowest and the highest sequence number (a batch handed out of stream order)."""
+    return min(batch, key=seq), max(batch, key=seq)
+
+
+def _cut(batch: list[dict[str, Any]], failed_from: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A partially failed batch: the records before the lowest reported sequence number (done) and the rest."""
+    return [r for r in batch if seq(r) < failed_from], [r for r in batch if seq(r) >= failed_from]
+
+
 def _short(shard_id: str) -> str:
     return "…" + shard_id[-8:]
 
@@ -176,8 +199,14 @@ class StreamPoller:
         log: Log = print,
         name: str = "poller",
         lane_invoke: Callable[[int], Invoke] | None = None,
-        partition_key: str | None = None,
+        split: int = 1,
+        order: str = "stream",
+        seed: int | None = None,
     ) -> None:
+        """`lane_invoke(i)` gives lane i its own `invoke` (i < split x ParallelizationFactor, child by child);
+        `split`, `order` and `seed` (for `shuffle`) are described in the module's docstring."""
+        if order not in ORDERS:
+            raise ValueError(f"order must be one of {', '.join(ORDERS)}, got {order!r}")
         self.reader = reader
         self.invoke = invoke
         self.settings = settings
@@ -191,8 +220,12 @@ class StreamPoller:
         self.log = log
         self.name = name
         self.stats = PollerStats()
-        self.lanes = max(1, settings.parallelization_factor)
-        self.partition_key = partition_key or hash_key()
+        self.factor = max(1, settings.parallelization_factor)
+        self.split = max(1, split)
+        self.lanes = self.factor * self.split  # lanes per real shard, all of its virtual children together
+        self.order = order
+        self.key_names = key_schema()
+        self._random = random.Random(seed)
         self._lane_invokers = [lane_invoke(i) if lane_invoke else invoke for i in range(self.lanes)]
         self._shards: dict[str, _Shard] = {}
         self._stop = threading.Event()
@@ -251,17 +284,34 @@ class StreamPoller:
         self.reader.positions = self.checkpoints.get()
         self.reader.rewind()
 
+    def item_key(self, record: dict[str, Any]) -> bytes:
+        """The record's full item key (partition and sort key, in the table's key schema order)."""
+        keys = record["dynamodb"].get("Keys") or {}
+        return json.dumps([keys.get(name) for name in self.key_names], sort_keys=True).encode()
+
     def lane_of(self, record: dict[str, Any]) -> int:
-        """The lane of a record: a stable hash of its partition key, so one key always takes one lane."""
-        if self.lanes == 1:
-            return 0
-        key = (record["dynamodb"].get("Keys") or {}).get(self.partition_key) or {}
-        value = next(iter(key.values()), "") if isinstance(key, dict) else ""
-        return zlib.crc32(str(value).encode()) % self.lanes
+        """The record's lane within its (virtual child) shard: a stable hash of its full item key, so one
+        item always takes one lane, and the items of one partition key spread over the lanes."""
+        return zlib.crc32(self.item_key(record)) % self.factor if self.factor > 1 else 0
+
+    def child_of(self, record: dict[str, Any]) -> int:
+        """The virtual child shard of a record when shards are split: another stable hash of its full item key."""
+        return zlib.crc32(b"child:" + self.item_key(record)) % self.split if self.split > 1 else 0
+
+    def arrange(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records of one read in the order the lanes get them (`order`); one item's records keep theirs."""
+        if self.order == "stream":
+            return records
+        rank: dict[bytes, float] = {}
+        for position, record in enumerate(records):
+            key = self.item_key(record)
+            if key not in rank:
+                rank[key] = -position if self.order == "newest-first" else self._random.random()
+        return sorted(records, key=lambda record: rank[self.item_key(record)])  # stable within an item
 
     def _shard(self, shard_id: str) -> _Shard:
         if shard_id not in self._shards:
-            lanes = [_Lane(i, invoke) for i, invoke in enumerate(self._lane_invokers)]
+            lanes = [_Lane(i // self.factor, i % self.factor, invoke) for i, invoke in enumerate(self._lane_invokers)]
             self._shards[shard_id] = _Shard(shard_id, lanes)
         return self._shards[shard_id]
 
@@ -272,12 +322,26 @@ class StreamPoller:
         """
         records = self.reader.poll()
         now = time.monotonic()
-        for record in records:
-            matched = matches_any(self.patterns, strip_internal(record))
+        dropped: dict[str, list[dict[str, Any]]] = {}
+        for record in records:  # stream order: the checkpoint follows it, whatever order the lanes get
             shard = self._shard(record["_shard"])
             with shard.lock:
                 shard.pending.append(record["dynamodb"]["SequenceNumber"])
-                shard.lanes[self.lane_of(record)].buffer.append(_Entry(record, matched, now))
+        for record in self.arrange(records):
+            shard = self._shard(record["_shard"])
+            if not matches_any(self.patterns, strip_internal(record)):
+                dropped.setdefault(shard.shard_id, []).append(record)
+                continue
+            lane = shard.lanes[self.child_of(record) * self.factor + self.lane_of(record)]
+            with shard.lock:
+                lane.buffer.append(_Entry(record, now))
+        for shard_id, rejected in dropped.items():
+            shard = self._shards[shard_id]
+            with shard.lock:
+                self._commit(shard, None, rejected)
+            with self._stats_lock:
+                self.stats.filtered += len(rejected)
+            self.log(f"[{self.name}] shard {_short(shard_id)}: {len(rejected)} record(s) dropped by FilterCriteria")
         for shard in list(self._shards.values()):
             for lane in shard.lanes:
                 self._start(shard, lane)
@@ -320,17 +384,9 @@ class StreamPoller:
                 lane.busy = False
 
     def _ready_batch(self, shard: _Shard, lane: _Lane) -> list[dict[str, Any]]:
-        """The lane's next batch, once full or its window has passed; filtered records before it are dropped."""
-        dropped = 0
+        """The lane's next batch, once full or its window has passed."""
         with shard.lock:
-            while lane.buffer and not lane.buffer[0].matched:
-                dropped += self._commit(shard, lane, lane.buffer[0].record)
-            batch = [e for e in lane.buffer if e.matched][: self.settings.batch_size]
-        if dropped:
-            self.log(
-                f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: {dropped} record(s) "
-                "dropped by FilterCriteria"
-            )
+            batch = list(lane.buffer)[: self.settings.batch_size]
         if not batch:
             return []
         waited = time.monotonic() - batch[0].seen_at
@@ -338,31 +394,27 @@ class StreamPoller:
             return []
         return [e.record for e in batch]
 
-    def _lane_label(self, lane: _Lane) -> str:
-        return f" lane {lane.index}" if self.lanes > 1 else ""
+    def _where(self, shard_id: str, lane: _Lane) -> str:
+        child = f" child {lane.child}" if self.split > 1 else ""
+        return f"shard {_short(shard_id)}{child}" + (f" lane {lane.index}" if self.factor > 1 else "")
 
-    def _finish(self, shard: _Shard, lane: _Lane, record: dict[str, Any]) -> None:
+    def _finish(self, shard: _Shard, lane: _Lane, records: list[dict[str, Any]]) -> None:
         with shard.lock:
-            self._commit(shard, lane, record)
+            self._commit(shard, lane, records)
 
-    def _commit(self, shard: _Shard, lane: _Lane, record: dict[str, Any]) -> int:
-        """Finish `record` and the lane's records before it; move the shard's checkpoint over every record that
-        is now finished in all lanes. Call with the shard's lock held. Returns how many were filtered ones."""
-        last = seq(record)
-        filtered = 0
-        while lane.buffer and seq(lane.buffer[0].record) <= last:
-            entry = lane.buffer.popleft()
-            filtered += not entry.matched
-            shard.finished.add(entry.record["dynamodb"]["SequenceNumber"])
-        with self._stats_lock:
-            self.stats.filtered += filtered
+    def _commit(self, shard: _Shard, lane: _Lane | None, records: list[dict[str, Any]]) -> None:
+        """Finish `records` (taking them out of the lane's buffer) and move the shard's checkpoint over every
+        record that is now finished in all lanes. Call with the shard's lock held."""
+        done = {r["dynamodb"]["SequenceNumber"] for r in records}
+        if lane is not None:
+            lane.buffer = deque(e for e in lane.buffer if e.record["dynamodb"]["SequenceNumber"] not in done)
+        shard.finished |= done
         checkpoint = None
         while shard.pending and shard.pending[0] in shard.finished:
             checkpoint = shard.pending.popleft()
             shard.finished.discard(checkpoint)
         if checkpoint is not None:
             self.checkpoints.save(shard.shard_id, checkpoint)
-        return filtered
 
     # -- the event source mapping's retry rules ---------------------------------------------------
 
@@ -378,12 +430,12 @@ class StreamPoller:
                 continue
             outcome = self._invoke(shard, lane, batch, retries)
             if outcome.ok:
-                self._finish(shard, lane, batch[-1])
+                self._finish(shard, lane, batch)
                 continue
-            if outcome.failed_index is not None:
-                if outcome.failed_index > 0:
-                    self._finish(shard, lane, batch[outcome.failed_index - 1])
-                rest = batch[outcome.failed_index :]
+            if outcome.failed_from is not None:
+                done, rest = _cut(batch, outcome.failed_from)
+                if done:
+                    self._finish(shard, lane, done)
                 self._retry_or_give_up(work, shard, lane, rest, retries + 1, outcome)
                 continue
             if self.settings.bisect_on_error and len(batch) > 1:
@@ -391,7 +443,7 @@ class StreamPoller:
                 with self._stats_lock:
                     self.stats.bisections += 1
                 self.log(
-                    f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: bisecting "
+                    f"[{self.name}] {self._where(shard.shard_id, lane)}: bisecting "
                     f"{len(batch)} records into {half} + {len(batch) - half}"
                 )
                 work[0:0] = [(batch[:half], retries), (batch[half:], retries)]
@@ -415,9 +467,8 @@ class StreamPoller:
         with self._stats_lock:
             self.stats.retries += 1
         left = "unlimited" if limit < 0 else str(limit - retries + 1)
-        where = f"shard {_short(shard.shard_id)}{self._lane_label(lane)}"
         self.log(
-            f"[{self.name}] {where}: retry {retries} of {len(batch)} record(s) from seq "
+            f"[{self.name}] {self._where(shard.shard_id, lane)}: retry {retries} of {len(batch)} record(s) from seq "
             f"{batch[0]['dynamodb']['SequenceNumber']} ({left} attempt(s) left)"
         )
         self._stop.wait(min(self.retry_delay_s * (2 ** (retries - 1)), 5.0))
@@ -452,21 +503,21 @@ class StreamPoller:
             self.stats.sent_to_on_failure += len(batch)
             self.stats.on_failure_messages += 1
         where = "on-failure destination" if self.on_failure else "nowhere (no destination): discarded"
+        info = message["DDBStreamBatchInfo"]
         self.log(
-            f"[{self.name}] shard {_short(shard.shard_id)}{self._lane_label(lane)}: giving up on {len(batch)} "
-            f"record(s) "
-            f"seq {batch[0]['dynamodb']['SequenceNumber']}..{batch[-1]['dynamodb']['SequenceNumber']} "
-            f"({condition}) -> {where}"
+            f"[{self.name}] {self._where(shard.shard_id, lane)}: giving up on {len(batch)} record(s) "
+            f"seq {info['startSequenceNumber']}..{info['endSequenceNumber']} ({condition}) -> {where}"
         )
         if self.on_failure is not None:
             self.on_failure(message)
-        self._finish(shard, lane, batch[-1])
+        self._finish(shard, lane, batch)
 
     def failure_record(
         self, shard_id: str, batch: list[dict[str, Any]], condition: str, invokes: int, outcome: Outcome | None
     ) -> dict[str, Any]:
-        """Lambda's on-failure invocation record for a DynamoDB stream batch."""
-        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
+        """Lambda's on-failure invocation record for a DynamoDB stream batch (of the real shard: tools/redrive.py
+        reads the records back from it)."""
+        first, last = (record["dynamodb"] for record in _span(batch))
         return {
             "requestContext": {
                 "requestId": str(uuid.uuid4()),
@@ -515,14 +566,14 @@ class StreamPoller:
             return Outcome(ok=True)
         if not isinstance(failures, list):
             return Outcome(ok=False, error="invalid response: batchItemFailures is not a list")
-        index = {r["dynamodb"]["SequenceNumber"]: i for i, r in enumerate(batch)}
+        in_batch = {r["dynamodb"]["SequenceNumber"] for r in batch}
         failed: list[int] = []
         for failure in failures:
             identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
-            if not isinstance(identifier, str) or identifier not in index:
+            if not isinstance(identifier, str) or identifier not in in_batch:
                 return Outcome(ok=False, error=f"invalid response: itemIdentifier {identifier!r} not in the batch")
-            failed.append(index[identifier])
-        return Outcome(ok=False, failed_index=min(failed))
+            failed.append(int(identifier))
+        return Outcome(ok=False, failed_from=min(failed))
 
     def _record(self, shard_id: str, lane: _Lane, batch: list[dict[str, Any]], retries: int, outcome: Outcome) -> None:
         stats = self.stats
@@ -531,10 +582,11 @@ class StreamPoller:
         if outcome.ok:
             stats.succeeded += len(batch)
             result = "ok"
-        elif outcome.failed_index is not None:
+        elif outcome.failed_from is not None:
+            done = len(_cut(batch, outcome.failed_from)[0])
             stats.partial_failures += 1
-            stats.succeeded += outcome.failed_index
-            result = f"{len(batch) - outcome.failed_index} failed (batchItemFailures), {outcome.failed_index} done"
+            stats.succeeded += done
+            result = f"{len(batch) - done} failed (batchItemFailures), {done} done"
         else:
             stats.function_errors += 1
             stats.last_error = outcome.error
@@ -543,19 +595,19 @@ class StreamPoller:
         stats.history.append(
             {
                 "shard": shard_id,
+                "child": lane.child,
                 "lane": lane.index,
                 "size": len(batch),
                 "first": first,
                 "last": last,
                 "attempt": retries + 1,
                 "ok": outcome.ok,
-                "failed_index": outcome.failed_index,
+                "failed_from": outcome.failed_from,
                 "error": outcome.error,
             }
         )
         del stats.history[:-200]
         self.log(
-            f"[{self.name}] invoke shard {_short(shard_id)}{self._lane_label(lane)}: {len(batch)} record(s) "
-            f"seq {first}..{last} "
+            f"[{self.name}] invoke {self._where(shard_id, lane)}: {len(batch)} record(s) seq {first}..{last} "
             f"attempt {retries + 1} -> {result} ({outcome.duration_ms:.0f} ms)"
         )

@@ -107,6 +107,8 @@ class Options:
     callback_time_scale: float = 60.0  # the sandbox's callback retry schedule runs this many times faster
     concurrency: int = 4  # workers per HTTP function (concurrent requests per function)
     reply_concurrency: int = 0  # workers of the reply function; 0 = one per stream lane
+    stream_split: int = 1  # virtual child shards per stream shard (local/poller.py: a shard split)
+    stream_order: str = "stream"  # the order the poller hands a read's records to the lanes (local/poller.py)
     reset: bool = False  # delete the kept data first
     dynamodb_url: str = ""  # use this running DynamoDB Local instead of starting one (tests)
     sandbox_url: str = ""  # use this running sandbox instead of starting one (its records outlive the stack)
@@ -377,7 +379,8 @@ class LocalStack:
             os.environ.update(self._worker_environment())
             return InProcessFunction(spec, log=self.log)
         if function_id == self.reply_id:
-            size = self.options.reply_concurrency or stream_settings(function_id).parallelization_factor
+            lanes = stream_settings(function_id).parallelization_factor * self.options.stream_split
+            size = self.options.reply_concurrency or lanes
         else:
             size = self.options.concurrency
         return FunctionPool(spec, self._worker_environment(), size=size, log=self.log, on_spawn=self._track_worker)
@@ -443,7 +446,7 @@ class LocalStack:
                 positions=checkpoints.get(),
                 region=REGION,
             )
-            # The pool has a worker per ParallelizationFactor lane: concurrent batches never share one.
+            # The pool has a worker per lane (of every virtual child shard): concurrent batches never share one.
             self.poller = StreamPoller(
                 reader,
                 reply.invoke,
@@ -454,11 +457,15 @@ class LocalStack:
                 poll_interval_s=self.options.poll_interval_s,
                 retry_delay_s=self.options.retry_delay_s,
                 log=self.log,
+                split=self.options.stream_split,
+                order=self.options.stream_order,
             )
             self.poller.start()
+            split = f", split into {self.poller.split} child shards" if self.poller.split > 1 else ""
+            order = f", records handed out {self.poller.order}" if self.poller.order != "stream" else ""
             self.log(
                 f"[poller] polling {TABLE_NAME}'s stream for {self.reply_id}: batch {settings.batch_size}, "
-                f"{settings.parallelization_factor} lane(s) per shard, "
+                f"{settings.parallelization_factor} lane(s) per shard (by full item key){split}{order}, "
                 f"window {settings.batching_window_s:g}s, retries {settings.maximum_retry_attempts}, "
                 f"max age {settings.maximum_record_age_s}s, bisect {settings.bisect_on_error}, "
                 f"{len(settings.filter_patterns)} filter pattern(s), resuming from "

@@ -61,10 +61,11 @@ def table_definition(table_name: str, logical_id: str = "EventsTable") -> dict[s
     return definition
 
 
-def hash_key(logical_id: str = "EventsTable") -> str:
-    """The table's partition (HASH) key attribute: what the stream's ParallelizationFactor lanes are keyed by."""
+def key_schema(logical_id: str = "EventsTable") -> tuple[str, ...]:
+    """The table's key attributes, partition (HASH) key first: the full item key that the stream's
+    ParallelizationFactor lanes are keyed by."""
     schema = resources()[logical_id]["Properties"]["KeySchema"]
-    return next(key["AttributeName"] for key in schema if key["KeyType"] == "HASH")
+    return tuple(key["AttributeName"] for key in sorted(schema, key=lambda key: key["KeyType"] != "HASH"))
 
 
 def ttl_attribute(logical_id: str = "EventsTable") -> str | None:

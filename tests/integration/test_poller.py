@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from local.poller import RECORD_AGE_EXCEEDED, RETRY_EXHAUSTED, CheckpointStore, StreamPoller
+from local.poller import RECORD_AGE_EXCEEDED, RETRY_EXHAUSTED, CheckpointStore, StreamPoller, seq
 from local.services import client
 from local.template import stream_settings
 from tests.conftest import Table
@@ -352,7 +352,7 @@ def test_stopping_mid_stream_loses_nothing_and_repeats_nothing(table: Table, str
     assert finished == keys
 
 
-# -- ParallelizationFactor: lanes by partition key ----------------------------------------------------
+# -- ParallelizationFactor: lanes by full item key; split shards; delivery order ------------------------------
 
 
 def put_conversations(table: Table, conversations: int, per_conversation: int) -> list[tuple[str, str]]:
@@ -368,82 +368,300 @@ def put_conversations(table: Table, conversations: int, per_conversation: int) -
     return written
 
 
-class LaneStub:
-    """Records each invocation's keys, how many ran at once, and answers after a random short delay."""
+def update(table: Table, key: tuple[str, str], version: int) -> None:
+    """A MODIFY record of the item: its `version` attribute set."""
+    table.client.update_item(
+        TableName=table.name,
+        Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+        UpdateExpression="SET version = :v",
+        ExpressionAttributeValues={":v": {"N": str(version)}},
+    )
 
-    def __init__(self, fail: Callable[[tuple[str, str]], bool] = lambda key: False) -> None:
+
+def record_key(record: dict[str, Any]) -> tuple[str, str]:
+    keys = record["dynamodb"]["Keys"]
+    return keys["pk"]["S"], keys["sk"]["S"]
+
+
+def keyed(pk: str, sk: str) -> dict[str, Any]:
+    """A record with just its keys, to ask the poller where it goes."""
+    return {"dynamodb": {"Keys": {"pk": {"S": pk}, "sk": {"S": sk}}}}
+
+
+class LaneStub:
+    """Records each record it finishes (key, version), how many batches ran at once, and answers after a random
+    short delay; `delay(lane)` overrides the delay per lane (`for_lane` gives each lane its own view)."""
+
+    def __init__(
+        self,
+        fail: Callable[[tuple[str, str]], bool] = lambda key: False,
+        delay: Callable[[int], float] = lambda lane: random.uniform(0, 0.03),
+    ) -> None:
         self.fail = fail
+        self.delay = delay
         self.lock = threading.Lock()
         self.done: list[tuple[str, str]] = []
+        self.versions: list[tuple[tuple[str, str], int]] = []
+        self.lanes: dict[tuple[str, str], set[int]] = {}  # the lanes each item's records were invoked in
         self.running = 0
         self.max_running = 0
         self.batches = 0
 
+    def for_lane(self, lane: int) -> Callable[[dict[str, Any]], Any]:
+        return lambda event: self.invoke(event, lane)
+
     def __call__(self, event: dict[str, Any]) -> Any:
+        return self.invoke(event, 0)
+
+    def invoke(self, event: dict[str, Any], lane: int) -> Any:
         with self.lock:
             self.running += 1
             self.batches += 1
             self.max_running = max(self.max_running, self.running)
         try:
-            time.sleep(random.uniform(0, 0.03))
+            time.sleep(self.delay(lane))
             for record in event["Records"]:
-                keys = record["dynamodb"]["Keys"]
-                key = (keys["pk"]["S"], keys["sk"]["S"])
+                key = record_key(record)
                 if self.fail(key):
                     return {"batchItemFailures": [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]}
                 with self.lock:
                     self.done.append(key)
+                    self.lanes.setdefault(key, set()).add(lane)
+                    self.versions.append(
+                        (key, int((record["dynamodb"].get("NewImage") or {}).get("version", {"N": 0})["N"]))
+                    )
             return None
         finally:
             with self.lock:
                 self.running -= 1
 
 
-def test_lanes_run_batches_of_one_shard_concurrently_and_keep_each_key_in_order(table: Table, streams: Any):
-    # Given 12 conversations of 6 quick messages each, and 4 lanes with batches of 3
-    written = put_conversations(table, 12, 6)
+def lane_poller(table: Table, streams: Any, stub: LaneStub, **overrides: Any) -> StreamPoller:
+    """A poller whose lanes each call `stub.for_lane(i)`; `split` and `order` go to the poller, the rest to the
+    stream settings."""
+    options = {name: overrides.pop(name) for name in ("split", "order", "seed", "checkpoints") if name in overrides}
+    checkpoints = options.pop("checkpoints", None) or CheckpointStore(table.stream_arn)
+    settings = replace(stream_settings(), **{"batching_window_s": 0, **overrides})
+    reader = StreamReader(streams, table.stream_arn, settings.starting_position, positions=checkpoints.get())
+    return StreamPoller(
+        reader,
+        stub,
+        settings,
+        checkpoints,
+        lane_invoke=stub.for_lane,
+        retry_delay_s=0,
+        poll_interval_s=0.05,
+        log=lambda _: None,
+        **options,
+    )
+
+
+def test_lanes_are_chosen_by_the_full_item_key(table: Table, streams: Any):
+    # Given the template's ParallelizationFactor (10)
+    poller = lane_poller(table, streams, LaneStub())
+    # Then one item always takes one lane, whatever else the record holds
+    assert poller.lane_of(keyed("conv03", "EVT#1")) == poller.lane_of(
+        {"dynamodb": {"Keys": {"sk": {"S": "EVT#1"}, "pk": {"S": "conv03"}}, "NewImage": {"x": {"S": "y"}}}}
+    )
+    # And the items of one partition key spread over the lanes (the sort key counts), as do partition keys
+    assert len({poller.lane_of(keyed("conv03", f"EVT#{n}")) for n in range(40)}) == 10
+    assert len({poller.lane_of(keyed(f"conv{c}", "EVT#1")) for c in range(40)}) == 10
+    # And with ParallelizationFactor 1 there is one lane
+    assert lane_poller(table, streams, LaneStub(), parallelization_factor=1).lane_of(keyed("a", "b")) == 0
+
+
+def test_lanes_run_concurrently_and_keep_each_items_records_in_order(table: Table, streams: Any):
+    # Given 8 conversations of 4 quick messages each, every message item then updated twice (3 records per item)
+    written = put_conversations(table, 8, 4)
+    for version in (1, 2):
+        for key in written:
+            update(table, key, version)
     stub = LaneStub()
-    poller = make_poller(table, streams, stub, parallelization_factor=4, batch_size=3)
-    # When drained
+    # When 4 lanes with batches of 3 and no filter drain the stream
+    poller = lane_poller(table, streams, stub, parallelization_factor=4, batch_size=3, filter_patterns=[])
     poller.drain(timeout=60)
-    # Then every record was finished once, several batches ran at once, each conversation in write order
-    assert sorted(stub.done) == sorted(written)
-    assert stub.max_running > 1 and stub.batches >= 24
-    for conversation in {pk for pk, _ in written}:
-        assert [k for k in stub.done if k[0] == conversation] == [k for k in written if k[0] == conversation]
-    # And the lane of a key never changes, and the shard is checkpointed after the last record
-    assert {poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}}}}) for _ in range(3)} == {
-        poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv03"}, "sk": {"S": "EVT#9"}}}})
-    }
+    # Then every record was finished once and several batches ran at once
+    assert sorted(stub.versions) == sorted((key, v) for key in written for v in (0, 1, 2))
+    assert stub.max_running > 1
+    # And each item's records were handled in stream order (insert, then its two updates)
+    for key in written:
+        assert [v for k, v in stub.versions if k == key] == [0, 1, 2]
+    # And each item's records were invoked in its own lane only, and the lanes of one conversation differ
+    assert all(stub.lanes[key] == {poller.lane_of(keyed(*key))} for key in written)
+    assert len({poller.lane_of(keyed(*key)) for key in written if key[0] == "conv00"}) > 1
     assert poller.idle and len(poller.checkpoints.get()) == 1
 
 
-def test_a_failing_key_holds_back_only_its_own_lane(table: Table, streams: Any):
+def test_two_items_of_one_partition_key_run_side_by_side_and_finish_in_either_order(table: Table, streams: Any):
+    # Given two messages of one conversation whose items fall in different lanes, the first one's lane slow
+    probe = lane_poller(table, streams, LaneStub(), parallelization_factor=4)
+    first = ("conv", "EVT#0")
+    second = next(
+        ("conv", f"EVT#{n}")
+        for n in range(1, 50)
+        if probe.lane_of(keyed("conv", f"EVT#{n}")) != probe.lane_of(keyed(*first))
+    )
+    for key in (first, second):
+        table.client.put_item(
+            TableName=table.name, Item={"pk": {"S": key[0]}, "sk": {"S": key[1]}, "record_type": {"S": "inbound"}}
+        )
+    slow_lane = probe.lane_of(keyed(*first))
+    stub = LaneStub(delay=lambda lane: 0.4 if lane == slow_lane else 0.1)
+    # When drained with 4 lanes
+    poller = lane_poller(table, streams, stub, parallelization_factor=4)
+    poller.drain(timeout=30)
+    # Then both ran at once and the later message finished first: only per-item order is kept
+    assert stub.max_running == 2
+    assert stub.done == [second, first]
+    # And the checkpoint still covers both
+    assert poller.idle and len(poller.checkpoints.get()) == 1
+
+
+def test_a_failing_item_holds_back_only_its_own_lane(table: Table, streams: Any):
     # Given conv00's second message fails twice before it succeeds
     written = put_conversations(table, 8, 3)
+    failing = ("conv00", "EVT#1")
     failures: list[tuple[str, str]] = []
 
     def fail(key: tuple[str, str]) -> bool:
-        if key == ("conv00", "EVT#1") and failures.count(key) < 2:
+        if key == failing and failures.count(key) < 2:
             failures.append(key)
             return True
         return False
 
     stub = LaneStub(fail)
-    poller = make_poller(table, streams, stub, parallelization_factor=4, batch_size=2)
+    poller = lane_poller(table, streams, stub, parallelization_factor=4, batch_size=2)
     poller.retry_delay_s = 0.3
     # When drained
     poller.drain(timeout=60)
-    # Then conv00 stayed in order, its later message was held back behind the retried one
-    assert [k for k in stub.done if k[0] == "conv00"] == [("conv00", f"EVT#{n}") for n in range(3)]
-    # And conversations in other lanes finished while conv00 waited for its retries
-    others = {
-        pk
-        for pk, _ in written
-        if poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": pk}}}})
-        != poller.lane_of({"dynamodb": {"Keys": {"pk": {"S": "conv00"}}}})
-    }
-    assert others
-    first_conv00_retry_done = stub.done.index(("conv00", "EVT#1"))
-    assert all(key in stub.done[:first_conv00_retry_done] for key in written if key[0] in others)
+    # Then every record finished once, after two retries
     assert sorted(stub.done) == sorted(written) and poller.stats.retries == 2
+    # And the items of every other lane (conv00's own other messages among them) finished while it waited
+    lane = poller.lane_of(keyed(*failing))
+    others = [key for key in written if poller.lane_of(keyed(*key)) != lane]
+    assert others and any(key[0] == "conv00" for key in others)
+    retried = stub.done.index(failing)
+    assert all(key in stub.done[:retried] for key in others)
+    # And in its own lane, the items after it were finished after it
+    behind = [key for key in written[written.index(failing) + 1 :] if poller.lane_of(keyed(*key)) == lane]
+    assert behind and all(stub.done.index(key) > retried for key in behind)
+
+
+def test_a_split_shard_reads_its_virtual_children_concurrently(table: Table, streams: Any):
+    # Given 6 conversations of 4 messages, each item then updated once
+    written = put_conversations(table, 6, 4)
+    for key in written:
+        update(table, key, 1)
+    stub = LaneStub(delay=lambda lane: 0.02)
+    # When the one shard is split in two virtual children, one lane each (ParallelizationFactor 1)
+    poller = lane_poller(table, streams, stub, split=2, parallelization_factor=1, batch_size=2, filter_patterns=[])
+    poller.drain(timeout=60)
+    # Then both children ran, at the same time, each with its own lane
+    assert {entry["child"] for entry in poller.stats.history} == {0, 1}
+    assert {entry["lane"] for entry in poller.stats.history} == {0}
+    assert stub.max_running == 2
+    # And every item stayed in one child, its records in order, while a conversation spread over both children
+    assert all(stub.lanes[key] == {poller.child_of(keyed(*key))} for key in written)
+    for key in written:
+        assert [v for k, v in stub.versions if k == key] == [0, 1]
+    assert all(len({poller.child_of(keyed(*k)) for k in written if k[0] == pk}) == 2 for pk in {"conv00", "conv01"})
+    # And the real shard is checkpointed once both children are done
+    assert poller.idle and len(poller.checkpoints.get()) == 1
+
+
+def test_a_split_shard_checkpoints_the_slowest_child_and_a_restart_resumes_there(
+    table: Table, streams: Any, tmp_path: Path
+):
+    # Given 60 messages, and a split shard whose child 1 is slow (child 0 runs well ahead of it)
+    written = put_conversations(table, 12, 5)
+    path = tmp_path / "checkpoints.json"
+    probe = lane_poller(table, streams, LaneStub(), split=2, parallelization_factor=1)
+    stub = LaneStub(delay=lambda lane: 0.15 if lane == 1 else 0.0)
+    poller = lane_poller(
+        table,
+        streams,
+        stub,
+        split=2,
+        parallelization_factor=1,
+        batch_size=2,
+        checkpoints=CheckpointStore(table.stream_arn, path),
+    )
+    poller.start()
+    deadline = time.monotonic() + 10
+    while len([k for k in stub.done if probe.child_of(keyed(*k)) == 1]) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # When it is stopped part-way (in-flight batches finish) and a new poller starts from the saved file
+    poller.stop()
+    before = list(stub.done)
+    saved = int(next(iter(CheckpointStore(table.stream_arn, path).get().values())))
+    sequence = {record_key(r): seq(r) for r in StreamReader(streams, table.stream_arn, "TRIM_HORIZON").poll()}
+    # Then the checkpoint is the minimum over the children: every record up to it was finished, the next was not
+    assert 0 < len(before) < len(written)
+    finished_at_stop = {sequence[k] for k in before}
+    assert all(s in finished_at_stop for s in sequence.values() if s <= saved)
+    assert min(s for s in sequence.values() if s > saved) not in finished_at_stop
+    # And child 0 had finished records beyond it
+    ahead = [k for k in before if sequence[k] > saved]
+    assert ahead and all(probe.child_of(keyed(*k)) == 0 for k in ahead)
+    resumed = LaneStub()
+    lane_poller(
+        table,
+        streams,
+        resumed,
+        split=2,
+        parallelization_factor=1,
+        batch_size=2,
+        checkpoints=CheckpointStore(table.stream_arn, path),
+    ).drain(timeout=60)
+    # And the restart invoked exactly the records after the checkpoint: nothing lost, only those finished
+    # beyond it repeated
+    assert sorted(resumed.done) == sorted(k for k in written if sequence[k] > saved)
+    assert sorted(set(before) | set(resumed.done)) == sorted(written)
+    assert sorted(set(before) & set(resumed.done)) == sorted(ahead)
+
+
+@pytest.mark.parametrize("order", ["newest-first", "shuffle"])
+def test_a_delivery_order_reorders_items_but_never_one_items_records(table: Table, streams: Any, order: str):
+    # Given 12 messages, each item then updated once (its insert and its update must stay in that order)
+    written = put_conversations(table, 3, 4)
+    for key in written:
+        update(table, key, 1)
+    stub = LaneStub(delay=lambda lane: 0.0)
+    # When one lane drains the stream in the given order, without a filter
+    poller = lane_poller(table, streams, stub, order=order, seed=7, parallelization_factor=1, filter_patterns=[])
+    poller.drain(timeout=30)
+    # Then items came in another order than the stream's (newest first: exactly reversed) ...
+    items = list(dict.fromkeys(stub.done))
+    assert sorted(items) == sorted(written) and items != written
+    if order == "newest-first":
+        assert items == written[::-1]
+    # ... each item's records in stream order, and the shard is checkpointed past everything
+    for key in written:
+        assert [v for k, v in stub.versions if k == key] == [0, 1]
+    assert poller.idle and len(poller.checkpoints.get()) == 1
+    with pytest.raises(ValueError, match="order must be one of"):
+        lane_poller(table, streams, stub, order="backwards")
+
+
+def test_a_partial_failure_in_a_reordered_batch_retries_from_the_lowest_sequence_number(table: Table, streams: Any):
+    # Given 4 messages handed to the function newest first, in one batch: k3, k2, k1, k0
+    keys = put_many(table, 4)
+    answers = iter(["fail-k001"])
+    stub = Stub(lambda batch: failure_for(stub.events[-1], "k001") if next(answers, None) else None)
+    reader = StreamReader(streams, table.stream_arn, "TRIM_HORIZON")
+    settings = replace(stream_settings(), batching_window_s=0, parallelization_factor=1)
+    poller = StreamPoller(
+        reader,
+        stub,
+        settings,
+        CheckpointStore(table.stream_arn),
+        order="newest-first",
+        retry_delay_s=0,
+        log=lambda _: None,
+    )
+    # When the function reports k001 failed
+    poller.drain()
+    # Then, as in Lambda, only the records before the lowest reported sequence number count as done (k000):
+    # the rest is retried, in the order handed out
+    assert stub.batches == [keys[::-1], keys[:0:-1]]
+    assert poller.stats.partial_failures == 1 and poller.idle

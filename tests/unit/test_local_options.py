@@ -21,6 +21,8 @@ def test_settings_from_the_environment() -> None:
             "LOCAL_REPLY_CONCURRENCY": "2",
             "LOCAL_CALLBACK_TIME_SCALE": "600",
             "LOCAL_DYNAMODB_URL": "http://127.0.0.1:1",
+            "LOCAL_STREAM_SPLIT": "2",
+            "LOCAL_STREAM_ORDER": "newest-first",
         },
     )
     assert (
@@ -29,10 +31,20 @@ def test_settings_from_the_environment() -> None:
         options.reply_concurrency,
         options.callback_time_scale,
         options.dynamodb_url,
-    ) == (True, 8, 2, 600, "http://127.0.0.1:1")
+        options.stream_split,
+        options.stream_order,
+    ) == (True, 8, 2, 600, "http://127.0.0.1:1", 2, "newest-first")
 
 
-@pytest.mark.parametrize("name, value", [("LOCAL_CONCURRENCY", "many"), ("LOCAL_POLL_INTERVAL", "-1")])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("LOCAL_CONCURRENCY", "many"),
+        ("LOCAL_POLL_INTERVAL", "-1"),
+        ("LOCAL_STREAM_SPLIT", "two"),
+        ("LOCAL_STREAM_ORDER", "backwards"),
+    ],
+)
 def test_bad_settings_are_clear_errors(name: str, value: str) -> None:
     with pytest.raises(LocalStackError, match=name):
         options_from_env(False, {name: value})

@@ -7,8 +7,8 @@ from local.stack import SECRET_NAMES, TABLE_NAME, LocalStack, Ports
 from local.template import (
     function_environment,
     function_spec,
-    hash_key,
     http_routes,
+    key_schema,
     stream_function_id,
     stream_settings,
 )
@@ -100,6 +100,6 @@ def test_lambda_results_become_http_like_api_gateway() -> None:
 
 
 def test_the_poller_lanes_come_from_the_template():
-    # The stream's lanes: ParallelizationFactor batches per shard, records keyed by the table's partition key
+    # The stream's lanes: ParallelizationFactor batches per shard, records keyed by the full item key
     assert stream_settings().parallelization_factor == 10
-    assert hash_key() == "pk"
+    assert key_schema() == ("pk", "sk")
