@@ -31,6 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-reply", action="store_true", help="only the webhook benchmarks")
     parser.add_argument("--skip-cost", action="store_true", help="skip the cost of 1M messages (bench/cost.py)")
     parser.add_argument("--skip-batch", action="store_true", help="skip the 1,000-event batch (bench/batch.py)")
+    parser.add_argument(
+        "--skip-conversation",
+        action="store_true",
+        help="skip the table calls along a 200-message conversation (bench/conversation.py)",
+    )
     args = parser.parse_args(argv)
 
     if not args.skip_coldstart:
@@ -70,6 +75,25 @@ def main(argv: list[str] | None = None) -> int:
                 300,
             ),
             ("sends/s, one page, DynamoDB Local in the loop", results["throughput"]["sends_per_s"], ">=", 300),
+            (
+                "sends/s, lanes by full item key (stream + poller, DynamoDB Local)",
+                results["lanes"]["sends_per_s"],
+                ">=",
+                300,
+            ),
+            ("replies out of the user's order, lanes by full item key", results["lanes"]["inversions"], "<=", 0),
+            (
+                "replies out of order, 2 child shards x lanes, newest first",
+                results["lanes_split_newest_first"]["inversions"],
+                "<=",
+                0,
+            ),
+            (
+                "messages answered twice or never, both lanes runs",
+                sum(results[k]["duplicates"] + results[k]["unanswered"] for k in ("lanes", "lanes_split_newest_first")),
+                "<=",
+                0,
+            ),
             ("table writes per answered message", results["table_calls_per_reply"]["writes"], "<=", 3),
             ("table reads per answered message", results["table_calls_per_reply"]["reads"], "<=", 1),
             ("Vonage JWT signatures per 1,000 sends", results["vonage_jwt"]["signatures"], "<=", 1),
@@ -88,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         # A fresh interpreter: the cost run counts what the handlers print, so it must import them itself.
         print("\ncost of 1M inbound messages answered once (bench/cost.py) ...", flush=True)
         subprocess.run([sys.executable, "-m", "bench.cost"], cwd=ROOT, check=False)
+    if not args.skip_conversation:
+        # A fresh interpreter too: it wraps botocore and loads the handlers under its meters.
+        print("\ntable calls along one 200-message conversation (bench/conversation.py) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "bench.conversation"], cwd=ROOT, check=False)
     return 0
 
 

@@ -81,6 +81,14 @@ class CountingClient:
             self.calls.clear()
 
 
+def inversions(answered: list[str], written: list[str]) -> int:
+    """Pairs of one person's replies that reached the provider in the other order than the messages were written
+    (`answered`: the ids each reply answers, in arrival order; `written`: the message ids in the person's order)."""
+    position = {mid: i for i, mid in enumerate(written)}
+    ranks = [position[mid] for mid in answered if mid in position]
+    return sum(1 for i, a in enumerate(ranks) for b in ranks[i + 1 :] if a > b)
+
+
 @dataclass
 class Stack:
     dynamodb_endpoint: str

@@ -3,9 +3,14 @@
     python -m bench.reply        (or bench.reply.main() from the bench runner)
 
 Real DynamoDB Local table (claims and outbound items are real writes, counted by wrapping the client);
-a tiny threaded HTTP server on 127.0.0.1 plays the Send API / Messages API with a fixed latency. The
-"pipeline only" rows swap in the in-memory store (messenger.storage.memory) to isolate the pipeline's own
-cost. Secrets come from events/sandbox-secrets.json directly (no Secrets Manager in the loop).
+a tiny threaded HTTP server on 127.0.0.1 plays the Send API / Messages API with a fixed latency and records
+which person each send went to and which message it answers (its `metadata`). The "pipeline only" rows swap
+in the in-memory store (messenger.storage.memory) to isolate the pipeline's own cost. The "lanes" rows store
+the messages in the table and read them back from its stream through the local poller (local/poller.py):
+the template's event source mapping with ParallelizationFactor lanes by full item key, once in stream order
+and once split into two child shards handed out newest first, and count the replies that reached the
+provider out of their person's order. Secrets come from events/sandbox-secrets.json directly (no Secrets
+Manager in the loop).
 """
 
 from __future__ import annotations
@@ -13,12 +18,13 @@ from __future__ import annotations
 import json
 import multiprocessing
 import resource
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from bench.common import LAYER, CountingClient  # noqa: F401  (LAYER puts the messenger layer on sys.path)
+from bench.common import LAYER, CountingClient, inversions  # noqa: F401  (LAYER puts the layer on sys.path)
 from local.services import LOCAL_CREDENTIALS, client, create_events_table, sandbox_secrets, start_dynamodb_local
 
 
@@ -34,11 +40,17 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body go as two writes: avoid 40 ms delayed-ACK stalls
     latency_s = 0.0
     counter: Any = None
+    sends: list[tuple[str, str]] = []  # (recipient, metadata) of each Send API call, in arrival order
+    lock = threading.Lock()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         with self.counter.get_lock():
             self.counter.value += 1
+        if not self.path.startswith("/v1/messages"):
+            body = json.loads(raw)
+            with self.lock:
+                self.sends.append((body["recipient"]["id"], body["message"].get("metadata", "")))
         time.sleep(self.latency_s)
         if self.path.startswith("/v1/messages"):
             status, body = 202, {"message_uuid": str(uuid.uuid4())}
@@ -46,6 +58,15 @@ class _Handler(BaseHTTPRequestHandler):
             status, body = 200, {"recipient_id": "x", "message_id": f"m_{uuid.uuid4().hex}"}
         data = json.dumps(body).encode()
         self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        with self.lock:
+            data = json.dumps(self.sends).encode()
+        self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -80,6 +101,12 @@ class FakeProvider:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def sends(self) -> list[tuple[str, str]]:
+        """(recipient, metadata) of every Send API call so far, in the order they arrived."""
+        from tools.http import http
+
+        return [(recipient, metadata) for recipient, metadata in http("GET", f"{self.url}/sends")[1]]
 
     def close(self) -> None:
         self._process.terminate()
@@ -181,7 +208,8 @@ def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: 
     }
 
 
-def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
+def batch_function(pipeline: Any, workers: int) -> Any:
+    """The reply function's batch processing (functions/reply/app.py) around `pipeline`: event -> response."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
     from messenger.reply.batch import ConversationOrderedProcessor
@@ -189,13 +217,97 @@ def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tu
     def handler(record: Any, lambda_context: Any) -> str:
         return pipeline.handle(record.inbound)
 
+    def invoke(event: dict[str, Any]) -> Any:
+        processor = ConversationOrderedProcessor(max_workers=workers, finish=None)
+        return process_partial_response(event, handler, processor)
+
+    return invoke
+
+
+def run(pipeline: Any, records: list[dict], workers: int, batch_size: int) -> tuple[float, int]:
+    invoke = batch_function(pipeline, workers)
     failures = 0
     started = time.perf_counter()
     for start in range(0, len(records), batch_size):
-        processor = ConversationOrderedProcessor(max_workers=workers, finish=None)
-        response = process_partial_response({"Records": records[start : start + batch_size]}, handler, processor)
-        failures += len(response["batchItemFailures"])
+        failures += len(invoke({"Records": records[start : start + batch_size]})["batchItemFailures"])
     return time.perf_counter() - started, failures
+
+
+def lanes_run(
+    endpoint: str, provider: FakeProvider, n: int, conversations: int, *, split: int = 1, order: str = "stream"
+) -> dict[str, Any]:
+    """`n` messages of `conversations` people stored in a fresh table (each person's in the order written),
+    then answered from its stream through the local poller with the template's settings (no batching window),
+    each lane invoking the batch processing; sends/s and the replies that reached the provider out of order."""
+    from concurrent.futures import ThreadPoolExecutor
+    from dataclasses import replace
+
+    from local.poller import CheckpointStore, StreamPoller
+    from local.template import stream_settings
+    from messenger.handover import answered_event_id
+    from messenger.models import Event, Kind, Provider
+    from messenger.storage import DynamoStore
+    from tools.streams import StreamReader
+
+    table = f"bench-lanes-{uuid.uuid4().hex[:8]}"
+    stream_arn = create_events_table(client("dynamodb", endpoint), table)
+    pipeline, _, counted = build(table, endpoint, provider.url, 32)
+    store, now, run_id = DynamoStore(table, client=counted), int(time.time() * 1000), uuid.uuid4().hex[:8]
+    written: dict[str, list[str]] = {f"{9_100_000_000_000_000 + c}": [] for c in range(conversations)}
+    for i in range(n):
+        written[f"{9_100_000_000_000_000 + i % conversations}"].append(f"lanes-{run_id}-{i}")
+
+    def write(user: str) -> None:
+        for k, event_id in enumerate(written[user]):
+            event = Event(
+                provider=Provider.META,
+                event_id=event_id,
+                kind=Kind.MESSAGE,
+                page_id="107083064136738",
+                user_id=user,
+                timestamp_ms=now + k,
+                text="hello, what are your opening hours?",
+            )
+            store.store_event(event)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(write, written))
+    settings = replace(stream_settings(), batching_window_s=0)
+    reader = StreamReader(client("dynamodbstreams", endpoint), stream_arn, "TRIM_HORIZON")
+    poller = StreamPoller(
+        reader,
+        batch_function(pipeline, 32),
+        settings,
+        CheckpointStore(stream_arn),
+        log=lambda _: None,
+        split=split,
+        order=order,
+    )
+    before = len(provider.sends())
+    started = time.perf_counter()
+    poller.drain(timeout=600)
+    elapsed = time.perf_counter() - started
+    answered: dict[str, list[str]] = {}
+    for recipient, metadata in provider.sends()[before:]:
+        answered.setdefault(recipient, []).append(answered_event_id(metadata) or "")
+    out_of_order = {user: inversions(answered.get(user, []), mids) for user, mids in written.items()}
+    replies = sum(len(ids) for ids in answered.values())
+    return {
+        "records": n,
+        "conversations": conversations,
+        "lanes": settings.parallelization_factor,
+        "batch_size": settings.batch_size,
+        "split": split,
+        "order": order,
+        "seconds": round(elapsed, 2),
+        "sends_per_s": round(replies / elapsed),
+        "unanswered": sum(1 for mids in written.values() for mid in mids)
+        - len({i for ids in answered.values() for i in ids}),
+        "duplicates": replies - len({i for ids in answered.values() for i in ids}),
+        "inversions": sum(out_of_order.values()),
+        "conversations_out_of_order": sum(1 for count in out_of_order.values() if count),
+        "function_errors": poller.stats.function_errors,
+    }
 
 
 def main() -> dict[str, Any]:
@@ -282,6 +394,10 @@ def main() -> dict[str, Any]:
                 "sends_per_s": round(n / elapsed_mem),
                 "failures": failures_mem,
             }
+            # The same messages read back from the table's stream by the poller: lanes by full item key, then
+            # two child shards handed out newest first. 10 messages per person, so their order matters.
+            results["lanes"] = lanes_run(endpoint, fast, n, n // 10)
+            results["lanes_split_newest_first"] = lanes_run(endpoint, fast, n, n // 10, split=2, order="newest-first")
         finally:
             fast.close()
         # Last, when DynamoDB Local's JIT is as warm as it was for the rows above.

@@ -113,19 +113,24 @@ def apply_fault(sandbox: Sandbox, fault: Fault) -> None:
     raise graph_error(403 if code in (10, 200) else 400, code, message, subcode)
 
 
-def post_callbacks(sandbox: Sandbox, page_id: str, psid: str, mid: str, message: dict[str, Any]) -> None:
-    """The echo, delivery and read events Messenger sends after a message, each signed with the app secret."""
-    now = payloads.now_ms()
+def callback_events(
+    page_id: str, psid: str, mid: str, message: dict[str, Any], now: int
+) -> list[tuple[str, dict[str, Any]]]:
+    """The echo, delivery and read events Messenger sends after the message `mid` (`message`, as sent), in order."""
     echo: dict[str, Any] = {"is_echo": True, "app_id": SANDBOX_APP_ID, "mid": mid}
     for key in ("text", "attachment", "quick_replies", "metadata"):
         if key in message:
             echo[key] = message[key]
-    events = [
+    return [
         ("echo", payloads.meta_message(page_id, psid, now, message=echo)),
         ("delivered", payloads.meta_message(psid, page_id, now + 1, delivery={"mids": [mid], "watermark": now})),
         ("read", payloads.meta_message(psid, page_id, now + 2, read={"watermark": now + 1})),
     ]
-    for kind, event in events:
+
+
+def post_callbacks(sandbox: Sandbox, page_id: str, psid: str, mid: str, message: dict[str, Any]) -> None:
+    """The echo, delivery and read events Messenger sends after a message, each signed with the app secret."""
+    for kind, event in callback_events(page_id, psid, mid, message, payloads.now_ms()):
         # A person reads a while after delivery; Meta's read event carries only a watermark, which the
         # webhook resolves against the stored outbound messages, so it must not overtake their write.
         time.sleep(sandbox.callback_delay_s + (sandbox.read_delay_s if kind == "read" else 0))

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 import responses
 
+from bench.common import inversions
 from local import workers
 from local.lambda_context import LambdaContext
 from local.poller import CheckpointStore, StreamPoller
@@ -216,13 +217,6 @@ def run_stream(
     )
     poller.drain(timeout=120)
     return poller, delivery
-
-
-def inversions(answered: list[str], written: list[str]) -> int:
-    """Pairs of one person's replies that reached the Send API in the other order than the messages were written."""
-    position = {mid: i for i, mid in enumerate(written)}
-    ranks = [position[mid] for mid in answered if mid in position]
-    return sum(1 for i, a in enumerate(ranks) for b in ranks[i + 1 :] if a > b)
 
 
 def order_report(send_api: SendApi, written: dict[str, list[str]]) -> tuple[int, int, int]:

@@ -47,3 +47,24 @@ def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
         "X-Ray traces recorded",
     }
     assert "dominant line:" in run.stdout and "changes that cut the biggest lines" in run.stdout
+
+
+def test_the_conversation_run_meters_each_step_of_each_message():
+    # When three messages of one conversation are answered, each followed by Meta's echo, delivery and read
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.conversation", "--messages", "3", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = json.loads(run.stdout)
+    # Then every step was metered on its own: storing the inbound message and answering it write to the table,
+    # the read receipt resolves its watermark with a read, and the loop is the sum of the steps
+    steps = ("inbound", "reply", "echo", "delivered", "read")
+    assert result["inbound"]["writes"] >= 1 and result["inbound"]["wru"] >= 1
+    assert result["reply"]["writes"] >= 1 and result["read"]["reads"] + result["read"]["writes"] >= 1
+    assert result["loop"]["writes"] == pytest.approx(sum(result[step]["writes"] for step in steps))
+    assert result["loop"]["rru"] == pytest.approx(sum(result[step]["rru"] for step in steps))
