@@ -13,17 +13,18 @@ from tests.helpers import ROOT
 pytestmark = pytest.mark.integration
 
 
-def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
-    # When two messages (one Meta, one Vonage) go through the local stack under the meters
+def run_bench(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m <module> <args>` from the repository root, which must succeed."""
     run = subprocess.run(
-        [sys.executable, "-m", "bench.cost", "--messages", "2", "--warmup", "1", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        [sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    return run
+
+
+def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
+    # When two messages (one Meta, one Vonage) go through the local stack under the meters
+    run = run_bench("bench.cost", "--messages", "2", "--warmup", "1", "--json")
     lines = run.stdout.splitlines()
     result = json.loads("\n".join(lines[lines.index("{") :]))
     webhook, reply = result["functions"]["WebhookFunction"], result["functions"]["ReplyFunction"]
@@ -51,16 +52,7 @@ def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
 
 def test_the_conversation_run_meters_each_step_of_each_message():
     # When three messages of one conversation are answered, each followed by Meta's echo, delivery and read
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.conversation", "--messages", "3", "--json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
-    result = json.loads(run.stdout)
+    result = json.loads(run_bench("bench.conversation", "--messages", "3", "--json").stdout)
     # Then every step was metered on its own: storing the inbound message and answering it write to the table,
     # the read receipt resolves its watermark with a read, and the loop is the sum of the steps
     steps = ("inbound", "reply", "echo", "delivered", "read")

@@ -575,17 +575,16 @@ def test_a_split_shard_checkpoints_the_slowest_child_and_a_restart_resumes_there
     # Given 60 messages, and a split shard whose child 1 is slow (child 0 runs well ahead of it)
     written = put_conversations(table, 12, 5)
     path = tmp_path / "checkpoints.json"
-    probe = lane_poller(table, streams, LaneStub(), split=2, parallelization_factor=1)
+
+    def split_poller(stub: LaneStub) -> StreamPoller:
+        checkpoints = CheckpointStore(table.stream_arn, path)  # read from the file, as a new process would
+        return lane_poller(
+            table, streams, stub, split=2, parallelization_factor=1, batch_size=2, checkpoints=checkpoints
+        )
+
+    probe = split_poller(LaneStub())
     stub = LaneStub(delay=lambda lane: 0.15 if lane == 1 else 0.0)
-    poller = lane_poller(
-        table,
-        streams,
-        stub,
-        split=2,
-        parallelization_factor=1,
-        batch_size=2,
-        checkpoints=CheckpointStore(table.stream_arn, path),
-    )
+    poller = split_poller(stub)
     poller.start()
     deadline = time.monotonic() + 10
     while len([k for k in stub.done if probe.child_of(keyed(*k)) == 1]) < 4 and time.monotonic() < deadline:
@@ -604,15 +603,7 @@ def test_a_split_shard_checkpoints_the_slowest_child_and_a_restart_resumes_there
     ahead = [k for k in before if sequence[k] > saved]
     assert ahead and all(probe.child_of(keyed(*k)) == 0 for k in ahead)
     resumed = LaneStub()
-    lane_poller(
-        table,
-        streams,
-        resumed,
-        split=2,
-        parallelization_factor=1,
-        batch_size=2,
-        checkpoints=CheckpointStore(table.stream_arn, path),
-    ).drain(timeout=60)
+    split_poller(resumed).drain(timeout=60)
     # And the restart invoked exactly the records after the checkpoint: nothing lost, only those finished
     # beyond it repeated
     assert sorted(resumed.done) == sorted(k for k in written if sequence[k] > saved)
