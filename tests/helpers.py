@@ -157,3 +157,11 @@ def unstorable_batch(tag: str, user: str = "3998527223577371") -> tuple[bytes, d
         meta_message(mids["ok2"], "second", sender=user),
     )
     return dumps(body), mids
+
+
+def event_ref(sk: str) -> str:
+    """An event's sort key without its time part ("EVT#<time>#<id>" -> "EVT#<id>"): how tests name events.
+    Any other sort key is returned as it is."""
+    head, _, rest = sk.partition("#")
+    time_part, _, event_id = rest.partition("#")
+    return f"EVT#{event_id}" if head == "EVT" and time_part.isdigit() and event_id else sk

@@ -159,21 +159,27 @@ def _apply_statuses(store: Store, event: Event) -> int:
         return 0
     status = "delivered" if event.kind is Kind.DELIVERY else "read"
     ids = event.mids
-    if not ids and event.watermark_ms is not None:
-        # Meta may send only a watermark: everything sent up to then has reached that status.
-        ids = store.outbound_before(event.conversation_id, event.watermark_ms, below=status)
-    return sum(store.apply_status(event.conversation_id, mid, status, at_ms=event.timestamp_ms) for mid in ids)
+    watermark = event.watermark_ms if not ids else None
+    if watermark is not None:
+        # Meta may send only a watermark: everything sent up to then has reached that status. The unread
+        # messages it newly covers come from the conversation state, so the cost follows what it marks.
+        ids = store.outbound_before(event.conversation_id, watermark, below=status)
+    moved = sum(store.apply_status(event.conversation_id, mid, status, at_ms=event.timestamp_ms) for mid in ids)
+    if watermark is not None and ids:
+        store.advance_watermark(event.conversation_id, status, watermark)
+    return moved
 
 
 def _reconcile_echo(store: Store, event: Event) -> None:
-    """An echo of our own send proves Meta took it: record the whole outbound message, settle an ambiguous claim.
+    """An echo of our own send (or a Vonage status carrying our `client_ref`) proves the provider took it:
+    record the whole outbound message, settle an unconfirmed claim.
 
-    The echo's mid is also kept on the claim, so a reply function that only later decides the send was
-    ambiguous (its request timed out after the echo came) finds the proof there and counts it as sent.
+    The message id is also kept on the claim, so a reply function that only later decides the send was
+    unclear (its request timed out after the echo came) finds the proof there and counts it as sent.
     """
     outbound = handover.echoed_outbound(event)
     if outbound is None:
         return
     store.record_outbound(outbound)
     if store.reconcile_echo(event.conversation_id, outbound.in_reply_to, event.event_id):
-        logger.info("ambiguous reply confirmed by Meta's echo", extra={"event_id": outbound.in_reply_to})
+        logger.info("unclear reply confirmed by the provider", extra={"event_id": outbound.in_reply_to})
