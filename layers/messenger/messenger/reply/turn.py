@@ -97,12 +97,16 @@ class TurnKeeper:
             )
 
     def keep(self, turn: HeldTurn) -> None:
-        """Before a send: renew the lease if the send could outlast it. TurnLostError if it was taken."""
+        """Before a send: renew the lease if the send could outlast it. TurnLostError if it was taken.
+
+        A lease already reaching the invocation's deadline is left as it is: the invocation cannot outlive
+        it, and a send cut off by the deadline is found `claimed` by the next holder (unconfirmed).
+        """
         now = self._now_ms()
         if turn.until_ms - now >= RENEW_BELOW_MS:
             return
         until = self._lease_end(now, turn.deadline_ms)
-        if until - now < RENEW_BELOW_MS:
-            raise RetryLaterError("too little time left in the invocation for another send")
+        if until <= turn.until_ms:
+            return
         self.store.renew_turn(turn.conversation, turn.token, until_ms=until)
         turn.until_ms = until
