@@ -164,7 +164,8 @@ def _verify_handshake(sandbox: Sandbox, callback_url: str, verify_token: str) ->
     try:
         status, answer = http("GET", f"{callback_url}{separator}{query}", timeout=HANDSHAKE_TIMEOUT_S)
     except OSError as exc:
-        raise failed(f"curl_errno = 7; the URL couldn't be reached ({type(exc).__name__})") from None
+        reason = getattr(exc, "reason", exc)
+        raise failed(f"curl_errno = 7; the URL couldn't be reached ({type(reason).__name__})") from None
     if status != 200:
         raise failed(f"HTTP Status Code = {status}")
     if str(answer).strip() != challenge:

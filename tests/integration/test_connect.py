@@ -214,6 +214,15 @@ def test_a_callback_that_fails_the_verify_handshake_is_not_subscribed(
     assert state.setup()["meta"]["subscriptions"] == {}
 
 
+def test_a_callback_nobody_answers_fails_the_subscription(local_stack: tuple[Sandbox, str, str], webhook: Any) -> None:
+    state, _, _ = local_stack
+    webhook.stop()  # the stack's API is down
+    code, text = connect("--local", "--yes")
+    assert code == 1 and "Meta could not verify the callback URL (Graph code 2200)" in text, text
+    assert "the URL couldn't be reached (ConnectionRefusedError)" in text
+    assert state.setup()["meta"]["subscriptions"] == {}
+
+
 def test_an_invalid_profile_file_stops_before_any_call(local_stack: tuple[Sandbox, str, str], tmp_path: Path) -> None:
     state, _, _ = local_stack
     bad = copy.deepcopy(PROFILE)
