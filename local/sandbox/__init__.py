@@ -21,9 +21,9 @@
 Command line: `python -m local.sandbox fault meta 5xx --count 2`, `... requests`, `... clear`, `... serve`.
 
 Package layout: `meta.py` and `vonage.py` (the two fake providers: validation, faults applied, callbacks built),
-`meta_setup.py` and `vonage_apps.py` (their setup APIs), `faults.py` (the fault store), `callbacks.py` (retry schedules and the signed-callback sender), `state.py`
-(`Sandbox`: secrets, recorded requests, settings), `server.py` (HTTP server and the control route table),
-`cli.py` (the command line).
+`meta_setup.py` and `vonage_apps.py` (their setup APIs), `faults.py` (the fault store), `callbacks.py` (retry
+schedules and the signed-callback sender), `state.py` (`Sandbox`: secrets, recorded requests, settings),
+`server.py` (HTTP server and the control route table), `cli.py` (the command line).
 """
 
 from local.sandbox.callbacks import CALLBACK_RETRY, META_CALLBACK_RETRY, VONAGE_CALLBACK_RETRY, RetrySchedule
