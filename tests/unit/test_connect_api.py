@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from tools.connect import api
 from tools.connect.api import Caller, ConnectError
+from tools.connect.cli import Output
 from tools.connect.graph import Token, graph_error
 from tools.connect.vonage import update_body, vonage_error
 from tools.http import Reply
@@ -166,3 +168,11 @@ def test_the_vonage_update_changes_only_the_messages_webhooks_and_version() -> N
         "privacy": {"improve_ai": False},
     }
     assert application["capabilities"]["messages"]["version"] == "v0.1", "the application read is not changed"
+
+
+def test_every_output_line_is_scrubbed_of_the_secret_values() -> None:
+    # Given a provider message that quotes a token (Meta's messages do not, but nothing relies on that)
+    out = io.StringIO()
+    say = Output(out, ["page-token-value", "app-secret-value"])
+    say("Graph answered 400: Invalid token page-token-value for app 1|app-secret-value")
+    assert out.getvalue() == "Graph answered 400: Invalid token *** for app 1|***\n"

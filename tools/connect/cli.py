@@ -72,25 +72,32 @@ def _read(secret_id: str, secretsmanager: Any, keys: tuple[str, ...]) -> tuple[S
         return None, str(exc)
 
 
+def _target(label: str, outputs: dict[str, str], secret_ids: tuple[str, str], secretsmanager: Any, base: str) -> Target:
+    """A target reading its two secrets; GRAPH_API_BASE, GRAPH_API_VERSION and VONAGE_API_BASE override the
+    endpoints (`base` is the sandbox in local mode, else each provider's default)."""
+    meta, meta_problem = _read(secret_ids[0], secretsmanager, META_KEYS)
+    vonage, vonage_problem = _read(secret_ids[1], secretsmanager, VONAGE_KEYS)
+    return Target(
+        label,
+        outputs,
+        meta,
+        vonage,
+        os.environ.get("GRAPH_API_BASE") or base or DEFAULT_GRAPH_API_BASE,
+        os.environ.get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION,
+        os.environ.get("VONAGE_API_BASE") or base or DEFAULT_VONAGE_API_BASE,
+        meta_problem,
+        vonage_problem,
+    )
+
+
 def deployed_target(args: argparse.Namespace) -> Target:
     """The stack named by AWS_SAM_STACK_NAME, through its outputs and its two secrets (as `make smoke`)."""
     try:
         name, outputs, secretsmanager = open_stack(args.stack_name, args.region)
     except SmokeError as exc:
         raise StackError(str(exc)) from None
-    meta, meta_problem = _read(outputs["MetaSecretArn"], secretsmanager, META_KEYS)
-    vonage, vonage_problem = _read(outputs["VonageSecretArn"], secretsmanager, VONAGE_KEYS)
-    return Target(
-        f"stack {name}",
-        outputs,
-        meta,
-        vonage,
-        os.environ.get("GRAPH_API_BASE") or DEFAULT_GRAPH_API_BASE,
-        os.environ.get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION,
-        os.environ.get("VONAGE_API_BASE") or DEFAULT_VONAGE_API_BASE,
-        meta_problem,
-        vonage_problem,
-    )
+    secret_ids = (outputs["MetaSecretArn"], outputs["VonageSecretArn"])
+    return _target(f"stack {name}", outputs, secret_ids, secretsmanager, "")
 
 
 def local_target(args: argparse.Namespace) -> Target:
@@ -108,19 +115,9 @@ def local_target(args: argparse.Namespace) -> Target:
     except (OSError, ValueError):
         raise StackError(f"no local stack on port {port}: start it with `make dev` (PORT=... for another)") from None
     api, sandbox = args.api or info["api"], args.sandbox or info["sandbox"]
-    secretsmanager = client("secretsmanager", info["moto"])
-    meta, meta_problem = _read(info["secrets"]["meta"], secretsmanager, META_KEYS)
-    vonage, vonage_problem = _read(info["secrets"]["vonage"], secretsmanager, VONAGE_KEYS)
-    target = Target(
-        f"local stack {api}",
-        webhook_outputs(api),
-        meta,
-        vonage,
-        os.environ.get("GRAPH_API_BASE") or sandbox,
-        os.environ.get("GRAPH_API_VERSION") or DEFAULT_GRAPH_API_VERSION,
-        os.environ.get("VONAGE_API_BASE") or sandbox,
-        meta_problem,
-        vonage_problem,
+    secret_ids = (info["secrets"]["meta"], info["secrets"]["vonage"])
+    target = _target(
+        f"local stack {api}", webhook_outputs(api), secret_ids, client("secretsmanager", info["moto"]), sandbox
     )
     target.app_id, target.api_secret = str(SANDBOX_APP_ID), SANDBOX_API_SECRET
     return target
