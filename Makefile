@@ -5,12 +5,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 PYTEST_ARGS ?=
+ARGS ?=
 # SAM CLI lives in its own virtualenv under a cache outside the repo (pinned: scripts rely on its internals).
 SAM_CLI_VERSION ?= 1.170.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
 SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 
-.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local smoke
+.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local smoke connect
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -92,6 +93,9 @@ events: deps ## regenerate and re-sign the sample events in events/
 
 smoke: deps ## check a deployed stack (AWS_SAM_STACK_NAME, AWS_REGION); sends nothing to any user
 	$(PY) -m tools.smoke
+
+connect: deps ## Meta webhooks, Page subscriptions + profile, Vonage webhooks from the stack (AWS_SAM_STACK_NAME or LOCAL=1); CHECK=1, ARGS=--yes
+	$(PY) -m tools.connect $(if $(filter 1 yes true,$(LOCAL)),--local) $(if $(filter 1 yes true,$(CHECK)),--check) $(ARGS)
 
 redrive: deps ## re-drive failed reply records from the on-failure queue (QUEUE_URL=...)
 	$(PY) -m tools.redrive $(if $(QUEUE_URL),--queue-url $(QUEUE_URL))

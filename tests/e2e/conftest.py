@@ -26,7 +26,7 @@ from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE
 from tools import payloads
 from tools.http import http as http
-from tools.smoke import Deployment, Secret, discover
+from tools.smoke import Deployment, Secret, discover, webhook_outputs
 
 STARTUP_TIMEOUT_S = 120
 # Short poll, retry and callback delays keep the end-to-end tests quick.
@@ -162,13 +162,7 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
         with caller_aws_environment():
             return discover(DEPLOYED)
     local: LocalStack = request.getfixturevalue("stack")
-    urls = {
-        "MetaWebhookUrl": f"{local.api}/meta/webhook",
-        "VonageInboundUrl": f"{local.api}/vonage/inbound",
-        "VonageStatusUrl": f"{local.api}/vonage/status",
-        "HttpApiUrl": local.api,
-    }
-    return Deployment("local", urls, Secret(META), Secret(VONAGE))
+    return Deployment("local", webhook_outputs(local.api), Secret(META), Secret(VONAGE))
 
 
 @pytest.fixture(scope="session")
