@@ -131,8 +131,9 @@ class ReplyLedger:
         state = self.store.reply_state(claim.conversation, claim.inbound_event_id)
         if state is None:
             return False
-        claim.message_ids.extend(mid for mid in state.echo_mids if mid not in claim.message_ids)
-        return state.state == ClaimState.SENT or bool(state.echo_mids)
+        unknown = [mid for mid in state.echo_mids if mid not in claim.message_ids]
+        claim.message_ids.extend(unknown)
+        return state.state == ClaimState.SENT or bool(unknown)
 
     def part_sent(self, claim: Claim, message_id: str | None) -> None:
         """Checkpoint one sent part, so a retry after a later part's failure resumes after it."""

@@ -112,13 +112,19 @@ class ReplyPipeline:
     def _answer_in_turn(
         self, inbound: InboundMessage, key: str, turn: HeldTurn, progress: _Progress, remaining_ms: RemainingMs | None
     ) -> str:
-        outcome = self._answer_one(inbound, turn, progress, remaining_ms)
+        # A message past the cursor the turn started from is not on the unread list yet, even if answered.
+        outcome = self._answer_one(inbound, turn, progress, remaining_ms, key > turn.state.answered_through)
         if key > progress.answered_through:
             progress.answered_through = key
         return outcome
 
     def _answer_one(
-        self, inbound: InboundMessage, turn: HeldTurn, progress: _Progress, remaining_ms: RemainingMs | None
+        self,
+        inbound: InboundMessage,
+        turn: HeldTurn,
+        progress: _Progress,
+        remaining_ms: RemainingMs | None,
+        past_cursor: bool,
     ) -> str:
         sender = self.senders[inbound.provider]
         log = {"conversation_id": inbound.conversation_id, "event_id": inbound.event_id, "provider": inbound.provider}
@@ -126,7 +132,7 @@ class ReplyPipeline:
         if isinstance(claim, Settled):
             self.stats.inc("RecordsSkipped")
             logger.debug("reply already settled; nothing sent", extra={**log, "state": claim.state})
-            if claim.state == ClaimState.SENT:
+            if claim.state == ClaimState.SENT and past_cursor:  # answered by a turn that died before it ended
                 self._unread(progress, claim.message_ids, claim.settled_at_ms)
             return f"already_{claim.state}"
         if claim.confirm_by_ms is not None:
