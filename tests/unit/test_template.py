@@ -144,7 +144,8 @@ LOCAL_OVERRIDES = {
 
 def test_globals_environment_has_exactly_the_contract_names():
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES) | {"HANDOVER_PAUSE_SECONDS", "POWERTOOLS_TRACE_DISABLED"}
+    own = {"HANDOVER_PAUSE_SECONDS", "POWERTOOLS_TRACE_DISABLED"}
+    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES) | own
     # Declared empty only so that `sam local --env-vars events/env.json` can override them.
     assert {name: variables[name] for name in LOCAL_OVERRIDES} == LOCAL_OVERRIDES
     assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
