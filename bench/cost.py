@@ -88,7 +88,7 @@ SECRET_MAX_AGE_S = 300
 FULL_VCPU_MB = 1769
 MEMORY_SIZES = (128, 256, 512, 1024, FULL_VCPU_MB)
 # Share of each hour's messages in a day (0-23 h, the Page's time zone), a Page that answers its customers:
-# quiet at night, a morning rise, a long day with an evening peak. Peak hour 1.7x the mean, night 0.15x.
+# quiet at night, a morning rise, a long day with an evening peak. Peak hour 1.67x the mean, night 0.15x.
 DIURNAL = (0.4, 0.25, 0.15, 0.15, 0.15, 0.25, 0.5, 0.8, 1.1, 1.3, 1.4, 1.45, 1.5, 1.45, 1.4, 1.35, 1.35,
            1.4, 1.5, 1.65, 1.7, 1.5, 1.1, 0.7)  # fmt: skip
 
@@ -212,10 +212,15 @@ def metered(meter: Meter) -> Iterator[None]:
     from botocore.exceptions import ClientError
 
     from local import workers
+    from local.template import function_environment
 
     original_call, original_load, original_stdout = BaseClient._make_api_call, workers.load_handler, sys.stdout
-    # Before the layer is imported: Powertools' Logger keeps the sys.stdout it finds when it is created.
+    # Before the layer is imported: Powertools' Logger keeps the sys.stdout it finds when it is created, and
+    # its Logger and Metrics read the service and namespace from the environment the template gives them.
     sys.stdout = CountingStdout(meter)  # type: ignore[assignment]
+    for name, value in function_environment("WebhookFunction", {}).items():
+        if name.startswith("POWERTOOLS_"):
+            os.environ.setdefault(name, value)
     from messenger.reply.batch import ConversationOrderedProcessor
 
     original_group = ConversationOrderedProcessor._run_group
@@ -850,10 +855,14 @@ def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str
         rows.append(f"| {name} | {cells} | {volumes[-1].lines[index].basis} |")
     rows.append("| **total** | " + " | ".join(f"**{v.usd_per_million:,.2f}**" for v in volumes) + " | |")
     fixed = ["", "Fixed monthly costs (the line above, spread over the month's messages):", ""]
-    fixed += ["| fixed | USD a month | basis |", "|---|---:|---|"]
-    fixed += [f"| {line.name} | {line.usd_per_million:,.2f} | {line.basis} |" for line in volumes[0].fixed]
-    fixed.append(f"| **total** | **{volumes[0].fixed_usd_per_month:,.2f}** | at 1M; at 30M the API-call line is "
-                 f"{volumes[-1].fixed[-1].usd_per_million:,.2f} |")  # fmt: skip
+    fixed += [
+        "| fixed | " + " | ".join(f"USD a month at {v.messages_per_month / 1e6:g}M" for v in volumes) + " | basis |"
+    ]
+    fixed += ["|---|" + "---:|" * len(volumes) + "---|"]
+    for index, line in enumerate(volumes[0].fixed):
+        cells = " | ".join(f"{v.fixed[index].usd_per_million:,.2f}" for v in volumes)
+        fixed.append(f"| {line.name} | {cells} | {volumes[-1].fixed[index].basis} |")
+    fixed.append("| **total** | " + " | ".join(f"**{v.fixed_usd_per_month:,.2f}**" for v in volumes) + " | |")
     free = ["", "Always-free tier (per account, shared with its other workloads), not in the totals:", ""]
     free += [
         "| free tier | " + " | ".join(f"USD a month at {v.messages_per_month / 1e6:g}M" for v in volumes) + " | what |"
@@ -862,7 +871,7 @@ def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str
     for index, line in enumerate(volumes[0].free_tier):
         cells = " | ".join(f"{v.free_tier[index].usd_per_million:,.2f}" for v in volumes)
         free.append(f"| {line.name} | {cells} | {line.basis} |")
-    mem = ["", "Memory per function (duration line only, at 30M a month; cold start = INIT + the first request):", ""]
+    mem = ["", "Memory per function (its share of the duration line; cold start = INIT + the first request):", ""]
     mem += ["| function | MB | cold start ms | warm ms | USD per 1M |", "|---|---:|---:|---:|---:|"]
     mem += [
         f"| {r['function']} | {r['memory_mb']} | {r['cold_start_ms']:,} | {r['warm_ms']:,} "
