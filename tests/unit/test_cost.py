@@ -113,9 +113,7 @@ def test_storage_holds_the_retention_period_and_pitr_adds_its_price():
     plain = lines(volume())["DynamoDB storage"]
     assert plain.usd_per_million == pytest.approx(42 * 0.25 / 30)
     with_pitr = cost.Settings(**{**SETTINGS.__dict__, "pitr": True})
-    assert lines(volume(settings=with_pitr))["DynamoDB storage + PITR"].usd_per_million == pytest.approx(
-        42 * 0.45 / 30
-    )
+    assert lines(volume(settings=with_pitr))["DynamoDB storage + PITR"].usd_per_million == pytest.approx(42 * 0.45 / 30)
 
 
 def test_fixed_costs_are_a_line_of_their_own_that_spreads_over_the_months_messages():
