@@ -846,31 +846,11 @@ def render(volumes: list[Volume]) -> str:
 
 def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str, dict[str, float]], stamp: str) -> str:
     """The tables of docs/cost.md between its markers."""
-    names = [line.name for line in volumes[0].lines]
-    head = " | ".join(f"{v.messages_per_month / 1e6:g}M a month" for v in volumes)
-    rows = [f"| per 1M messages | {head} | basis (at {volumes[-1].messages_per_month / 1e6:g}M) |"]
-    rows.append("|---|" + "---:|" * len(volumes) + "---|")
-    for index, name in enumerate(names):
-        cells = " | ".join(f"{v.lines[index].usd_per_million:,.2f}" for v in volumes)
-        rows.append(f"| {name} | {cells} | {volumes[-1].lines[index].basis} |")
-    rows.append("| **total** | " + " | ".join(f"**{v.usd_per_million:,.2f}**" for v in volumes) + " | |")
-    fixed = ["", "Fixed monthly costs (the line above, spread over the month's messages):", ""]
-    fixed += [
-        "| fixed | " + " | ".join(f"USD a month at {v.messages_per_month / 1e6:g}M" for v in volumes) + " | basis |"
-    ]
-    fixed += ["|---|" + "---:|" * len(volumes) + "---|"]
-    for index, line in enumerate(volumes[0].fixed):
-        cells = " | ".join(f"{v.fixed[index].usd_per_million:,.2f}" for v in volumes)
-        fixed.append(f"| {line.name} | {cells} | {volumes[-1].fixed[index].basis} |")
+    per_million = _by_volume("", "per 1M messages", "{:g}M a month", volumes, lambda v: v.lines)
+    per_million.append("| **total** | " + " | ".join(f"**{v.usd_per_million:,.2f}**" for v in volumes) + " | |")
+    fixed = _by_volume(FIXED_TITLE, "fixed", "USD a month at {:g}M", volumes, lambda v: v.fixed)
     fixed.append("| **total** | " + " | ".join(f"**{v.fixed_usd_per_month:,.2f}**" for v in volumes) + " | |")
-    free = ["", "Always-free tier (per account, shared with its other workloads), not in the totals:", ""]
-    free += [
-        "| free tier | " + " | ".join(f"USD a month at {v.messages_per_month / 1e6:g}M" for v in volumes) + " | what |"
-    ]
-    free += ["|---|" + "---:|" * len(volumes) + "---|"]
-    for index, line in enumerate(volumes[0].free_tier):
-        cells = " | ".join(f"{v.free_tier[index].usd_per_million:,.2f}" for v in volumes)
-        free.append(f"| {line.name} | {cells} | {line.basis} |")
+    free = _by_volume(FREE_TITLE, "free tier", "USD a month at {:g}M", volumes, lambda v: v.free_tier)
     mem = ["", "Memory per function (its share of the duration line; cold start = INIT + the first request):", ""]
     mem += ["| function | MB | cold start ms | warm ms | USD per 1M |", "|---|---:|---:|---:|---:|"]
     mem += [
@@ -887,7 +867,23 @@ def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str
         )
         + "."
     )
-    return "\n".join([f"_{stamp}_", "", *rows, *fixed, *free, *mem])
+    return "\n".join([f"_{stamp}_", *per_million, *fixed, *free, *mem])
+
+
+FIXED_TITLE = "Fixed monthly costs (the line above, spread over the month's messages):"
+FREE_TITLE = "Always-free tier (per account, shared with its other workloads), not in the totals:"
+
+
+def _by_volume(title: str, first: str, column: str, volumes: list[Volume], lines: Any) -> list[str]:
+    """A markdown table of `lines(volume)`, one column per volume, then the basis at the last volume."""
+    heads = " | ".join(column.format(v.messages_per_month / 1e6) for v in volumes)
+    last = f"{volumes[-1].messages_per_month / 1e6:g}M"
+    out = ["", title, ""] if title else [""]
+    out += [f"| {first} | {heads} | basis (at {last}) |", "|---|" + "---:|" * len(volumes) + "---|"]
+    for index, line in enumerate(lines(volumes[0])):
+        cells = " | ".join(f"{lines(v)[index].usd_per_million:,.2f}" for v in volumes)
+        out.append(f"| {line.name} | {cells} | {lines(volumes[-1])[index].basis} |")
+    return out
 
 
 def write_doc(text: str) -> None:
