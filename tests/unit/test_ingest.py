@@ -133,6 +133,44 @@ def test_a_vonage_status_creates_or_moves_the_outbound_message():
     assert store.message("vonage#page#user", "u1")["status"] == "delivered"
 
 
+def vonage_status(message_id: str, status: str, ts: int) -> Event:
+    return Event(
+        provider=Provider.VONAGE,
+        event_id=f"{message_id}#status#{status}",
+        kind=Kind.STATUS,
+        page_id="page",
+        user_id="user",
+        timestamp_ms=ts,
+        status=status,
+        mids=[message_id],
+        from_page=True,
+    )
+
+
+def test_a_submitted_callback_for_a_recorded_reply_reads_instead_of_a_failing_write():
+    # Given a reply the reply function recorded as submitted
+    store = MemoryStore()
+    conversation = "vonage#page#user"
+    store.record_outbound(OutboundMessage(conversation, "vonage", "u1", "page", "user", "in1", 0, 5, "submitted"))
+    store.operations.clear()
+    # When Vonage's submitted callback arrives
+    result = ingest(store, [vonage_status("u1", "submitted", 6)])
+    # Then the event is stored, the message is read once and not written (its update would change nothing)
+    assert (result.stored, result.statuses_applied) == (1, 0)
+    assert store.operations["UpdateItem"] == 0 and store.operations["GetItem"] == 1
+    assert store.message(conversation, "u1")["status"] == "submitted"
+    # And the later statuses still move it (no read before those: they usually change the message)
+    store.operations.clear()
+    ingest(store, [vonage_status("u1", "delivered", 7), vonage_status("u1", "read", 8)])
+    assert store.operations["GetItem"] == 0 and store.message(conversation, "u1")["status"] == "read"
+
+
+def test_a_submitted_callback_before_the_reply_is_recorded_creates_the_message():
+    store = MemoryStore()
+    assert ingest(store, [vonage_status("u2", "submitted", 6)]).statuses_applied == 1
+    assert store.message("vonage#page#user", "u2")["status"] == "submitted"
+
+
 def test_a_persons_echo_pauses_and_our_echo_settles_an_ambiguous_reply():
     store = MemoryStore()
     ledger = ReplyLedger(store)
@@ -253,6 +291,28 @@ def test_an_echo_after_an_ambiguous_send_records_the_message_and_its_statuses_mo
     # And a second part's echo joins the claim's message ids, once
     ingest(store, [our_echo("m.out2", 5_100), our_echo("m.out2", 5_100)])
     assert store.reply_state(CONVERSATION, "m.in").message_ids == ["m.out", "m.out2"]
+
+
+def test_the_echo_of_a_reply_already_settled_as_sent_costs_one_read_and_no_reconciling_write():
+    # Given a reply the reply function sent, recorded and settled with the echo's mid
+    store = MemoryStore()
+    ledger = ReplyLedger(store)
+    inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
+    claim = ledger.claim(inbound)
+    ledger.record_outbound(inbound, "m.out", status="sent", text="Hello!", part_index=0)
+    claim.message_ids.append("m.out")
+    ledger.finish(claim, ClaimState.SENT)
+    before = store.message(CONVERSATION, "m.out")
+    store.operations.clear()
+    # When its echo arrives
+    result = ingest(store, [our_echo("m.out", 5_000)])
+    # Then the echo is stored, the claim read once, and neither the message nor the claim written
+    assert result.stored == 1 and store.operations["UpdateItem"] == 0 and store.operations["GetItem"] == 1
+    assert store.message(CONVERSATION, "m.out") == before
+    assert store.reply_state(CONVERSATION, "m.in").echo_mids == []
+    # And an echo of a mid the claim does not hold (another part) is reconciled as before
+    ingest(store, [our_echo("m.other", 5_100)])
+    assert store.message(CONVERSATION, "m.other")["in_reply_to"] == "m.in"
 
 
 def test_an_echo_before_the_ambiguous_outcome_makes_the_reply_sent_with_the_echo_mid():
