@@ -203,7 +203,7 @@ def test_the_template_settings_are_what_the_model_prices():
     settings = cost.template_settings()
     assert settings.memory_mb == {"WebhookFunction": 1024, "ReplyFunction": 256}
     assert (settings.tracing_active, settings.pitr, settings.retention_days) == (False, False, 14)
-    # 7 single-metric alarms and 2 metric-math alarms reading 2 metrics each
+    # 8 single-metric alarms and 2 metric-math alarms reading 2 metrics each
     assert settings.alarm_metrics == 8 + 2 * 2 and settings.dashboards == 1 and settings.secrets == 2
 
 

@@ -159,11 +159,13 @@ class ReplyPipeline:
             return self._await_confirmation(claim, turn, progress, log, remaining_ms)
         if outcome == "sent":
             self._unread(progress, claim.message_ids, int(self.clock() * 1000))
+            sent = {**log, "message_ids": claim.message_ids, "attempts": claim.attempts}
             if any(reply.handover for reply in replies):
                 now_ms = int(self.clock() * 1000)
                 progress.paused_until_ms = now_ms + self.handover_pause_s * 1000
                 self.ledger.pause(inbound, progress.paused_until_ms, now_ms)
-                logger.info("handed over to a person; bot paused", extra={**log, "pause_s": self.handover_pause_s})
+                sent.update(handover=True, pause_s=self.handover_pause_s)
+            logger.info("reply sent", extra=sent)
         return outcome
 
     def _unread(self, progress: _Progress, message_ids: Sequence[str], sent_at_ms: int) -> None:
@@ -243,7 +245,6 @@ class ReplyPipeline:
         self.stats.reply_latency(self.clock() * 1000 - inbound.timestamp_ms)
         self.ledger.finish(claim, ClaimState.SENT, {"parts_total": len(bodies), "attempts": claim.attempts})
         self.stats.inc("RepliesSent")
-        logger.info("reply sent", extra={**log, "message_ids": claim.message_ids})
         return "sent"
 
     def _part_sent(
@@ -288,7 +289,7 @@ class ReplyPipeline:
                 if not self.retry.may_retry(attempt, delay, remaining_ms() if remaining_ms else None):
                     raise
                 self.stats.inc("ReplyRetried")
-                logger.info(
+                logger.debug(
                     "transient provider error; retrying",
                     extra={**log, "attempt": attempt, "delay_s": round(delay, 3), "code": exc.code},
                 )
