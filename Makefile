@@ -9,8 +9,12 @@ PYTEST_ARGS ?=
 SAM_CLI_VERSION ?= 1.170.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
 SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
+# The AWS emulator `make deploy-local` deploys into, in its own virtualenv (it pins botocore); its shims in
+# deploy_local/emulator.py are written for this version and refuse another.
+MINISTACK_VERSION ?= 1.5.33
+MINISTACK := $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)/bin/python
 
-.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local smoke
+.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +50,14 @@ sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and 
 
 sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
 	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
+
+$(MINISTACK):
+	@python=$$(scripts/find-python313.sh) && "$$python" -m venv $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)
+	$(CACHE_DIR)/ministack-$(MINISTACK_VERSION)/bin/pip install --quiet --disable-pip-version-check \
+	  'ministack==$(MINISTACK_VERSION)' 'aws-sam-translator==1.115.0' 'pytest>=8'
+
+deploy-local: deps $(SAM) $(MINISTACK) ## sam build + sam deploy of template.yaml into an AWS emulator on loopback, checked (no Docker, no root)
+	$(PY) -m deploy_local --sam $(SAM) --ministack-python $(MINISTACK) --cache-dir $(CACHE_DIR)/deploy-local
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
 	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
