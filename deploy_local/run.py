@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, required=True, help="the x86_64 build, kept between runs")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored (a `&` job)
     steps = Steps()
     started = time.monotonic()
     cleanup = contextlib.ExitStack()
