@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from local.sandbox import Sandbox
 from local.services import REGION, sandbox_secrets
 from local.template import http_routes, load_template
-from tools import payloads
+from tools import payloads, polling
 from tools.http import http
 from tools.lambda_code import add_layers_to_path
 
@@ -33,15 +33,8 @@ URL_OUTPUTS = ("HttpApiUrl", "MetaWebhookUrl", "MetaDataDeletionUrl", "VonageInb
 API_STAGE_SUFFIX = "ApiGatewayDefaultStage"
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = REPLY_TIMEOUT_S, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        time.sleep(0.2)
+def wait_until(predicate: Callable[[], Any], what: str) -> Any:
+    return polling.wait_until(predicate, REPLY_TIMEOUT_S, interval=0.2, what=what)
 
 
 class Aws:

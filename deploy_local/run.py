@@ -25,20 +25,19 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from local.sam_local.build import BuildError, build, python313_path
 from local.sandbox import Sandbox, SandboxServer
-from local.services import REGION, free_port, port_in_use
+from local.services import REGION, LocalStackError, end_process, free_port, wait_for_port
 from local.template import ROOT
 from tools.http import http
+from tools.teardown import cleanup_always, keep_logs_unless_passed
 
 STACK = "messenger-webhook-local"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}  # ministack's root caller
@@ -79,20 +78,6 @@ class Steps:
         return "\n".join(["step times:", *lines, f"  {'total':<80} {sum(t for _, t, _ in self.times):6.1f}s"])
 
 
-def stop_group(process: subprocess.Popen[Any], timeout: float = 20) -> None:
-    """SIGTERM to the process group it leads (started with start_new_session), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-
-
 class Emulator:
     """deploy_local.emulator in ministack's virtualenv, on a free loopback port, enforcing IAM (AUTH=true)."""
 
@@ -127,18 +112,13 @@ class Emulator:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + EMULATOR_START_TIMEOUT_S
-        while not self.healthy():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise DeployLocalError(f"the emulator did not start:\n{self.log_tail()}")
-            time.sleep(0.2)
-
-    def healthy(self) -> bool:
-        if not port_in_use(self.port):
-            return False
-        with contextlib.suppress(OSError):
-            return http("GET", f"{self.endpoint}/_ministack/health", timeout=5)[0] == 200
-        return False
+        try:
+            wait_for_port(self.port, self.process, "the emulator", EMULATOR_START_TIMEOUT_S)
+            status = http("GET", f"{self.endpoint}/_ministack/health", timeout=10)[0]
+        except (LocalStackError, OSError) as exc:
+            raise DeployLocalError(f"the emulator did not start ({exc}):\n{self.log_tail()}") from None
+        if status != 200:
+            raise DeployLocalError(f"the emulator's health answered {status}:\n{self.log_tail()}")
 
     def log_tail(self, size: int = 6000) -> str:
         with contextlib.suppress(OSError):
@@ -147,8 +127,9 @@ class Emulator:
 
     def stop(self) -> None:
         if self.process is not None:
-            log(f"stopping the emulator (pid {self.process.pid})")
-            stop_group(self.process)
+            log(f"stopping the emulator and its functions (process group {self.process.pid})")
+            end_process(self.process.pid, group=True, timeout=20)
+            self.process.wait(timeout=10)
 
     def aws_env(self) -> dict[str, str]:
         """What a boto3 or SAM CLI process needs to talk to the emulator and to nothing else."""
@@ -233,23 +214,13 @@ def project_env(emulator: Emulator, **extra: str) -> dict[str, str]:
     return {**without_aws(os.environ), **emulator.aws_env(), "AWS_SAM_STACK_NAME": STACK, **extra}
 
 
-def keep_logs_unless_passed(work: Path, outcome: dict[str, bool]) -> None:
-    if outcome["passed"]:
-        return
-    keep = Path(tempfile.mkdtemp(prefix="deploy-local-logs-"))
-    for name in ("emulator.log",):
-        with contextlib.suppress(OSError):
-            (keep / name).write_bytes((work / name).read_bytes())
-    log(f"logs kept in {keep}")
-
-
 def deploy_and_check(args: argparse.Namespace, steps: Steps, cleanup: contextlib.ExitStack) -> None:
     from deploy_local import checks  # imports the layer (boto3, the codec): after the argument parsing
 
     work = Path(tempfile.mkdtemp(prefix="deploy-local-"))
     cleanup.callback(shutil.rmtree, work, True)
     outcome = {"passed": False}
-    cleanup.callback(keep_logs_unless_passed, work, outcome)  # runs before the rmtree (ExitStack is LIFO)
+    cleanup.callback(keep_logs_unless_passed, work, ("emulator.log",), outcome, "deploy-local-logs-", log)
 
     with steps.step("emulator shim tests (tests/emulator, ministack's Python)"):
         shim_tests = [str(args.ministack_python), "-m", "pytest", "--noconftest", "-q", "-p", "no:cacheprovider"]
@@ -327,35 +298,24 @@ def deploy_and_check(args: argparse.Namespace, steps: Steps, cleanup: contextlib
     outcome["passed"] = True
 
 
-def interrupted(signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sam", type=Path, required=True, help="the pinned sam (make sam-cli prints it)")
     parser.add_argument("--ministack-python", type=Path, required=True, help="python of ministack's virtualenv")
     parser.add_argument("--cache-dir", type=Path, required=True, help="the x86_64 build, kept between runs")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, interrupted)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started with SIGINT ignored (a `&` job)
     steps = Steps()
     started = time.monotonic()
-    cleanup = contextlib.ExitStack()
     code = 1
     try:
-        deploy_and_check(args, steps, cleanup)
+        with cleanup_always() as cleanup:
+            deploy_and_check(args, steps, cleanup)
         code = 0
     except KeyboardInterrupt:
-        log("interrupted: stopping everything that was started")
+        log("interrupted: everything that was started is stopped")
         code = 130
     except (DeployLocalError, BuildError, subprocess.TimeoutExpired, AssertionError) as exc:
         log(f"FAILED: {exc}")
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     print(steps.summary(), flush=True)
     verdict = "PASSED" if code == 0 else "FAILED"
     log(f"{verdict}: make deploy-local in {time.monotonic() - started:.0f}s")
