@@ -12,7 +12,7 @@ SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 # The AWS emulator `make deploy-local` deploys into, in its own virtualenv (it pins botocore); its shims in
 # deploy_local/emulator.py are written for this version and refuse another.
 MINISTACK_VERSION ?= 1.5.33
-MINISTACK := $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)/bin/python
+MINISTACK_DIR := $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)
 
 .PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke
 
@@ -51,13 +51,16 @@ sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and 
 sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
 	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
 
-$(MINISTACK):
-	@python=$$(scripts/find-python313.sh) && "$$python" -m venv $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)
-	$(CACHE_DIR)/ministack-$(MINISTACK_VERSION)/bin/pip install --quiet --disable-pip-version-check \
+# Its Python runs the functions (so 3.13, the Lambda runtime); aws-sam-translator applies the SAM transform; pytest
+# runs tests/emulator (the shims) with ministack importable.
+$(MINISTACK_DIR)/.installed:
+	@python=$$(scripts/find-python313.sh) && "$$python" -m venv $(MINISTACK_DIR)
+	$(MINISTACK_DIR)/bin/pip install --quiet --disable-pip-version-check \
 	  'ministack==$(MINISTACK_VERSION)' 'aws-sam-translator==1.115.0' 'pytest>=8'
+	@touch $@
 
-deploy-local: deps $(SAM) $(MINISTACK) ## sam build + sam deploy of template.yaml into an AWS emulator on loopback, checked (no Docker, no root)
-	$(PY) -m deploy_local --sam $(SAM) --ministack-python $(MINISTACK) --cache-dir $(CACHE_DIR)/deploy-local
+deploy-local: deps $(SAM) $(MINISTACK_DIR)/.installed ## sam build + sam deploy of template.yaml into an AWS emulator on loopback, checked (no Docker, no root)
+	$(PY) -m deploy_local --sam $(SAM) --ministack-python $(MINISTACK_DIR)/bin/python --cache-dir $(CACHE_DIR)/deploy-local
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
 	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
