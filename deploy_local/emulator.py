@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import importlib.metadata
+import json
 import re
 import sys
 from collections.abc import Callable
@@ -30,7 +31,9 @@ EXECUTE_API_URL = re.compile(rb"https://([a-z0-9]{8,10})\.execute-api\.[a-z0-9-]
 # DescribeAlarms lists it with its Metrics. ministack refuses the property and the stack rolls back.
 
 
-def metric_math_alarm_record(record_without_metrics: Callable[..., dict[str, Any]], name: str, props: dict[str, Any]):
+def metric_math_alarm_record(
+    record_without_metrics: Callable[..., dict[str, Any]], name: str, props: dict[str, Any]
+) -> dict[str, Any]:
     """The alarm as AWS stores it: the template's Metrics instead of one MetricName/Namespace/Statistic."""
     if not props.get("Metrics"):
         return record_without_metrics(name, props)
@@ -93,8 +96,6 @@ def import_openapi(apigw: Any, api_id: str, body: Any) -> None:
 
 
 def _json(body: Any) -> dict[str, Any]:
-    import json
-
     return json.loads(body) if isinstance(body, (bytes, str)) else dict(body)
 
 
