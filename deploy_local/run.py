@@ -34,6 +34,8 @@ from pathlib import Path
 
 from local.sam_local.build import BuildError, build, python313_path
 from local.sandbox import Sandbox, SandboxServer
+from local.sandbox.meta import SANDBOX_APP_ID
+from local.sandbox.vonage_apps import SANDBOX_API_SECRET
 from local.services import REGION, LocalStackError, end_process, free_port, wait_for_port
 from local.template import ROOT
 from tools.http import http
@@ -262,6 +264,19 @@ def deploy_and_check(args: argparse.Namespace, steps: Steps, cleanup: contextlib
         log(f"{checks.dashboard_and_alarms(stack)} alarms and the dashboard present")
     with steps.step("make smoke"):
         run_project(["make", "--no-print-directory", "smoke"], project_env(emulator), "make smoke")
+    with steps.step("make connect against the deployed stack, twice (the second changes nothing), then --check"):
+        connect_env = project_env(
+            emulator,
+            GRAPH_API_BASE=sandbox_url,
+            VONAGE_API_BASE=sandbox_url,
+            META_APP_ID=str(SANDBOX_APP_ID),
+            VONAGE_API_SECRET=SANDBOX_API_SECRET,
+        )
+        connect = [sys.executable, "-m", "tools.connect"]
+        run_project([*connect, "--yes"], connect_env, "make connect")
+        if "nothing to change" not in run_project([*connect, "--yes"], connect_env, "make connect (again)"):
+            raise DeployLocalError("a second make connect changed something: it is not idempotent")
+        run_project([*connect, "--check"], connect_env, "make connect --check")
     with steps.step("e2e suite with AWS_SAM_STACK_NAME"):
         e2e = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--durations=5", "tests/e2e"]
         output = run_project(e2e, project_env(emulator), "the e2e suite")

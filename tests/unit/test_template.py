@@ -390,5 +390,5 @@ def test_table_permissions_are_the_verbs_the_store_uses():
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ]
-    assert sorted(reply["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert sorted(reply["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
     assert webhook["Resource"] == reply["Resource"] == {"Fn::GetAtt": ["EventsTable", "Arn"]}
