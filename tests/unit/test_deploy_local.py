@@ -16,7 +16,9 @@ def test_the_template_conditions_for_the_local_deploy() -> None:
         "CreateMetaSecret": True,
         "CreateVonageSecret": True,
         "HasAlarmEmail": False,
+        "PointInTimeRecoveryOn": False,
         "ReplyConcurrencyUnreserved": False,
+        "TracingActive": False,
     }
     with_existing = condition_values(
         load_template(), {**PARAMETERS, "ExistingMetaSecretArn": "arn:x", "AlarmEmail": "a@b"}

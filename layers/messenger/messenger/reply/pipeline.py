@@ -42,6 +42,7 @@ class _Progress:
     answered_through: str
     unread: list[UnreadMessage]
     paused_until_ms: int
+    added: list[UnreadMessage] = field(default_factory=list)  # sent in this turn
 
 
 @dataclass
@@ -91,8 +92,17 @@ class ReplyPipeline:
             for key, inbound in self._in_order(turn, rung):
                 outcomes[inbound.event_id] = self._answer_in_turn(inbound, key, turn, progress, remaining_ms)
         finally:
-            self.turns.end(turn, progress.answered_through, progress.unread)
+            marks = self.turns.end(turn, progress.answered_through, progress.unread)
+            self._statuses_missed(turn.conversation, progress.added, marks)
         return outcomes
+
+    def _statuses_missed(self, conversation: str, added: list[UnreadMessage], marks: dict[str, int]) -> None:
+        """A read receipt (or delivery watermark) that came while this turn was still answering found its
+        replies not yet on the unread list: give them the status it carried now."""
+        for message in added:
+            status = next((s for s in ("read", "delivered") if message.sent_at_ms <= marks.get(s, -1)), None)
+            if status is not None:
+                self.ledger.store.apply_status(conversation, message.message_id, status, at_ms=marks[status])
 
     def _in_order(self, turn: HeldTurn, rung: list[InboundMessage]) -> list[tuple[str, InboundMessage]]:
         """The pending messages after the cursor, and any rung message stored behind it, in key order."""
@@ -170,8 +180,9 @@ class ReplyPipeline:
 
     def _unread(self, progress: _Progress, message_ids: Sequence[str], sent_at_ms: int) -> None:
         known = {m.message_id for m in progress.unread}
-        progress.unread.extend(UnreadMessage(mid, sent_at_ms) for mid in message_ids if mid not in known)
-        progress.unread = still_unread(progress.unread, -1)
+        new = [UnreadMessage(mid, sent_at_ms) for mid in message_ids if mid not in known]
+        progress.added.extend(new)
+        progress.unread = still_unread([*progress.unread, *new], -1)
 
     def _await_confirmation(
         self, claim: Claim, turn: HeldTurn, progress: _Progress, log: dict[str, Any], remaining_ms: RemainingMs | None

@@ -87,14 +87,16 @@ class TurnKeeper:
             self.sleep(POLL_S)
             now = self._now_ms()
 
-    def end(self, turn: HeldTurn, answered_through: str, unread: list[UnreadMessage]) -> None:
-        """Save the progress and let go. A turn lost meanwhile is not an error: its new holder goes on."""
+    def end(self, turn: HeldTurn, answered_through: str, unread: list[UnreadMessage]) -> dict[str, int]:
+        """Save the progress and let go; the conversation's status watermarks as they are now. A turn lost
+        meanwhile is not an error: its new holder goes on."""
         try:
-            self.store.end_turn(turn.conversation, turn.token, answered_through=answered_through, unread=unread)
+            return self.store.end_turn(turn.conversation, turn.token, answered_through=answered_through, unread=unread)
         except TurnLostError:
             logger.warning(
                 "the conversation's turn was taken over before it ended", extra={"conversation_id": turn.conversation}
             )
+            return {}
 
     def keep(self, turn: HeldTurn) -> None:
         """Before a send: renew the lease if the send could outlast it. TurnLostError if it was taken.

@@ -394,6 +394,14 @@ def unread_messages(values: dict[str, Any]) -> list[UnreadMessage]:
     return found
 
 
+WATERMARK_STATUSES = ("delivered", "read")
+
+
+def watermarks(values: dict[str, Any]) -> dict[str, int]:
+    """The status watermarks a conversation state holds, by status."""
+    return {s: int(values[watermark_attribute(s)]) for s in WATERMARK_STATUSES if watermark_attribute(s) in values}
+
+
 def unread_between(values: dict[str, Any], status: str, watermark_ms: int) -> list[str]:
     """Ids of the unread messages a `status` watermark newly covers: sent after the last one, up to this."""
     last = int(values.get(watermark_attribute(status), -1))

@@ -222,15 +222,19 @@ class DynamoStore:
         if not self._update(codec.state_key(conversation), update):
             raise TurnLostError("another invocation holds this conversation's turn now")
 
-    def end_turn(self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]) -> None:
+    def end_turn(
+        self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]
+    ) -> dict[str, int]:
         update = _Update()
         if answered_through:
             update.set(codec.ANSWERED_THROUGH, answered_through)
         update.set(codec.UNREAD, [list(message) for message in unread])
         update.remove(codec.TURN_TOKEN).remove(codec.TURN_UNTIL)
         update.condition = f"{update.n(codec.TURN_TOKEN)} = {update.v(token)}"
-        if not self._update(codec.state_key(conversation), update):
+        written, values = self._update_returning(codec.state_key(conversation), update)
+        if not written:
             raise TurnLostError("another invocation holds this conversation's turn now")
+        return codec.watermarks(values)
 
     # -- the reply ledger -------------------------------------------------------------------------------
 

@@ -186,7 +186,9 @@ class MemoryStore:
                 raise TurnLostError("another invocation holds this conversation's turn now")
             item[codec.TURN_UNTIL] = until_ms
 
-    def end_turn(self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]) -> None:
+    def end_turn(
+        self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]
+    ) -> dict[str, int]:
         with self._lock:
             self.operations["UpdateItem"] += 1
             item = self.items.get(codec.state_key(conversation), {})
@@ -197,6 +199,7 @@ class MemoryStore:
             item[codec.UNREAD] = [list(message) for message in unread]
             item.pop(codec.TURN_TOKEN, None)
             item.pop(codec.TURN_UNTIL, None)
+            return codec.watermarks(item)
 
     # -- the reply ledger -------------------------------------------------------------------------------
 

@@ -145,9 +145,12 @@ class Store(Protocol):
     def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
         """Hold the turn until `until_ms`. TurnLostError when another invocation holds it now."""
 
-    def end_turn(self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]) -> None:
-        """Save the progress (the cursor, the unread outbound messages) and let go of the turn.
-        TurnLostError when another invocation holds it now (nothing is written)."""
+    def end_turn(
+        self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]
+    ) -> dict[str, int]:
+        """Save the progress (the cursor, the unread outbound messages) and let go of the turn. Returns the
+        conversation's status watermarks as they are now ({"read": ms, ...}), for replies a read receipt
+        covered before they joined the list. TurnLostError when another invocation holds it (nothing written)."""
 
     # -- the reply ledger ---------------------------------------------------------------------------------
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
