@@ -5,12 +5,17 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 PYTEST_ARGS ?=
+ARGS ?=
 # SAM CLI lives in its own virtualenv under a cache outside the repo (pinned: scripts rely on its internals).
 SAM_CLI_VERSION ?= 1.170.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/messenger-webhook
 SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
+# The AWS emulator `make deploy-local` deploys into, in its own virtualenv (it pins botocore); its shims in
+# deploy_local/emulator.py are written for this version and refuse another.
+MINISTACK_VERSION ?= 1.5.33
+MINISTACK_DIR := $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)
 
-.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local smoke
+.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke connect
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -46,6 +51,17 @@ sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and 
 
 sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
 	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
+
+# Its Python runs the functions (so 3.13, the Lambda runtime); aws-sam-translator applies the SAM transform; pytest
+# runs tests/emulator (the shims) with ministack importable.
+$(MINISTACK_DIR)/.installed:
+	@python=$$(scripts/find-python313.sh) && "$$python" -m venv $(MINISTACK_DIR)
+	$(MINISTACK_DIR)/bin/pip install --quiet --disable-pip-version-check \
+	  'ministack==$(MINISTACK_VERSION)' 'aws-sam-translator==1.115.0' 'pytest>=8'
+	@touch $@
+
+deploy-local: deps $(SAM) $(MINISTACK_DIR)/.installed ## sam build + sam deploy of template.yaml into an AWS emulator on loopback, checked (no Docker, no root)
+	$(PY) -m deploy_local --sam $(SAM) --ministack-python $(MINISTACK_DIR)/bin/python --cache-dir $(CACHE_DIR)/deploy-local
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
 	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
@@ -92,6 +108,9 @@ events: deps ## regenerate and re-sign the sample events in events/
 
 smoke: deps ## check a deployed stack (AWS_SAM_STACK_NAME, AWS_REGION); sends nothing to any user
 	$(PY) -m tools.smoke
+
+connect: deps ## Meta webhooks, Page subscriptions + profile, Vonage webhooks from the stack (AWS_SAM_STACK_NAME or LOCAL=1); CHECK=1, ARGS=--yes
+	$(PY) -m tools.connect $(if $(filter 1 yes true,$(LOCAL)),--local) $(if $(filter 1 yes true,$(CHECK)),--check) $(ARGS)
 
 redrive: deps ## re-drive failed reply records from the on-failure queue (QUEUE_URL=...)
 	$(PY) -m tools.redrive $(if $(QUEUE_URL),--queue-url $(QUEUE_URL))

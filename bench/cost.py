@@ -1,22 +1,24 @@
-"""What 1 million inbound messages, each answered once, cost in AWS: measured on the local stack, priced.
+"""What a million inbound messages, each answered once, cost in AWS at 1M and at 30M a month: measured, priced.
 
-    python -m bench.cost [--messages 100] [--provider-latency-ms 250] [--cold-share 0.01] [--json]
+    python -m bench.cost [--messages 100] [--provider-latency-ms 250] [--extra-wru 0] [--json] [--no-doc]
 
 One end-to-end run of the local stack (`local.stack`: the template's HTTP API, the real handlers, DynamoDB
 Local, moto, the stream poller with the template's event source mapping, the sandbox providers sending
 echo/delivery/read and status callbacks) in this process, with meters on what AWS bills:
 
 - every botocore call is wrapped (`BaseClient._make_api_call`): DynamoDB calls ask for ReturnConsumedCapacity
-  =INDEXES, so DynamoDB Local reports the write/read units of the table and of every GSI per call, whatever
-  operations the code makes; Secrets Manager calls are counted. Calls are attributed to the function whose
-  handler (or reply worker thread) made them; the stack's own set-up and the stream poller are not counted.
-- each handler is timed (warm: every invocation after the first), and each handler's stdout (Powertools
-  logs and EMF metrics, the bytes Lambda sends to CloudWatch Logs) is counted per function.
-- each webhook invocation is one HTTP API request (the API only routes to the webhook).
+  =INDEXES, so DynamoDB Local reports the write/read units of every call, whatever operations the code makes;
+  a write refused by its condition is counted as the 1 WRU DynamoDB bills for it. Calls are attributed to the
+  function whose handler (or reply worker thread) made them; the stack's own set-up and poller are not.
+- each handler is timed (wall and CPU: the handler thread's plus the reply worker threads'), and what it
+  prints (Powertools log lines and EMF metric blobs: what Lambda sends to CloudWatch Logs) is counted, and the
+  EMF metrics it emits are listed (each one is a custom metric billed by the month).
+- each webhook invocation is one HTTP API request (the API routes only to the webhook).
 
-Messages are sent one at a time (the next once the previous one is answered), so every reply invocation
-holds one record, as at 1M messages a month (0.4 a second, under the 1 s batching window). The model and
-the prices (us-east-1, list, arm64) are in docs/cost.md; what is assumed rather than measured is named.
+The counts per message are then priced at two volumes with arrivals spread over the day (DIURNAL), the
+template's settings (memory, tracing, retention, point-in-time recovery, alarms, dashboard) read from
+template.yaml, and the monthly costs that do not follow messages on their own line. The model and every price
+with its source are in docs/cost.md; the table there is this module's output (rewritten unless --no-doc).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -38,30 +41,56 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from bench.common import LAYER, ROOT, subprocess_seconds
+from bench.common import LAYER, ROOT
 
-MESSAGES_PRICED = 1_000_000
-MONTH_S = 30 * 86_400
+VOLUMES = (1_000_000, 30_000_000)
+GOAL_VOLUME, GOAL_USD_PER_MILLION = 30_000_000, 12.0
+MONTH_DAYS = 30
+MONTH_S = MONTH_DAYS * 86_400
+DOC = ROOT / "docs" / "cost.md"
+DOC_BEGIN, DOC_END = "<!-- bench.cost: begin -->", "<!-- bench.cost: end -->"
 
-# us-east-1 list prices, read 2026-12-01 (sources in docs/cost.md).
+# us-east-1 list prices, read 2026-12-07; each with its source in docs/cost.md ("Prices used").
 PRICES = {
-    "apigw_http_per_million": 1.00,  # HTTP API, first 300M requests/month, per 512 KB
+    "apigw_http_per_million": 1.00,  # HTTP API, first 300M requests a month, each 512 KB counted as one
     "lambda_request_per_million": 0.20,
-    "lambda_gb_s_arm64": 0.0000133334,  # first 7.5B GB-s/month
-    "dynamodb_wru_per_million": 0.625,  # on-demand, standard table class
+    "lambda_gb_s_arm64": 0.0000133334,  # first 7.5B GB-s a month; INIT billed too since 2025-08-01
+    "dynamodb_wru_per_million": 0.625,  # on-demand, Standard class (after the 2024-11-01 cut)
     "dynamodb_rru_per_million": 0.125,
     "dynamodb_storage_gb_month": 0.25,
     "dynamodb_pitr_gb_month": 0.20,
+    "secret_month": 0.40,
     "secrets_per_10k_calls": 0.05,
-    "logs_ingest_per_gb": 0.50,  # standard class (Lambda logs: first 10 TB tier)
+    "logs_ingest_per_gb": 0.50,  # standard class; Lambda's logs: first 10 TB tier
     "logs_store_gb_month": 0.03,
+    "custom_metric_month": 0.30,  # first 10,000 metrics, prorated by the hour a metric is sent
+    "alarm_metric_month": 0.10,  # standard resolution; a metric-math alarm counts each metric it reads
+    "dashboard_month": 3.00,
     "xray_trace_recorded_per_million": 5.00,
+}
+# The always-free tier (per account, shared with whatever else it runs): shown apart, never in the totals.
+FREE_TIER = {
+    "lambda_requests": 1_000_000,
+    "lambda_gb_s": 400_000,
+    "dynamodb_storage_gb": 25,
+    "custom_metrics": 10,
+    "alarm_metrics": 10,
+    "dashboards": 3,
+    "logs_gb": 5,
+    "xray_traces": 100_000,
 }
 # CloudWatch Logs bills each event's UTF-8 bytes plus 26 bytes of metadata.
 LOG_EVENT_OVERHEAD = 26
-# X-Ray's default sampling rule: the first request each second, then 5% of the rest.
-XRAY_RESERVOIR_PER_S, XRAY_RATE = 1.0, 0.05
+# Lambda's X-Ray sampling, which a function cannot change: the first request each second, then 5%.
+XRAY_RESERVOIR_PER_S, XRAY_RATE = 1, 0.05
 SECRET_MAX_AGE_S = 300
+# Lambda gives a function one full vCPU at 1,769 MB and a share proportional to memory below it.
+FULL_VCPU_MB = 1769
+MEMORY_SIZES = (128, 256, 512, 1024, FULL_VCPU_MB)
+# Share of each hour's messages in a day (0-23 h, the Page's time zone), a Page that answers its customers:
+# quiet at night, a morning rise, a long day with an evening peak. Peak hour 1.67x the mean, night 0.15x.
+DIURNAL = (0.4, 0.25, 0.15, 0.15, 0.15, 0.25, 0.5, 0.8, 1.1, 1.3, 1.4, 1.45, 1.5, 1.45, 1.4, 1.35, 1.35,
+           1.4, 1.5, 1.65, 1.7, 1.5, 1.1, 0.7)  # fmt: skip
 
 
 # -- meters ------------------------------------------------------------------------------------------
@@ -71,6 +100,7 @@ SECRET_MAX_AGE_S = 300
 class FunctionMeter:
     invocations: int = 0
     durations_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
     log_bytes: int = 0
     log_events: int = 0
     wru_table: float = 0.0
@@ -79,6 +109,7 @@ class FunctionMeter:
     rru_gsi: float = 0.0
     dynamodb_calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     secrets_calls: int = 0
+    metrics: set[str] = field(default_factory=set)
 
 
 class Meter:
@@ -89,6 +120,7 @@ class Meter:
         self.local = threading.local()
         self.lock = threading.Lock()
         self.reply_function = "ReplyFunction"
+        self.worker_cpu_s = 0.0  # CPU of the reply worker threads during the current invocation
 
     def current(self) -> str | None:
         fid = getattr(self.local, "function", None)
@@ -128,13 +160,32 @@ class Meter:
         fid = self.current()
         if fid is None or not text:
             return
+        names = emf_metric_names(text)
         with self.lock:
             meter = self.functions[fid]
             meter.log_bytes += len(text.encode())
             meter.log_events += text.count("\n")
+            meter.metrics |= names
 
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def emf_metric_names(text: str) -> set[str]:
+    """`namespace/name/dimension names` of every metric in the EMF blobs of `text` (one JSON object a line)."""
+    names: set[str] = set()
+    for line in text.splitlines():
+        if '"_aws"' not in line:
+            continue
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        for directive in blob.get("_aws", {}).get("CloudWatchMetrics", []):
+            for dimensions in directive.get("Dimensions", [[]]):
+                for metric in directive.get("Metrics", []):
+                    names.add(f"{directive.get('Namespace')}/{metric['Name']}/{','.join(dimensions)}")
+    return names
 
 
 class CountingStdout:
@@ -161,8 +212,18 @@ def metered(meter: Meter) -> Iterator[None]:
     from botocore.exceptions import ClientError
 
     from local import workers
+    from local.template import function_environment
 
     original_call, original_load, original_stdout = BaseClient._make_api_call, workers.load_handler, sys.stdout
+    # Before the layer is imported: Powertools' Logger keeps the sys.stdout it finds when it is created, and
+    # its Logger and Metrics read the service and namespace from the environment the template gives them.
+    sys.stdout = CountingStdout(meter)  # type: ignore[assignment]
+    for name, value in function_environment("WebhookFunction", {}).items():
+        if name.startswith("POWERTOOLS_"):
+            os.environ.setdefault(name, value)
+    from messenger.reply.batch import ConversationOrderedProcessor
+
+    original_group = ConversationOrderedProcessor._run_group
 
     def make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
         service = client.meta.service_model.service_name
@@ -182,31 +243,44 @@ def metered(meter: Meter) -> Iterator[None]:
         meter.dynamodb(operation, response.get("ConsumedCapacity"), False)
         return response
 
+    def run_group(self: Any, indexes: list[int], entity: Any) -> Any:
+        started = time.thread_time()
+        try:
+            return original_group(self, indexes, entity)
+        finally:
+            with meter.lock:
+                meter.worker_cpu_s += time.thread_time() - started
+
     def load(spec: Any, instance: str = "") -> Any:
         handler, fid = original_load(spec, instance), spec.function_id
 
         def timed(event: dict[str, Any], context: Any) -> Any:
             meter.local.function = fid
-            started = time.perf_counter()
+            with meter.lock:
+                meter.worker_cpu_s = 0.0
+            started, cpu = time.perf_counter(), time.thread_time()
             try:
                 return handler(event, context)
             finally:
                 elapsed_ms = (time.perf_counter() - started) * 1000
+                cpu_ms = (time.thread_time() - cpu) * 1000
                 meter.local.function = None
                 with meter.lock:
                     meter.functions[fid].invocations += 1
                     meter.functions[fid].durations_ms.append(elapsed_ms)
+                    meter.functions[fid].cpu_ms.append(cpu_ms + meter.worker_cpu_s * 1000)
 
         return timed
 
     BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+    ConversationOrderedProcessor._run_group = run_group  # type: ignore[method-assign]
     workers.load_handler = load  # the stack runs the functions in-process (Options.in_process)
-    sys.stdout = CountingStdout(meter)  # type: ignore[assignment]
     try:
         yield
     finally:
         sys.stdout = original_stdout
         BaseClient._make_api_call = original_call  # type: ignore[method-assign]
+        ConversationOrderedProcessor._run_group = original_group  # type: ignore[method-assign]
         workers.load_handler = original_load
 
 
@@ -268,7 +342,8 @@ def run(messages: int, warmup: int) -> dict[str, Any]:
     meter = Meter()
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as state, metered(meter):
         os.environ.update({"LOCAL_STATE_DIR": state, "LOCAL_METRICS": "1"})
-        options = Options(poll_interval_s=0.05, retry_delay_s=0.1, callback_delay_s=0.02, in_process=True)
+        # Callbacks 0.1 s after a send: Meta's echo and Vonage's `submitted` come after the Send API answered.
+        options = Options(poll_interval_s=0.05, retry_delay_s=0.1, callback_delay_s=0.1, in_process=True)
         stack = LocalStack(
             Ports(free_port(), free_port(), free_port(), free_port()), log=lambda _: None, options=options
         )
@@ -297,7 +372,7 @@ def run(messages: int, warmup: int) -> dict[str, Any]:
             storage = {key: storage[key] - before[key] for key in storage}
         finally:
             stack.stop()
-    functions = {fid: asdict(m) for fid, m in meter.functions.items()}
+    functions = {fid: asdict(m) | {"metrics": sorted(m.metrics)} for fid, m in meter.functions.items()}
     return {"messages": messages, "warmup": warmup, "functions": functions, "storage": storage}
 
 
@@ -343,28 +418,153 @@ def _item_size(value: Any) -> int:
     return sum(len(k.encode()) + _item_size(v) for k, v in value.items())
 
 
+def init_cost(tracing: bool, runs: int = 3) -> dict[str, dict[str, float]]:
+    """Median wall and CPU seconds, and peak RSS, of importing each handler in a fresh interpreter (its INIT),
+    with Powertools' tracer on or off as the template's `Tracing` default sets it."""
+    import subprocess
+
+    code = """
+import json, resource, sys, time
+sys.path[:0] = [{layer!r}]
+wall, cpu = time.perf_counter(), time.process_time()
+import importlib.util
+spec = importlib.util.spec_from_file_location("app", {path!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps({{"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "messenger-webhook",
+        "POWERTOOLS_METRICS_NAMESPACE": "MessengerWebhook",
+        "POWERTOOLS_TRACE_DISABLED": "false" if tracing else "true",
+    }
+    result = {}
+    for fid, name in (("WebhookFunction", "webhook"), ("ReplyFunction", "reply")):
+        path = str(ROOT / "functions" / name / "app.py")
+        fenv = {**env, "LAMBDA_TASK_ROOT": str(ROOT / "functions" / name), "AWS_LAMBDA_FUNCTION_NAME": fid}
+        samples = [
+            json.loads(
+                subprocess.run(
+                    [sys.executable, "-c", code.format(layer=str(LAYER), path=path)],
+                    env=fenv,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                    cwd=ROOT,
+                )
+                .stdout.strip()
+                .splitlines()[-1]
+            )
+            for _ in range(runs)
+        ]
+        result[fid] = {key: statistics.median(s[key] for s in samples) for key in ("wall", "cpu", "rss_mb")}
+    return result
+
+
+# -- the template's settings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the template deploys by default, as far as the bill is concerned."""
+
+    memory_mb: dict[str, int]
+    tracing_active: bool
+    retention_days: int
+    pitr: bool
+    log_retention_days: int
+    alarm_metrics: int
+    dashboards: int
+    secrets: int
+
+
+def template_settings() -> Settings:
+    from local.template import function_spec, load_template, resources
+
+    template = load_template()
+    defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
+    res = resources(template)
+    functions = [lid for lid, r in res.items() if r.get("Type") == "AWS::Serverless::Function"]
+    alarm_metrics = 0
+    for resource in res.values():
+        if resource.get("Type") == "AWS::CloudWatch::Alarm":
+            queries = resource["Properties"].get("Metrics")
+            alarm_metrics += sum("MetricStat" in q for q in queries) if queries else 1
+    return Settings(
+        memory_mb={fid: function_spec(fid).memory_mb for fid in functions},
+        tracing_active=defaults.get("Tracing", "Active") == "Active",
+        retention_days=int(defaults.get("RetentionDays", "90")),
+        pitr=defaults.get("PointInTimeRecovery", "true") == "true",
+        log_retention_days=int(defaults.get("LogRetentionDays", "30")),
+        alarm_metrics=alarm_metrics,
+        dashboards=sum(r.get("Type") == "AWS::CloudWatch::Dashboard" for r in res.values()),
+        secrets=sum(r.get("Type") == "AWS::SecretsManager::Secret" for r in res.values()),
+    )
+
+
 # -- the model ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class Line:
-    item: str
-    quantity: float
-    unit: str
-    cost: float
+    name: str
+    usd_per_million: float
     basis: str
 
 
-def platform_log_bytes(duration_ms: float, memory_mb: int) -> int:
-    """Lambda's START, END and REPORT lines for one invocation (X-Ray active), as CloudWatch bills them."""
+@dataclass
+class Volume:
+    messages_per_month: int
+    lines: list[Line]
+    fixed: list[Line]  # USD a month, not per message
+    free_tier: list[Line]  # USD a month the always-free tier would take off
+
+    @property
+    def fixed_usd_per_month(self) -> float:
+        return sum(line.usd_per_million for line in self.fixed)
+
+    @property
+    def usd_per_million(self) -> float:
+        return sum(line.usd_per_million for line in self.lines)
+
+
+def hourly_rates(messages_per_month: int) -> list[float]:
+    """Messages a second in each hour of a day (DIURNAL), every day of the month alike."""
+    total = sum(DIURNAL)
+    per_day = messages_per_month / MONTH_DAYS
+    return [per_day * weight / total / 3600 for weight in DIURNAL]
+
+
+def xray_sampled_per_s(rate: float) -> float:
+    """Traces Lambda records a second for requests arriving at `rate` a second (Poisson arrivals): the first
+    of each second (the reservoir), then 5% of the others."""
+    if rate <= 0:
+        return 0.0
+    first = 1 - math.exp(-rate)  # P(at least one request in the second)
+    return first * XRAY_RESERVOIR_PER_S + XRAY_RATE * (rate - first)
+
+
+def xray_traces_per_month(invocations_per_message: float, messages_per_month: int) -> float:
+    return sum(
+        xray_sampled_per_s(rate * invocations_per_message) * 3600 * MONTH_DAYS
+        for rate in hourly_rates(messages_per_month)
+    )
+
+
+def platform_log_bytes(duration_ms: float, memory_mb: int, traced: bool) -> int:
+    """Lambda's START, END and REPORT lines for one invocation, as CloudWatch bills them."""
     request_id = str(uuid.uuid4())
-    lines = [
-        f"START RequestId: {request_id} Version: $LATEST",
-        f"END RequestId: {request_id}",
+    report = (
         f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: "
         f"{math.ceil(duration_ms)} ms\tMemory Size: {memory_mb} MB\tMax Memory Used: 98 MB\t\n"
-        f"XRAY TraceId: 1-6750a1b2-0123456789abcdef01234567\tSegmentId: 0123456789abcdef\tSampled: true\t",
-    ]
+    )
+    if traced:
+        report += "XRAY TraceId: 1-6750a1b2-0123456789abcdef01234567\tSegmentId: 0123456789abcdef\tSampled: true\t"
+    lines = [f"START RequestId: {request_id} Version: $LATEST", f"END RequestId: {request_id}", report]
     return sum(len(line.encode()) + LOG_EVENT_OVERHEAD for line in lines)
 
 
@@ -390,232 +590,320 @@ def access_log_bytes() -> int:
     return len(fmt.encode()) + LOG_EVENT_OVERHEAD
 
 
-def xray_sampled_share(traces_per_month: float) -> float:
-    """Share of requests the default rule records when they arrive evenly over the month."""
-    rate = traces_per_month / MONTH_S
-    if rate <= 0:
-        return 0.0
-    return min(1.0, (min(rate, XRAY_RESERVOIR_PER_S) + XRAY_RATE * max(0.0, rate - XRAY_RESERVOIR_PER_S)) / rate)
+@dataclass(frozen=True)
+class PerMessage:
+    """What one message costs in units, from the run (the model's only measured input)."""
+
+    invocations: dict[str, float]
+    cpu_ms: dict[str, float]  # warm median, on one core of this machine
+    wait_ms: dict[str, float]  # warm median wall minus CPU: DynamoDB Local, the sandbox
+    log_bytes: dict[str, float]  # function output per message, with CloudWatch's per-event overhead
+    wru: float
+    rru: float
+    stored_bytes: float
+    items: float
+    metrics: list[str]
 
 
-def init_seconds(runs: int = 3) -> dict[str, float]:
-    """Median import time of each handler in a fresh interpreter, as Lambda imports it (its INIT, billed)."""
-    code = """
-import sys, time
-sys.path[:0] = [{layer!r}]
-start = time.perf_counter()
-import importlib.util
-spec = importlib.util.spec_from_file_location("app", {path!r})
-module = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(module)
-print(time.perf_counter() - start)
-"""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_SERVICE_NAME": "messenger-webhook",
-        "POWERTOOLS_METRICS_NAMESPACE": "MessengerWebhook",
-    }
-    result = {}
-    for fid, name in (("WebhookFunction", "webhook"), ("ReplyFunction", "reply")):
-        path = str(ROOT / "functions" / name / "app.py")
-        fenv = {**env, "LAMBDA_TASK_ROOT": str(ROOT / "functions" / name), "AWS_LAMBDA_FUNCTION_NAME": fid}
-        result[fid] = statistics.median(subprocess_seconds(code.format(layer=str(LAYER), path=path), fenv, runs))
-    return result
+def per_message(measured: dict[str, Any], extra_wru: float = 0.0) -> PerMessage:
+    n, fns = measured["messages"], measured["functions"]
+
+    def warm(values: list[float]) -> float:
+        return statistics.median(values[1:] or values) if values else 0.0
+
+    return PerMessage(
+        invocations={fid: f["invocations"] / n for fid, f in fns.items()},
+        cpu_ms={fid: warm(f.get("cpu_ms", [])) for fid, f in fns.items()},
+        wait_ms={fid: max(0.0, warm(f["durations_ms"]) - warm(f.get("cpu_ms", []))) for fid, f in fns.items()},
+        log_bytes={fid: (f["log_bytes"] + f["log_events"] * LOG_EVENT_OVERHEAD) / n for fid, f in fns.items()},
+        wru=sum(f["wru_table"] + f["wru_gsi"] for f in fns.values()) / n + extra_wru,
+        rru=sum(f["rru_table"] + f["rru_gsi"] for f in fns.values()) / n,
+        stored_bytes=(measured["storage"]["table_bytes"] + measured["storage"]["gsi_bytes"]) / n,
+        items=measured["storage"]["items"] / n,
+        metrics=sorted({m for f in fns.values() for m in f.get("metrics", [])}),
+    )
+
+
+def billed_ms(cpu_ms: float, wait_ms: float, memory_mb: int) -> float:
+    """A warm invocation's billed milliseconds at `memory_mb`: CPU stretched by the vCPU share, waits as they are."""
+    return math.ceil(cpu_ms * max(1.0, FULL_VCPU_MB / memory_mb) + wait_ms)
+
+
+def function_ms(pm: PerMessage, fid: str, memory_mb: int, provider_latency_ms: float) -> float:
+    extra = provider_latency_ms if fid == "ReplyFunction" else 0.0
+    return billed_ms(pm.cpu_ms.get(fid, 0.0), pm.wait_ms.get(fid, 0.0) + extra, memory_mb)
+
+
+def init_ms(init: dict[str, dict[str, float]], fid: str, memory_mb: int) -> float:
+    """A cold start's INIT (billed since 2025-08-01) at `memory_mb`: the import's CPU stretched, its waits kept."""
+    cost = init.get(fid, {"cpu": 0.0, "wall": 0.0})
+    return 1000 * (cost["cpu"] * max(1.0, FULL_VCPU_MB / memory_mb) + max(0.0, cost["wall"] - cost["cpu"]))
 
 
 def model(
-    measured: dict[str, Any],
-    init_s: dict[str, float],
-    provider_latency_ms: float,
-    cold_share: float,
-    retention_days: int = 90,
-) -> list[Line]:
-    from local.template import function_spec
-
-    n = measured["messages"]
-    scale = MESSAGES_PRICED / n
-    fns = measured["functions"]
-    webhook = fns.get("WebhookFunction", {})
-    requests = webhook.get("invocations", 0) * scale
+    pm: PerMessage,
+    settings: Settings,
+    init: dict[str, dict[str, float]],
+    messages_per_month: int,
+    provider_latency_ms: float = 250.0,
+    cold_share: float = 0.01,
+) -> Volume:
+    millions = messages_per_month / 1e6
+    webhook = pm.invocations.get("WebhookFunction", 0.0)
+    invocations = sum(pm.invocations.values())
     lines = [
         Line(
             "API Gateway HTTP API requests",
-            requests,
-            "requests",
-            requests / 1e6 * PRICES["apigw_http_per_million"],
-            f"{webhook.get('invocations', 0) / n:.2f} requests per message: the inbound and its callbacks (measured)",
-        )
-    ]
-    invocations = sum(f["invocations"] for f in fns.values()) * scale
-    lines.append(
+            webhook * PRICES["apigw_http_per_million"],
+            f"{webhook:.2f} requests a message: the inbound and the callbacks it causes",
+        ),
         Line(
             "Lambda requests",
-            invocations,
-            "invocations",
-            invocations / 1e6 * PRICES["lambda_request_per_million"],
-            ", ".join(f"{fid} {f['invocations'] / n:.2f}/msg" for fid, f in sorted(fns.items())),
-        )
-    )
-    gb_s_total, basis = 0.0, []
-    for fid, f in sorted(fns.items()):
-        memory_gb = function_spec(fid).memory_mb / 1024
-        warm = statistics.median(f["durations_ms"][1:] or f["durations_ms"])
-        extra = provider_latency_ms if fid == "ReplyFunction" else 0.0
-        billed_ms = math.ceil(warm + extra) + cold_share * init_s.get(fid, 0.0) * 1000
-        gb_s = f["invocations"] * scale * memory_gb * billed_ms / 1000
-        gb_s_total += gb_s
-        basis.append(
-            f"{fid} {warm:.1f} ms warm"
-            + (f" + {extra:.0f} ms provider" if extra else "")
-            + f", {init_s.get(fid, 0) * 1000:.0f} ms init x {cold_share:.0%}, {memory_gb * 1024:.0f} MB"
-        )
+            invocations * PRICES["lambda_request_per_million"],
+            ", ".join(f"{fid} {n:.2f}" for fid, n in sorted(pm.invocations.items())) + " invocations a message",
+        ),
+    ]
+    gb_s_per_message, basis = 0.0, []
+    for fid, n in sorted(pm.invocations.items()):
+        memory = settings.memory_mb.get(fid, 1024)
+        warm_ms = function_ms(pm, fid, memory, provider_latency_ms)
+        cold_ms = init_ms(init, fid, memory)
+        gb_s_per_message += n * memory / 1024 * (warm_ms + cold_share * cold_ms) / 1000
+        basis.append(f"{fid} {memory} MB: {warm_ms:.0f} ms warm, {cold_ms:.0f} ms INIT x {cold_share:.0%}")
     lines.append(
-        Line("Lambda duration (arm64)", gb_s_total, "GB-s", gb_s_total * PRICES["lambda_gb_s_arm64"], "; ".join(basis))
+        Line("Lambda duration (arm64)", gb_s_per_message * 1e6 * PRICES["lambda_gb_s_arm64"], "; ".join(basis))
     )
-    wru = sum(f["wru_table"] + f["wru_gsi"] for f in fns.values()) * scale
-    wru_gsi = sum(f["wru_gsi"] for f in fns.values()) * scale
-    rru = sum(f["rru_table"] + f["rru_gsi"] for f in fns.values()) * scale
     lines.append(
         Line(
             "DynamoDB write request units",
-            wru,
-            "WRU",
-            wru / 1e6 * PRICES["dynamodb_wru_per_million"],
-            f"{wru / MESSAGES_PRICED:.1f} WRU/msg, of which GSI {wru_gsi / MESSAGES_PRICED:.1f} "
-            "(ConsumedCapacity, measured)",
+            pm.wru * PRICES["dynamodb_wru_per_million"],
+            f"{pm.wru:.2f} WRU a message (ConsumedCapacity)",
         )
     )
     lines.append(
-        Line(
-            "DynamoDB read request units",
-            rru,
-            "RRU",
-            rru / 1e6 * PRICES["dynamodb_rru_per_million"],
-            f"{rru / MESSAGES_PRICED:.1f} RRU/msg (measured)",
-        )
+        Line("DynamoDB read request units", pm.rru * PRICES["dynamodb_rru_per_million"], f"{pm.rru:.2f} RRU a message")
     )
-    storage = measured["storage"]
-    ttl_deletes = storage["items"] * scale
+    # Steady state: each message's items stay `retention_days` (TTL deletes are free), so the table holds
+    # retention_days of messages; billed by the GB-month, PITR on the same size.
+    table_gb = pm.stored_bytes * messages_per_month * settings.retention_days / MONTH_DAYS / 1e9
+    storage_price = PRICES["dynamodb_storage_gb_month"] + (PRICES["dynamodb_pitr_gb_month"] if settings.pitr else 0)
     lines.append(
         Line(
-            "DynamoDB TTL deletes",
-            ttl_deletes,
-            "items",
-            0.0,
-            f"{storage['items'] / n:.1f} items/msg expire after {retention_days} days: TTL deletes are free",
+            "DynamoDB storage" + (" + PITR" if settings.pitr else ""),
+            table_gb * storage_price / millions,
+            f"{pm.stored_bytes / 1024:.2f} KB a message ({pm.items:.1f} items) kept {settings.retention_days} days: "
+            f"{table_gb:,.1f} GB",
         )
     )
-    stored_gb = (storage["table_bytes"] + storage["gsi_bytes"]) * scale / 1e9
-    months = retention_days / 30
-    lines.append(
-        Line(
-            "DynamoDB storage + PITR",
-            stored_gb * months,
-            "GB-month",
-            stored_gb * months * (PRICES["dynamodb_storage_gb_month"] + PRICES["dynamodb_pitr_gb_month"]),
-            f"{(storage['table_bytes'] + storage['gsi_bytes']) / n / 1024:.1f} KB/msg (table + GSI) "
-            f"kept {retention_days} days",
-        )
-    )
-    # With the cache, calls follow time, not messages: each warm container re-reads each secret every 5 minutes.
-    secrets_calls = len(fns) * 2 * MONTH_S / SECRET_MAX_AGE_S
-    measured_calls = sum(f["secrets_calls"] for f in fns.values())
-    lines.append(
-        Line(
-            "Secrets Manager API calls",
-            secrets_calls,
-            "calls",
-            secrets_calls / 1e4 * PRICES["secrets_per_10k_calls"],
-            f"{measured_calls} calls in the run of {n} messages (cache hits after the first); "
-            f"a month: {len(fns)} warm containers x 2 secrets every {SECRET_MAX_AGE_S} s",
-        )
-    )
-    log_bytes = 0.0
-    for fid, f in fns.items():
-        warm = statistics.median(f["durations_ms"][1:] or f["durations_ms"])
-        own = f["log_bytes"] + f["log_events"] * LOG_EVENT_OVERHEAD
-        log_bytes += (own + f["invocations"] * platform_log_bytes(warm, function_spec(fid).memory_mb)) * scale
-    log_bytes += requests * access_log_bytes()
-    per_msg = log_bytes / MESSAGES_PRICED
+    log_bytes = sum(pm.log_bytes.values()) + webhook * access_log_bytes()
+    for fid, n in pm.invocations.items():
+        memory = settings.memory_mb.get(fid, 1024)
+        log_bytes += n * platform_log_bytes(function_ms(pm, fid, memory, provider_latency_ms), memory, False)
+    log_gb_month = log_bytes * messages_per_month / 1e9
     lines.append(
         Line(
             "CloudWatch Logs ingestion",
-            log_bytes / 1e9,
-            "GB",
-            log_bytes / 1e9 * PRICES["logs_ingest_per_gb"],
-            f"{per_msg:.0f} B/msg: function output (measured) + Lambda START/END/REPORT + access log lines",
+            log_bytes * PRICES["logs_ingest_per_gb"] / 1e3,
+            f"{log_bytes:,.0f} B a message: "
+            + ", ".join(f"{fid} output {b:,.0f}" for fid, b in sorted(pm.log_bytes.items()))
+            + f", Lambda START/END/REPORT, {webhook:.0f} access log lines",
         )
     )
-    traces = sum(f["invocations"] * scale * xray_sampled_share(f["invocations"] * scale) for f in fns.values())
+    lines.append(
+        Line(
+            "CloudWatch Logs storage",
+            log_gb_month * settings.log_retention_days / MONTH_DAYS * PRICES["logs_store_gb_month"] / millions,
+            f"kept {settings.log_retention_days} days (counted uncompressed: CloudWatch stores them compressed)",
+        )
+    )
+    traces = 0.0
+    if settings.tracing_active:
+        traces = sum(xray_traces_per_month(n, messages_per_month) for n in pm.invocations.values())
     lines.append(
         Line(
             "X-Ray traces recorded",
-            traces,
-            "traces",
-            traces / 1e6 * PRICES["xray_trace_recorded_per_million"],
-            f"{invocations / MESSAGES_PRICED:.1f} traced invocations/msg; the default rule (per function, "
-            f"even arrivals) records {traces / invocations:.0%}",
+            traces * PRICES["xray_trace_recorded_per_million"] / 1e6 / millions,
+            (
+                f"Tracing=Active: {traces / (invocations * messages_per_month):.1%} of invocations sampled"
+                if settings.tracing_active
+                else "Tracing=PassThrough (the default): no trace recorded"
+            ),
         )
     )
-    return lines
+    fixed = fixed_costs(pm, settings, messages_per_month, provider_latency_ms)
+    lines.append(
+        Line(
+            "fixed monthly costs, per message",
+            sum(line.usd_per_million for line in fixed) / millions,
+            f"${sum(line.usd_per_million for line in fixed):,.2f} a month / {millions:g}M messages",
+        )
+    )
+    gb_s_month = gb_s_per_message * messages_per_month
+    free = [
+        Line(
+            "Lambda",
+            min(invocations * messages_per_month, FREE_TIER["lambda_requests"])
+            * PRICES["lambda_request_per_million"]
+            / 1e6
+            + min(gb_s_month, FREE_TIER["lambda_gb_s"]) * PRICES["lambda_gb_s_arm64"],
+            "1M requests and 400,000 GB-s a month",
+        ),
+        Line(
+            "DynamoDB storage",
+            min(table_gb, FREE_TIER["dynamodb_storage_gb"]) * PRICES["dynamodb_storage_gb_month"],
+            "25 GB",
+        ),
+        Line(
+            "CloudWatch",
+            min(len(pm.metrics), FREE_TIER["custom_metrics"]) * PRICES["custom_metric_month"]
+            + min(settings.alarm_metrics, FREE_TIER["alarm_metrics"]) * PRICES["alarm_metric_month"]
+            + min(settings.dashboards, FREE_TIER["dashboards"]) * PRICES["dashboard_month"]
+            + min(log_gb_month, FREE_TIER["logs_gb"]) * PRICES["logs_ingest_per_gb"],
+            "10 custom metrics, 10 alarm metrics, 3 dashboards, 5 GB of logs",
+        ),
+        Line(
+            "X-Ray",
+            min(traces, FREE_TIER["xray_traces"]) * PRICES["xray_trace_recorded_per_million"] / 1e6,
+            "100,000 traces recorded",
+        ),
+    ]
+    return Volume(messages_per_month, lines, fixed, free)
 
 
-def what_if(measured: dict[str, Any], lines: list[Line]) -> list[str]:
-    """Changes that cut the biggest lines, from the same run's measurements (no new assumption)."""
-    fns, n = measured["functions"], measured["messages"]
-    cost = {line.item: line for line in lines}
+def peak_concurrency(pm: PerMessage, fid: str, memory_mb: int, messages_per_month: int, latency_ms: float) -> int:
+    """Warm containers of a function in the busiest hour: arrivals a second x seconds each (at least one)."""
+    peak = max(hourly_rates(messages_per_month)) * pm.invocations.get(fid, 0.0)
+    return max(1, math.ceil(peak * function_ms(pm, fid, memory_mb, latency_ms) / 1000))
+
+
+def fixed_costs(pm: PerMessage, settings: Settings, messages_per_month: int, latency_ms: float) -> list[Line]:
+    """USD a month that do not follow messages (the `usd_per_million` field holds USD a month here)."""
+    containers = sum(
+        peak_concurrency(pm, fid, settings.memory_mb.get(fid, 1024), messages_per_month, latency_ms)
+        for fid in pm.invocations
+    )
+    # With the 5-minute cache, secret reads follow time: each warm container re-reads each secret it uses.
+    secret_calls = containers * settings.secrets * MONTH_S / SECRET_MAX_AGE_S
+    return [
+        Line("CloudWatch dashboard", settings.dashboards * PRICES["dashboard_month"], f"{settings.dashboards}"),
+        Line(
+            "CloudWatch alarms",
+            settings.alarm_metrics * PRICES["alarm_metric_month"],
+            f"{settings.alarm_metrics} alarm metrics (a metric-math alarm counts each metric it reads)",
+        ),
+        Line(
+            "CloudWatch custom metrics (EMF)",
+            len(pm.metrics) * PRICES["custom_metric_month"],
+            f"{len(pm.metrics)} emitted every hour in the run: " + ", ".join(m.split("/")[1] for m in pm.metrics),
+        ),
+        Line("Secrets Manager secrets", settings.secrets * PRICES["secret_month"], f"{settings.secrets} secrets"),
+        Line(
+            "Secrets Manager API calls",
+            secret_calls / 1e4 * PRICES["secrets_per_10k_calls"],
+            f"{containers} warm containers at the peak x {settings.secrets} secrets every {SECRET_MAX_AGE_S} s",
+        ),
+    ]
+
+
+def memory_choices(
+    pm: PerMessage, init: dict[str, dict[str, float]], provider_latency_ms: float
+) -> list[dict[str, Any]]:
+    """Each function at each memory size: cold start, warm duration and USD per 1M messages (duration only)."""
+    rows = []
+    for fid, n in sorted(pm.invocations.items()):
+        for memory in MEMORY_SIZES:
+            warm = function_ms(pm, fid, memory, provider_latency_ms)
+            cold = init_ms(init, fid, memory)
+            rows.append(
+                {
+                    "function": fid,
+                    "memory_mb": memory,
+                    "cold_start_ms": round(cold + warm),
+                    "warm_ms": round(warm),
+                    "usd_per_million": round(n * memory / 1024 * warm / 1000 * 1e6 * PRICES["lambda_gb_s_arm64"], 2),
+                }
+            )
+    return rows
+
+
+# -- output ------------------------------------------------------------------------------------------
+
+
+def render(volumes: list[Volume]) -> str:
+    """The plain-text report: each volume's lines, its fixed costs and free tier."""
     out = []
-    xray = cost["X-Ray traces recorded"]
-    reply = fns.get("ReplyFunction", {"invocations": 0})
-    reply_traces = reply["invocations"] * MESSAGES_PRICED / n
-    reply_traces *= xray_sampled_share(reply_traces)
-    saved = xray.cost - reply_traces / 1e6 * PRICES["xray_trace_recorded_per_million"]
-    out.append(
-        f"- webhook without active tracing (Tracing: PassThrough on WebhookFunction; its "
-        f"{fns.get('WebhookFunction', {}).get('invocations', 0) / n:.0f} invocations/msg: the inbound and its "
-        "callbacks): "
-        f"X-Ray ${xray.cost:,.2f} -> ${xray.cost - saved:,.2f} (-{saved / xray.cost:.0%})"
+    for volume in volumes:
+        out.append(f"\n{volume.messages_per_month / 1e6:g}M messages a month: ${volume.usd_per_million:,.2f} per 1M")
+        width = max(len(line.name) for line in volume.lines)
+        for line in volume.lines:
+            out.append(f"  {line.name:<{width}}  {line.usd_per_million:>7.2f}  {line.basis}")
+        out.append(f"  fixed, ${volume.fixed_usd_per_month:,.2f} a month:")
+        out.extend(f"    {line.name}: ${line.usd_per_million:,.2f} ({line.basis})" for line in volume.fixed)
+        free = sum(line.usd_per_million for line in volume.free_tier)
+        out.append(f"  always-free tier, not in the total: up to ${free:,.2f} a month off")
+    return "\n".join(out)
+
+
+def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str, dict[str, float]], stamp: str) -> str:
+    """The tables of docs/cost.md between its markers."""
+    per_million = _by_volume("", "per 1M messages", "{:g}M a month", volumes, lambda v: v.lines)
+    per_million.append("| **total** | " + " | ".join(f"**{v.usd_per_million:,.2f}**" for v in volumes) + " | |")
+    fixed = _by_volume(FIXED_TITLE, "fixed", "USD a month at {:g}M", volumes, lambda v: v.fixed)
+    fixed.append("| **total** | " + " | ".join(f"**{v.fixed_usd_per_month:,.2f}**" for v in volumes) + " | |")
+    free = _by_volume(FREE_TITLE, "free tier", "USD a month at {:g}M", volumes, lambda v: v.free_tier)
+    mem = ["", "Memory per function (its share of the duration line; cold start = INIT + the first request):", ""]
+    mem += ["| function | MB | cold start ms | warm ms | USD per 1M |", "|---|---:|---:|---:|---:|"]
+    mem += [
+        f"| {r['function']} | {r['memory_mb']} | {r['cold_start_ms']:,} | {r['warm_ms']:,} "
+        f"| {r['usd_per_million']:.2f} |"
+        for r in memory
+    ]
+    mem.append("")
+    mem.append(
+        "INIT measured here: "
+        + "; ".join(
+            f"{fid} {c['cpu'] * 1000:.0f} ms CPU, {c['wall'] * 1000:.0f} ms wall, {c['rss_mb']:.0f} MB RSS"
+            for fid, c in sorted(init.items())
+        )
+        + "."
     )
-    wru_line, storage_line = cost["DynamoDB write request units"], cost["DynamoDB storage + PITR"]
-    gsi_wru = sum(f["wru_gsi"] for f in fns.values())
-    all_wru = sum(f["wru_gsi"] + f["wru_table"] for f in fns.values()) or 1
-    st = measured["storage"]
-    gsi_share = st["gsi_bytes"] / ((st["table_bytes"] + st["gsi_bytes"]) or 1)
-    cut = wru_line.cost * gsi_wru / all_wru + storage_line.cost * gsi_share
-    out.append(
-        f"- no GSI (the conversation as the partition key, issue 9): DynamoDB writes "
-        f"-{gsi_wru / all_wru:.0%} and storage -{gsi_share:.0%} (ConsumedCapacity and item sizes of this run): "
-        f"-${cut:,.2f}"
-    )
+    return "\n".join([f"_{stamp}_", *per_million, *fixed, *free, *mem])
+
+
+FIXED_TITLE = "Fixed monthly costs (the line above, spread over the month's messages):"
+FREE_TITLE = "Always-free tier (per account, shared with its other workloads), not in the totals:"
+
+
+def _by_volume(title: str, first: str, column: str, volumes: list[Volume], lines: Any) -> list[str]:
+    """A markdown table of `lines(volume)`, one column per volume, then the basis at the last volume."""
+    heads = " | ".join(column.format(v.messages_per_month / 1e6) for v in volumes)
+    last = f"{volumes[-1].messages_per_month / 1e6:g}M"
+    out = ["", title, ""] if title else [""]
+    out += [f"| {first} | {heads} | basis (at {last}) |", "|---|" + "---:|" * len(volumes) + "---|"]
+    for index, line in enumerate(lines(volumes[0])):
+        cells = " | ".join(f"{lines(v)[index].usd_per_million:,.2f}" for v in volumes)
+        out.append(f"| {line.name} | {cells} | {lines(volumes[-1])[index].basis} |")
     return out
 
 
-def render(lines: list[Line]) -> str:
-    total = sum(line.cost for line in lines)
-    header = ["per 1M inbound messages answered once", "quantity", "unit", "USD", "share", "basis"]
-    rows = [
-        [
-            line.item,
-            f"{line.quantity:,.0f}" if line.quantity >= 100 else f"{line.quantity:,.2f}",
-            line.unit,
-            f"{line.cost:,.2f}",
-            f"{line.cost / total:.0%}" if total else "-",
-            line.basis,
-        ]
-        for line in lines
+def write_doc(text: str) -> None:
+    doc = DOC.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(DOC_BEGIN) + r".*?" + re.escape(DOC_END), re.S)
+    if not pattern.search(doc):
+        raise SystemExit(f"{DOC} has no {DOC_BEGIN} ... {DOC_END} section")
+    DOC.write_text(pattern.sub(lambda _: f"{DOC_BEGIN}\n{text}\n{DOC_END}", doc), encoding="utf-8")
+
+
+def as_json(volumes: list[Volume]) -> list[dict[str, Any]]:
+    return [
+        {
+            "messages_per_month": v.messages_per_month,
+            "usd_per_million": round(v.usd_per_million, 4),
+            "fixed_usd_per_month": round(v.fixed_usd_per_month, 4),
+            "lines": [{"name": line.name, "usd_per_million": round(line.usd_per_million, 4)} for line in v.lines],
+        }
+        for v in volumes
     ]
-    rows.append(["total", "", "", f"{total:,.2f}", "100%", ""])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    out = []
-    for row in [header, *rows]:
-        cells = [row[0].ljust(widths[0]), *(row[i].rjust(widths[i]) for i in range(1, len(widths))), row[-1]]
-        out.append("  ".join(cells))
-    out.insert(1, "-" * len(out[0]))
-    top = max(lines, key=lambda line: line.cost)
-    out.append(f"\ndominant line: {top.item} (${top.cost:,.2f}, {top.cost / total:.0%} of ${total:,.2f})")
-    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -628,31 +916,68 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--provider-latency-ms",
         type=float,
         default=250.0,
-        help="assumed Send API / Messages API latency (the sandbox answers in ~1 ms)",
+        help="assumed Send API / Messages API latency the reply function waits for (the sandbox answers in ~1 ms)",
     )
     parser.add_argument("--cold-share", type=float, default=0.01, help="assumed share of invocations that are cold")
-    parser.add_argument("--json", action="store_true", help="also print the measurements as JSON")
+    parser.add_argument("--extra-wru", type=float, default=0.0, help="add write units per message (what-if)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
+    parser.add_argument("--no-doc", action="store_true", help="do not rewrite the table in docs/cost.md")
     args = parser.parse_args(argv)
-    print(f"cost: {args.messages} messages end to end on the local stack (after {args.warmup} warm-up) ...", flush=True)
+    print(
+        f"cost: {args.messages} messages end to end on the local stack (after {args.warmup} warm-up) ...",
+        file=sys.stderr,
+        flush=True,
+    )
     measured = run(args.messages, args.warmup)
-    init_s = init_seconds()
-    lines = model(measured, init_s, args.provider_latency_ms, args.cold_share)
-    print(render(lines))
-    print("\nchanges that cut the biggest lines (from this run's measurements):")
-    print("\n".join(what_if(measured, lines)))
-    per_fn = {
-        fid: {k: (round(v, 2) if isinstance(v, float) else v) for k, v in f.items() if k != "durations_ms"}
-        | {"warm_median_ms": round(statistics.median(f["durations_ms"][1:] or f["durations_ms"]), 2)}
-        for fid, f in measured["functions"].items()
-    }
-    result = {
-        "functions": per_fn,
+    settings = template_settings()
+    init = init_cost(settings.tracing_active)
+    pm = per_message(measured, args.extra_wru)
+    volumes = [model(pm, settings, init, v, args.provider_latency_ms, args.cold_share) for v in VOLUMES]
+    goal = next(v for v in volumes if v.messages_per_month == GOAL_VOLUME)
+    wru_margin = (GOAL_USD_PER_MILLION - goal.usd_per_million) / PRICES["dynamodb_wru_per_million"]
+    result: dict[str, Any] = {
+        "volumes": as_json(volumes),
+        "goal": {
+            "messages_per_month": GOAL_VOLUME,
+            "usd_per_million_max": GOAL_USD_PER_MILLION,
+            "met": goal.usd_per_million < GOAL_USD_PER_MILLION,
+            "margin_usd_per_million": round(GOAL_USD_PER_MILLION - goal.usd_per_million, 4),
+            "margin_wru_per_message": round(wru_margin, 2),
+        },
+        "per_message": asdict(pm),
+        "settings": asdict(settings),
+        "init": init,
+        "memory": memory_choices(pm, init, args.provider_latency_ms),
+        "functions": {
+            fid: {k: v for k, v in f.items() if k not in ("durations_ms", "cpu_ms")}
+            for fid, f in measured["functions"].items()
+        },
         "storage": measured["storage"],
-        "init_s": init_s,
-        "lines": [asdict(line) for line in lines],
+        "assumptions": {
+            "provider_latency_ms": args.provider_latency_ms,
+            "cold_share": args.cold_share,
+            "extra_wru": args.extra_wru,
+            "diurnal": DIURNAL,
+        },
+        "prices": PRICES,
     }
     if args.json:
-        print(json.dumps(result, indent=2, default=dict))
+        print(json.dumps(result, indent=2, default=list))
+    else:
+        print(render(volumes))
+        print(
+            f"\ngoal: under ${GOAL_USD_PER_MILLION:.0f} per 1M at {GOAL_VOLUME / 1e6:g}M a month: "
+            f"{'met' if result['goal']['met'] else 'MISSED'}, margin ${result['goal']['margin_usd_per_million']:,.2f}"
+            f" ({wru_margin:+.1f} WRU a message)"
+        )
+    if not args.no_doc and not args.json:
+        stamp = (
+            f"bench.cost, {time.strftime('%Y-%m-%d')}: {args.messages} messages (half Meta, half Vonage), "
+            f"provider latency {args.provider_latency_ms:.0f} ms, {args.cold_share:.0%} cold"
+            + (f", {args.extra_wru:+g} WRU a message" if args.extra_wru else "")
+        )
+        write_doc(markdown(volumes, result["memory"], init, stamp))
+        print(f"\nwrote the table of {DOC.relative_to(ROOT)}", file=sys.stderr)
     return result
 
 

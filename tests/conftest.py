@@ -104,8 +104,11 @@ class Table:
         return from_item(item) if item else None
 
     def find(self, sk: str) -> dict[str, Any] | None:
-        """The one item with sort key `sk` (e.g. "REPLY#<event id>"), whatever its conversation."""
-        found = [item for item in self.items() if item["sk"] == sk]
+        """The one item with sort key `sk` (e.g. "REPLY#<event id>"; an event as "EVT#<event id>"), whatever
+        its conversation."""
+        from tests.helpers import event_ref
+
+        found = [item for item in self.items() if event_ref(item["sk"]) == sk]
         assert len(found) <= 1, found
         return found[0] if found else None
 

@@ -22,6 +22,18 @@ VONAGE = SECRETS["vonage"]
 PAGE_ID = next(iter(META["page_tokens"]))
 
 
+def assert_no_secret_in(text: str, secrets: dict[str, dict[str, Any]] = SECRETS) -> None:
+    """No value of `secrets` (each provider's secret; page tokens included) appears in `text`."""
+    for provider, secret in secrets.items():
+        for key, value in secret.items():
+            if key == "page_tokens":
+                value = list(value.values())
+            for candidate in value if isinstance(value, list) else [value]:
+                for piece in [candidate, *candidate.splitlines()]:
+                    if len(piece) >= 8 and "-----" not in piece:
+                        assert piece not in text, f"the {provider} secret's {key} was printed"
+
+
 def load_handler(name: str) -> ModuleType:
     """functions/<name>/app.py imported as sam would, once per test session."""
     return load_function(name)
@@ -157,3 +169,11 @@ def unstorable_batch(tag: str, user: str = "3998527223577371") -> tuple[bytes, d
         meta_message(mids["ok2"], "second", sender=user),
     )
     return dumps(body), mids
+
+
+def event_ref(sk: str) -> str:
+    """An event's sort key without its time part ("EVT#<time>#<id>" -> "EVT#<id>"): how tests name events.
+    Any other sort key is returned as it is."""
+    head, _, rest = sk.partition("#")
+    time_part, _, event_id = rest.partition("#")
+    return f"EVT#{event_id}" if head == "EVT" and time_part.isdigit() and event_id else sk

@@ -163,11 +163,13 @@ def pipeline_process(records: list[dict[str, Any]]) -> dict[str, Any]:
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
     from messenger.reply.batch import ConversationOrderedProcessor
-    from messenger.reply.wiring import current_pipeline, record_handler
+    from messenger.reply.wiring import conversation_handler, current_pipeline
 
     # No metrics flush here: this runs on an operator's machine, not in Lambda (its logs tell the story).
     processor = ConversationOrderedProcessor(prepare=current_pipeline, finish=None)
-    return process_partial_response(event={"Records": records}, record_handler=record_handler, processor=processor)
+    return process_partial_response(
+        event={"Records": records}, record_handler=conversation_handler, processor=processor
+    )
 
 
 def streams_client() -> Any:

@@ -41,6 +41,7 @@ add_layers_to_path()
 from messenger.handover import BOT_METADATA  # noqa: E402 - needs the layer on sys.path
 from tools import payloads  # noqa: E402
 
+META_KEYS = ("app_secret", "verify_token", "page_tokens")
 OUTPUTS = ("MetaWebhookUrl", "VonageInboundUrl", "VonageStatusUrl", "MetaSecretArn", "VonageSecretArn")
 
 
@@ -114,8 +115,11 @@ def read_secret(secret_id: str, secretsmanager: Any, keys: tuple[str, ...]) -> S
     return Secret(value)
 
 
-def discover(stack_name: str | None = None, region: str | None = None, session: Any = None) -> Deployment:
-    """The deployed stack named by AWS_SAM_STACK_NAME (region from AWS_REGION), through its outputs.
+def open_stack(
+    stack_name: str | None = None, region: str | None = None, session: Any = None
+) -> tuple[str, dict[str, str], Any]:
+    """The deployed stack named by AWS_SAM_STACK_NAME (region from AWS_REGION): its name, its outputs, and a
+    Secrets Manager client in its region.
 
     boto3's standard AWS_ENDPOINT_URL_* variables apply, which is how the tests point this at moto.
     """
@@ -125,11 +129,26 @@ def discover(stack_name: str | None = None, region: str | None = None, session: 
     session = session or boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
     if not session.region_name:
         raise SmokeError("set AWS_REGION to the region of the stack")
-    outputs = stack_outputs(stack_name, session.client("cloudformation"))
-    secretsmanager = session.client("secretsmanager")
-    meta = read_secret(outputs["MetaSecretArn"], secretsmanager, ("app_secret", "verify_token", "page_tokens"))
+    return stack_name, stack_outputs(stack_name, session.client("cloudformation")), session.client("secretsmanager")
+
+
+def discover(stack_name: str | None = None, region: str | None = None, session: Any = None) -> Deployment:
+    """The deployed stack named by AWS_SAM_STACK_NAME (region from AWS_REGION), through its outputs."""
+    stack_name, outputs, secretsmanager = open_stack(stack_name, region, session)
+    meta = read_secret(outputs["MetaSecretArn"], secretsmanager, META_KEYS)
     vonage = read_secret(outputs["VonageSecretArn"], secretsmanager, ("signature_secret", "api_key"))
     return Deployment(stack_name, outputs, meta, vonage)
+
+
+def webhook_outputs(api: str) -> dict[str, str]:
+    """The webhook outputs of a stack whose HTTP API is at `api` (how the local stack stands in for one)."""
+    api = api.rstrip("/")
+    return {
+        "MetaWebhookUrl": f"{api}/meta/webhook",
+        "VonageInboundUrl": f"{api}/vonage/inbound",
+        "VonageStatusUrl": f"{api}/vonage/status",
+        "HttpApiUrl": api,
+    }
 
 
 # -- the checks ----------------------------------------------------------------------------------------

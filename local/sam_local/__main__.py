@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from local.template import ROOT
 from tools.lambda_code import add_layers_to_path
+from tools.teardown import cleanup_always, keep_logs_unless_passed
 
 add_layers_to_path()
 
@@ -352,7 +353,8 @@ def run(sam_path: Path, cache: Path, jobs: int, cleanup: contextlib.ExitStack) -
     work = Path(tempfile.mkdtemp(prefix="sam-local-"))
     cleanup.callback(shutil.rmtree, work, True)
     outcome = {"passed": False}
-    cleanup.callback(keep_logs_unless_passed, work, outcome)  # runs after the stack stopped, before the rmtree
+    logs = ("invoke.log", "start-api.log", "stack/stack.log")
+    cleanup.callback(keep_logs_unless_passed, work, logs, outcome, "sam-local-logs-", log)  # before the rmtree
     stack = Stack(work / "stack")
     cleanup.callback(stack.stop)
     stack.start()
@@ -376,21 +378,6 @@ def run(sam_path: Path, cache: Path, jobs: int, cleanup: contextlib.ExitStack) -
     return failures
 
 
-def keep_logs_unless_passed(work: Path, outcome: dict[str, bool]) -> None:
-    if outcome["passed"]:
-        return
-    keep = Path(tempfile.mkdtemp(prefix="sam-local-logs-"))
-    for name in ("invoke.log", "start-api.log", "stack/stack.log"):
-        with contextlib.suppress(OSError):
-            (keep / Path(name).name).write_bytes((work / name).read_bytes())
-    log(f"logs kept in {keep}")
-
-
-def interrupted(signum: int, _frame: object) -> None:
-    """SIGTERM is handled like Ctrl-C: stop everything that was started."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sam", type=Path, required=True, help="the pinned sam (make sam-cli prints it)")
@@ -406,21 +393,15 @@ def main(argv: list[str] | None = None) -> int:
         print("error: make sam-local runs a private dockerd and needs root (CI runs it as root)", file=sys.stderr)
         return 2
     started = time.monotonic()
-    signal.signal(signal.SIGTERM, interrupted)
-    cleanup = contextlib.ExitStack()
     try:
-        failures = run(args.sam, args.cache_dir, args.jobs, cleanup)
+        with cleanup_always() as cleanup:
+            failures = run(args.sam, args.cache_dir, args.jobs, cleanup)
     except KeyboardInterrupt:
-        log("interrupted: stopping everything that was started")
+        log("interrupted: everything that was started is stopped")
         return 130
     except (SamLocalError, DockerHostError, BuildError, subprocess.TimeoutExpired) as exc:
         log(f"error: {exc}")
         return 1
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        cleanup.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
     elapsed = time.monotonic() - started
     if failures:
         log(f"FAILED ({len(failures)}) after {elapsed:.0f}s:\n  " + "\n  ".join(failures))

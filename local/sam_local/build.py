@@ -59,11 +59,17 @@ def x86_64_template(template: dict[str, Any] | None = None, root: Path = ROOT) -
     return copied
 
 
-def build(sam: list[str], build_root: Path, env: dict[str, str], log: Any) -> Path:
-    """`sam build` the x86_64 copy into build_root/build (cached between runs); returns the built template."""
+def build(sam: list[str], build_root: Path, env: dict[str, str], log: Any, template: Path | None = None) -> Path:
+    """`sam build` into build_root/build (cached between runs) with x86_64 wheels; returns the built template.
+
+    Without `template`: the x86_64 copy of template.yaml (`sam local` runs the built architecture). With it:
+    that template as it is (its Architectures stay; an emulator that runs functions as host processes only
+    needs the layer's native wheels to be the host's).
+    """
     build_root.mkdir(parents=True, exist_ok=True)
-    template = build_root / "template.json"
-    template.write_text(json.dumps(x86_64_template(), indent=1))
+    if template is None:
+        template = build_root / "template.json"
+        template.write_text(json.dumps(x86_64_template(), indent=1))
     built = build_root / "build"
     command = [
         *sam,
@@ -76,7 +82,8 @@ def build(sam: list[str], build_root: Path, env: dict[str, str], log: Any) -> Pa
         str(build_root / "cache"),
         "--cached",
     ]
-    log(f"sam build (x86_64 copy) into {built}")
+    what = "x86_64 copy" if template.parent == build_root else f"{template.name} with x86_64 wheels"
+    log(f"sam build ({what}) into {built}")
     result = subprocess.run(
         command, cwd=build_root, env={**env, "LAMBDA_ARCH": ARCH}, capture_output=True, text=True, check=False
     )

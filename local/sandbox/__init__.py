@@ -13,13 +13,17 @@
   VONAGE_CALLBACK_RETRY), on a schedule compressed `retry_time_scale` times for local use.
 - `POST /_sandbox/faults` `{"provider", "fault": "5xx|429|613|timeout|permanent", "code", "count",
   "recipient", "seconds"}` makes the next matching sends fail; `GET` lists, `DELETE` clears.
+- The setup APIs `make connect` uses (meta_setup.py, vonage_apps.py): Graph `/{app-id}/subscriptions` (with
+  Meta's verify handshake to the callback URL), `/{page-id}/subscribed_apps`, `/me/messenger_profile` (10
+  calls per 10 minutes per Page), and Vonage's `GET|PUT /v2/applications/{id}`; `GET /_sandbox/setup` shows
+  what they hold, `DELETE /_sandbox/rate-limits` starts a new rate-limit window.
 
 Command line: `python -m local.sandbox fault meta 5xx --count 2`, `... requests`, `... clear`, `... serve`.
 
 Package layout: `meta.py` and `vonage.py` (the two fake providers: validation, faults applied, callbacks built),
-`faults.py` (the fault store), `callbacks.py` (retry schedules and the signed-callback sender), `state.py`
-(`Sandbox`: secrets, recorded requests, settings), `server.py` (HTTP server and the control route table),
-`cli.py` (the command line).
+`meta_setup.py` and `vonage_apps.py` (their setup APIs), `faults.py` (the fault store), `callbacks.py` (retry
+schedules and the signed-callback sender), `state.py` (`Sandbox`: secrets, recorded requests, settings),
+`server.py` (HTTP server and the control route table), `cli.py` (the command line).
 """
 
 from local.sandbox.callbacks import CALLBACK_RETRY, META_CALLBACK_RETRY, VONAGE_CALLBACK_RETRY, RetrySchedule

@@ -9,10 +9,11 @@ Log = Callable[[str], None]
 
 
 class SandboxReject(Exception):  # noqa: N818 - a response, not an error of ours
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 def bearer(headers: dict[str, str], *schemes: str) -> str | None:

@@ -59,27 +59,43 @@ def graph_error(
     return SandboxReject(status, {"error": error})
 
 
-def send(sandbox: Sandbox, page_id: str, query: dict[str, str], headers: dict[str, str], body: dict[str, Any]) -> Sent:
-    """Answer one Send API call: (status, body, the callbacks to post afterwards); SandboxReject if refused."""
+def access_token(query: dict[str, str], headers: dict[str, str], body: dict[str, Any]) -> tuple[str, str | None]:
+    """The call's access token (query, body or Authorization header) and its `appsecret_proof`, both taken out
+    of `body`. Graph error 2500 when there is no token."""
     token = query.get("access_token") or body.pop("access_token", None) or bearer(headers, "oauth", "bearer")
     proof = query.get("appsecret_proof") or body.pop("appsecret_proof", None)
-    expected = sandbox.meta["page_tokens"].get(page_id)
     if not token:
         raise graph_error(400, 2500, "An active access token must be used to query information about the current user.")
-    if expected is None:
-        raise graph_error(
-            400,
-            100,
-            f"Unsupported post request. Object with ID '{page_id}' does not exist, cannot "
-            "be loaded due to missing permissions, or does not support this operation.",
-            33,
-        )
-    if not hmac.compare_digest(str(token).encode(), expected.encode()):
+    return str(token), None if proof is None else str(proof)
+
+
+def no_such_object(node: str, method: str = "post") -> SandboxReject:
+    return graph_error(
+        400,
+        100,
+        f"Unsupported {method} request. Object with ID '{node}' does not exist, cannot "
+        "be loaded due to missing permissions, or does not support this operation.",
+        33,
+    )
+
+
+def check_token(sandbox: Sandbox, token: str, expected: str, proof: str | None) -> None:
+    """`token` must be `expected`; an `appsecret_proof`, if sent, must be HMAC-SHA256(app secret, token)."""
+    if not hmac.compare_digest(token.encode(), expected.encode()):
         raise graph_error(400, 190, "Invalid OAuth access token - Cannot parse access token")
     if proof is not None:
         wanted = hmac.new(sandbox.meta["app_secret"].encode(), expected.encode(), hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(str(proof).encode(), wanted.encode()):
+        if not hmac.compare_digest(proof.encode(), wanted.encode()):
             raise graph_error(400, 100, "Invalid appsecret_proof provided in the API argument")
+
+
+def send(sandbox: Sandbox, page_id: str, query: dict[str, str], headers: dict[str, str], body: dict[str, Any]) -> Sent:
+    """Answer one Send API call: (status, body, the callbacks to post afterwards); SandboxReject if refused."""
+    token, proof = access_token(query, headers, body)
+    expected = sandbox.meta["page_tokens"].get(page_id)
+    if expected is None:
+        raise no_such_object(page_id)
+    check_token(sandbox, token, expected, proof)
     validate_body(body)
     recipient = str(body["recipient"]["id"])
     fault = sandbox.faults.take("meta", recipient)

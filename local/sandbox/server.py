@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from dataclasses import asdict
@@ -12,10 +13,17 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from local.control import ANY, Answer, Request, Routes
 from local.http_api import BackgroundHTTPServer
+from local.sandbox import meta_setup, vonage_apps
 from local.sandbox.common import SandboxReject
 from local.sandbox.meta import GRAPH_PATH, graph_error
 from local.sandbox.state import Sandbox
 from local.sandbox.vonage import vonage_error
+
+GRAPH_SETUP_PATH = re.compile(
+    r"^/(?P<version>v\d+\.\d+)/(?P<node>[^/]+)/(?P<edge>subscriptions|subscribed_apps|messenger_profile)$"
+)
+VONAGE_APPLICATION_PATH = re.compile(r"^/v2/applications/(?P<id>[^/]+)$")
+SECRET_FIELDS = frozenset({"access_token", "appsecret_proof", "verify_token"})
 
 
 def _add_fault(sandbox: Sandbox, request: Request) -> Answer:
@@ -36,6 +44,11 @@ def _clear_requests(sandbox: Sandbox, _request: Request) -> Answer:
     return 200, {"cleared": True}
 
 
+def _reset_rate_limits(sandbox: Sandbox, _request: Request) -> Answer:
+    sandbox.meta_setup.reset_rate_limits()
+    return 200, {"reset": True}
+
+
 def _list_requests(sandbox: Sandbox, request: Request) -> Answer:
     query = request.query
     return 200, sandbox.list_requests(query.get("provider"), query.get("recipient"), int(query.get("since", 0)))
@@ -51,6 +64,8 @@ CONTROL = Routes[Sandbox](
         ("GET", "/_sandbox/faults"): lambda sandbox, _request: (200, [asdict(f) for f in sandbox.faults.list()]),
         ("DELETE", "/_sandbox/faults"): _clear_faults,
         ("POST", "/_sandbox/config"): lambda sandbox, request: (200, sandbox.configure(request.json())),
+        ("GET", "/_sandbox/setup"): lambda sandbox, _request: (200, sandbox.setup()),
+        ("DELETE", "/_sandbox/rate-limits"): _reset_rate_limits,
     },
     not_found={"error": "unknown sandbox control path"},
 )
@@ -66,21 +81,59 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._handle()
 
-    do_POST = do_DELETE = do_GET  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
 
     def _handle(self) -> None:
         split = urlsplit(self.path)
         length = int(self.headers.get("content-length") or 0)
         raw = self.rfile.read(length) if length else b""
+        extra: dict[str, str] = {}
         try:
             if split.path.startswith("/_sandbox/"):
                 request = Request(self.command, split.path, raw, dict(parse_qsl(split.query)))
                 status, payload = CONTROL.dispatch(self.server.sandbox, request)
+            elif GRAPH_SETUP_PATH.match(split.path) or VONAGE_APPLICATION_PATH.match(split.path):
+                status, payload, extra = self._setup(split.path, split.query, raw)
             else:
                 status, payload = self._provider(split.path, split.query, raw)
         except SandboxReject as reject:
             status, payload = reject.status, reject.body
-        self._send(status, payload)
+        self._send(status, payload, extra)
+
+    def _setup(self, path: str, raw_query: str, raw: bytes) -> tuple[int, Any, dict[str, str]]:
+        """A call to a setup edge (`make connect`): answered by meta_setup or vonage_apps, and recorded with
+        every token, proof and verify token masked."""
+        sandbox = self.server.sandbox
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        query = {k: v[-1] for k, v in parse_qs(raw_query).items()}
+        body = _parse_body(raw, headers.get("content-type", ""))
+        graph = GRAPH_SETUP_PATH.match(path)
+        extra: dict[str, str] = {}
+        try:
+            if graph:
+                status, payload = meta_setup.handle(
+                    sandbox, self.command, graph["node"], graph["edge"], query, headers, body
+                )
+            else:
+                application = VONAGE_APPLICATION_PATH.match(path)
+                assert application is not None
+                status, payload = vonage_apps.handle(sandbox, self.command, application["id"], headers, body)
+        except SandboxReject as reject:
+            status, payload, extra = reject.status, reject.body, reject.headers
+        entry = {
+            "provider": "meta" if graph else "vonage",
+            "at": time.time(),
+            "method": self.command,
+            "path": path,
+            "query": _masked(query),
+            "headers": {k: ("***" if k == "authorization" else v) for k, v in headers.items()},
+            "body": _masked(body) if isinstance(body, dict) else body,
+            "status": status,
+            "response": payload,
+        }
+        sandbox.record(entry)
+        sandbox.log(f"[sandbox] {entry['provider']} {self.command} {path} -> {status}")
+        return status, payload, extra
 
     def _provider(self, path: str, raw_query: str, raw: bytes) -> tuple[int, Any]:
         sandbox = self.server.sandbox
@@ -97,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             "at": time.time(),
             "method": self.command,
             "path": path,
-            "query": {k: ("***" if k in ("access_token", "appsecret_proof") else v) for k, v in query.items()},
+            "query": _masked(query),
             "headers": masked,
             "body": body,
         }
@@ -126,14 +179,20 @@ class _Handler(BaseHTTPRequestHandler):
             threading.Thread(target=callback, name="sandbox-callback", daemon=True).start()
         return status, payload
 
-    def _send(self, status: int, payload: Any) -> None:
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         kind = "application/problem+json" if status >= 400 and "title" in (payload or {}) else "application/json"
         self.send_header("content-type", kind)
         self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _masked(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: ("***" if k in SECRET_FIELDS else v) for k, v in values.items()}
 
 
 def _parse_body(raw: bytes, content_type: str) -> Any:

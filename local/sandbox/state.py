@@ -10,6 +10,8 @@ from cryptography.hazmat.primitives import serialization
 from local.sandbox import callbacks, meta, vonage
 from local.sandbox.common import Log
 from local.sandbox.faults import FaultStore
+from local.sandbox.meta_setup import MetaSetup
+from local.sandbox.vonage_apps import VonageApplications
 from local.services import sandbox_secrets
 
 
@@ -40,6 +42,8 @@ class Sandbox:
         self.requests: list[dict[str, Any]] = []
         self.callbacks: list[dict[str, Any]] = []
         self.faults = FaultStore(log)
+        self.meta_setup = MetaSetup()
+        self.vonage_apps = VonageApplications(self.vonage["application_id"], self.vonage_public_key)
         self._next_id = 1
 
     # -- bookkeeping ------------------------------------------------------------------------------
@@ -94,6 +98,19 @@ class Sandbox:
             "read_delay_s": self.read_delay_s,
             "callbacks": self.callbacks_enabled,
             "retry_time_scale": self.retry_time_scale,
+        }
+
+    def setup(self) -> dict[str, Any]:
+        """What `make connect` set: the app's subscriptions, each Page's fields and profile, the Vonage app."""
+        with self.meta_setup.lock:
+            subscriptions = {key: dict(value) for key, value in self.meta_setup.subscriptions.items()}
+            page_fields = {key: list(value) for key, value in self.meta_setup.page_fields.items()}
+            profiles = {key: dict(value) for key, value in self.meta_setup.profiles.items()}
+        application = self.vonage_apps.snapshot()
+        application.pop("keys", None)
+        return {
+            "meta": {"subscriptions": subscriptions, "page_fields": page_fields, "profiles": profiles},
+            "vonage": {"application": application},
         }
 
     # -- the providers ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,23 +26,12 @@ from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE
 from tools import payloads
 from tools.http import http as http
-from tools.smoke import Deployment, Secret, discover
+from tools.polling import wait_until as wait_until
+from tools.smoke import Deployment, Secret, discover, webhook_outputs
 
 STARTUP_TIMEOUT_S = 120
 # Short poll, retry and callback delays keep the end-to-end tests quick.
 FAST = {"LOCAL_POLL_INTERVAL": "0.1", "LOCAL_RETRY_DELAY": "0.1", "LOCAL_CALLBACK_DELAY": "0.05"}
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20, interval: float = 0.1) -> Any:
-    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def new_user() -> str:
@@ -162,13 +151,7 @@ def deployment(request: pytest.FixtureRequest) -> Deployment:
         with caller_aws_environment():
             return discover(DEPLOYED)
     local: LocalStack = request.getfixturevalue("stack")
-    urls = {
-        "MetaWebhookUrl": f"{local.api}/meta/webhook",
-        "VonageInboundUrl": f"{local.api}/vonage/inbound",
-        "VonageStatusUrl": f"{local.api}/vonage/status",
-        "HttpApiUrl": local.api,
-    }
-    return Deployment("local", urls, Secret(META), Secret(VONAGE))
+    return Deployment("local", webhook_outputs(local.api), Secret(META), Secret(VONAGE))
 
 
 @pytest.fixture(scope="session")

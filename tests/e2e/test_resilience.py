@@ -21,11 +21,16 @@ import pytest
 
 from local.launcher import StackProcess, get_json
 from local.services import free_port
-from tests.e2e.conftest import FAST, LocalStack, meta_body, meta_message, new_user, wait_until
+from tests.e2e.conftest import DEPLOYED, FAST, LocalStack, meta_body, meta_message, new_user, wait_until
 from tests.helpers import META, ROOT
 from tools import payloads
 
-pytestmark = pytest.mark.e2e
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        bool(DEPLOYED), reason=f"starts its own local stacks; AWS_SAM_STACK_NAME={DEPLOYED} targets a deployed one"
+    ),
+]
 MESSAGES = 300
 
 

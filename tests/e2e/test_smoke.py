@@ -15,22 +15,11 @@ import pytest
 
 from local.services import client
 from tests.e2e.conftest import LocalStack
-from tests.helpers import ROOT, SECRETS
+from tests.helpers import ROOT, assert_no_secret_in
 from tools import smoke
 from tools.smoke import Deployment
 
 pytestmark = pytest.mark.e2e
-
-
-def assert_no_secret_in(text: str) -> None:
-    for provider in ("meta", "vonage"):
-        for key, value in SECRETS[provider].items():
-            if key == "page_tokens":
-                value = list(value.values())
-            for candidate in value if isinstance(value, list) else [value]:
-                for piece in [candidate, *candidate.splitlines()]:
-                    if len(piece) >= 8 and "-----" not in piece:
-                        assert piece not in text, f"the {provider} secret's {key} was printed"
 
 
 def create_stack(moto_url: str, outputs: dict[str, str]) -> str:

@@ -22,32 +22,36 @@ def run_bench(module: str, *args: str) -> subprocess.CompletedProcess[str]:
     return run
 
 
-def test_the_cost_run_meters_callbacks_invocations_capacity_and_logs():
+def test_the_cost_run_meters_callbacks_invocations_capacity_logs_and_prices_both_volumes():
     # When two messages (one Meta, one Vonage) go through the local stack under the meters
-    run = run_bench("bench.cost", "--messages", "2", "--warmup", "1", "--json")
-    lines = run.stdout.splitlines()
-    result = json.loads("\n".join(lines[lines.index("{") :]))
+    result = json.loads(run_bench("bench.cost", "--messages", "2", "--warmup", "1", "--json").stdout)
     webhook, reply = result["functions"]["WebhookFunction"], result["functions"]["ReplyFunction"]
     # Then each message cost 4 HTTP API requests (inbound + 3 callbacks) and one reply invocation
     assert (webhook["invocations"], reply["invocations"]) == (8, 2)
-    # And DynamoDB units, stdout bytes and items were counted for both functions; the table has no index, so
-    # no unit is an index's (the meter splits them from DynamoDB's own ConsumedCapacity)
+    # And DynamoDB units, stdout bytes, CPU and items were counted for both functions; no unit is an index's
     assert webhook["wru_table"] >= 8 and reply["wru_table"] >= 2
     assert webhook["wru_gsi"] == reply["wru_gsi"] == 0
-    assert webhook["log_bytes"] > 1000 and reply["log_bytes"] > 500
+    assert webhook["log_bytes"] > 1000 and reply["log_bytes"] > 300
+    assert result["per_message"]["cpu_ms"]["ReplyFunction"] > 0 < result["per_message"]["cpu_ms"]["WebhookFunction"]
     assert result["storage"]["items"] >= 10
-    assert {line["item"] for line in result["lines"]} >= {
+    # And the EMF metrics the handlers print are the custom metrics priced every month
+    assert "MessengerWebhook/EventsStored/service" in webhook["metrics"]
+    assert "MessengerWebhook/RepliesSent/service" in reply["metrics"]
+    # And both volumes are priced, with the documented keys
+    volumes = result["volumes"]
+    assert [v["messages_per_month"] for v in volumes] == [1_000_000, 30_000_000]
+    assert volumes[0]["usd_per_million"] > volumes[1]["usd_per_million"] > 0
+    assert {line["name"] for line in volumes[1]["lines"]} >= {
         "API Gateway HTTP API requests",
         "Lambda requests",
         "Lambda duration (arm64)",
         "DynamoDB write request units",
         "DynamoDB read request units",
-        "DynamoDB TTL deletes",
-        "Secrets Manager API calls",
         "CloudWatch Logs ingestion",
         "X-Ray traces recorded",
+        "fixed monthly costs, per message",
     }
-    assert "dominant line:" in run.stdout and "changes that cut the biggest lines" in run.stdout
+    assert "margin_wru_per_message" in result["goal"]
 
 
 def test_the_conversation_run_meters_each_step_of_each_message():

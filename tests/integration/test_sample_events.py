@@ -17,7 +17,7 @@ from local.template import load_template, resources
 from messenger.providers.meta.signature import verify_signature
 from messenger.providers.vonage.signature import sign_callback, verify_callback
 from messenger.storage import from_item
-from tests.helpers import EVENTS, META, PAGE_ID, ROOT, VONAGE, load_event, load_handler
+from tests.helpers import EVENTS, META, PAGE_ID, ROOT, VONAGE, event_ref, load_event, load_handler
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +186,7 @@ def test_sample_event_through_the_webhook_handler(handler, lambda_context, stack
         assert response["body"] == "1158201444"
     # And exactly the expected events are stored, once each
     items = stack_env.items()
-    events = {i["sk"]: (i["record_type"], i["kind"]) for i in items if i["sk"].startswith("EVT#")}
+    events = {event_ref(i["sk"]): (i["record_type"], i["kind"]) for i in items if i["sk"].startswith("EVT#")}
     named = {k: v for k, v in evt_items.items() if k.startswith("EVT#")}
     assert {k: v for k, v in events.items() if k in named} == named
     assert sorted(v for v in events.values()) == sorted(evt_items.values())

@@ -9,6 +9,7 @@ import pytest
 from messenger.models import Event, Kind, Provider
 from messenger.storage import NewClaim, OutboundMessage
 from messenger.storage.memory import MemoryStore
+from tests.helpers import event_ref
 
 pytestmark = pytest.mark.integration
 C = "meta#page#user"
@@ -39,7 +40,7 @@ def outbound(message_id: str, sent_at_ms: int, status: str = "sent") -> Outbound
 def test_events_dedupe_and_read_back_in_key_order(store):
     assert [store.store_event(message(m)) for m in ("m2", "m1", "m2")] == [True, True, False]
     items = store.conversation_items(C)
-    assert [(i["pk"], i["sk"]) for i in items] == [(C, "EVT#m1"), (C, "EVT#m2")]
+    assert [(i["pk"], event_ref(i["sk"])) for i in items] == [(C, "EVT#m1"), (C, "EVT#m2")]
     assert items[0]["text"] == "héllo" and items[0]["record_type"] == "inbound" and items[0]["expires_at"] > 0
     assert store.conversation_items("meta#page#nobody") == []
 

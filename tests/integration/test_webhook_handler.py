@@ -11,6 +11,7 @@ from tests.helpers import (
     META,
     PAGE_ID,
     dumps,
+    event_ref,
     load_handler,
     meta_body,
     meta_message,
@@ -275,7 +276,7 @@ def test_vonage_status_moves_forward_only(handler, lambda_context, stack_env):
     assert status("delivered") == 200
     item = stack_env.find(f"MSG#{uuid}")
     assert item["status"] == "read"
-    assert {i["sk"] for i in stack_env.items()} == {
+    assert {event_ref(i["sk"]) for i in stack_env.items()} == {
         f"MSG#{uuid}",
         *(f"EVT#{uuid}#status#{s}" for s in ("submitted", "read", "delivered")),
     }

@@ -25,7 +25,7 @@ def test_defaults_from_the_architecture_contract():
     assert settings.graph_api_version == DEFAULT_GRAPH_API_VERSION == "v25.0"
     assert settings.vonage_api_base == DEFAULT_VONAGE_API_BASE == "https://api.nexmo.com"
     assert settings.meta_secret_id is None and settings.vonage_secret_id is None
-    assert settings.retention_days == 90 and settings.secret_max_age_seconds == 300
+    assert settings.retention_days == 14 and settings.secret_max_age_seconds == 300
     assert settings.vonage_max_token_age_seconds == 300 and settings.vonage_max_clock_skew_seconds == 60
 
 
@@ -63,7 +63,7 @@ def test_empty_optional_values_fall_back_to_defaults():
     env = {**BASE, "META_SECRET_ID": "", "GRAPH_API_BASE": "", "RETENTION_DAYS": "", "GRAPH_API_VERSION": ""}
     settings = settings_from_env(env)
     assert settings.meta_secret_id is None and settings.graph_api_base == DEFAULT_GRAPH_API_BASE
-    assert settings.retention_days == 90 and settings.graph_api_version == DEFAULT_GRAPH_API_VERSION
+    assert settings.retention_days == 14 and settings.graph_api_version == DEFAULT_GRAPH_API_VERSION
 
 
 @pytest.mark.parametrize(

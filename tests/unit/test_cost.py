@@ -2,102 +2,186 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 
 from bench import cost
-from local.template import function_spec
-
-# The template's memory sizes (GB) of the two functions; the model bills each at its own.
-WEBHOOK_GB = function_spec("WebhookFunction").memory_mb / 1024
-REPLY_GB = function_spec("ReplyFunction").memory_mb / 1024
 
 
 def measurement(**overrides):
     webhook = {
         "invocations": 40,
         "durations_ms": [900.0] + [10.0] * 39,
+        "cpu_ms": [500.0] + [4.0] * 39,
         "log_bytes": 40_000,
         "log_events": 80,
         "wru_table": 60.0,
-        "wru_gsi": 40.0,
+        "wru_gsi": 0.0,
         "rru_table": 5.0,
         "rru_gsi": 5.0,
         "dynamodb_calls": {},
         "secrets_calls": 2,
+        "metrics": ["MessengerWebhook/EventsStored/service"],
     }
     reply = {
         "invocations": 10,
         "durations_ms": [1500.0] + [20.0] * 9,
+        "cpu_ms": [600.0] + [10.0] * 9,
         "log_bytes": 10_000,
         "log_events": 20,
         "wru_table": 30.0,
-        "wru_gsi": 20.0,
+        "wru_gsi": 0.0,
         "rru_table": 0.0,
         "rru_gsi": 0.0,
         "dynamodb_calls": {},
         "secrets_calls": 2,
+        "metrics": ["MessengerWebhook/RepliesSent/service", "MessengerWebhook/EventsStored/service"],
     }
     base = {
         "messages": 10,
         "warmup": 0,
         "functions": {"WebhookFunction": webhook, "ReplyFunction": reply},
-        "storage": {"items": 60, "table_bytes": 60_000, "gsi_bytes": 40_000},
+        "storage": {"items": 60, "table_bytes": 30_000, "gsi_bytes": 0},
     }
     base.update(overrides)
     return base
 
 
-def lines_by_item(**kwargs):
-    return {
-        line.item: line for line in cost.model(measurement(), {"WebhookFunction": 1.0, "ReplyFunction": 1.0}, **kwargs)
-    }
+SETTINGS = cost.Settings(
+    memory_mb={"WebhookFunction": 1024, "ReplyFunction": 256},
+    tracing_active=False,
+    retention_days=14,
+    pitr=False,
+    log_retention_days=30,
+    alarm_metrics=11,
+    dashboards=1,
+    secrets=2,
+)
+INIT = {
+    "WebhookFunction": {"cpu": 0.3, "wall": 0.4, "rss_mb": 90.0},
+    "ReplyFunction": {"cpu": 0.3, "wall": 0.4, "rss_mb": 90.0},
+}
 
 
-def test_requests_and_invocations_scale_the_measured_counts_to_a_million_messages():
-    lines = lines_by_item(provider_latency_ms=0, cold_share=0)
-    assert lines["API Gateway HTTP API requests"].quantity == 4_000_000
-    assert lines["API Gateway HTTP API requests"].cost == pytest.approx(4.00)
-    assert lines["Lambda requests"].quantity == 5_000_000 and lines["Lambda requests"].cost == pytest.approx(1.00)
+def volume(messages_per_month=30_000_000, settings=SETTINGS, **kwargs):
+    pm = cost.per_message(measurement(), kwargs.pop("extra_wru", 0.0))
+    options = {"provider_latency_ms": 250.0, "cold_share": 0.0, **kwargs}
+    return cost.model(pm, settings, INIT, messages_per_month, **options)
 
 
-def test_duration_uses_the_warm_median_the_memory_size_and_the_cold_share():
-    # 4M x 10 ms + 1M x 20 ms at the template's memory sizes; 1% cold adds 1 s of init to 1% of each
-    warm = lines_by_item(provider_latency_ms=0, cold_share=0)["Lambda duration (arm64)"]
-    assert warm.quantity == pytest.approx(WEBHOOK_GB * 4e6 * 0.010 + REPLY_GB * 1e6 * 0.020)
-    cold = lines_by_item(provider_latency_ms=0, cold_share=0.01)["Lambda duration (arm64)"]
-    assert cold.quantity == pytest.approx(warm.quantity + 0.01 * 1.0 * (WEBHOOK_GB * 4e6 + REPLY_GB * 1e6))
-    waiting = lines_by_item(provider_latency_ms=250, cold_share=0)["Lambda duration (arm64)"]
-    assert waiting.quantity == pytest.approx(warm.quantity + REPLY_GB * 1e6 * 0.250)
+def lines(v):
+    return {line.name: line for line in v.lines}
 
 
-def test_dynamodb_units_include_the_gsi_and_ttl_deletes_cost_nothing():
-    lines = lines_by_item(provider_latency_ms=0, cold_share=0)
-    assert lines["DynamoDB write request units"].quantity == pytest.approx(15e6)  # (100 + 50) / 10 messages
-    assert lines["DynamoDB write request units"].cost == pytest.approx(15 * 0.625)
-    assert lines["DynamoDB read request units"].quantity == pytest.approx(1e6)
-    assert lines["DynamoDB TTL deletes"].quantity == 6e6 and lines["DynamoDB TTL deletes"].cost == 0
+def test_counts_per_message_come_from_the_run():
+    pm = cost.per_message(measurement())
+    assert pm.invocations == {"WebhookFunction": 4.0, "ReplyFunction": 1.0}
+    assert (pm.wru, pm.rru) == (9.0, 1.0)
+    # warm medians leave the first (cold) invocation out; the wait is the wall time the CPU does not explain
+    assert (pm.cpu_ms["WebhookFunction"], pm.wait_ms["WebhookFunction"]) == (4.0, 6.0)
+    assert pm.metrics == ["MessengerWebhook/EventsStored/service", "MessengerWebhook/RepliesSent/service"]
+    assert cost.per_message(measurement(), extra_wru=2).wru == 11.0
 
 
-def test_logs_count_each_event_with_cloudwatch_overhead_plus_platform_and_access_lines():
-    lines = lines_by_item(provider_latency_ms=0, cold_share=0)
-    logs = lines["CloudWatch Logs ingestion"]
-    own = (50_000 + 100 * cost.LOG_EVENT_OVERHEAD) * 100_000
-    assert logs.quantity * 1e9 > own + 4e6 * cost.access_log_bytes()
-    assert 300 < cost.platform_log_bytes(12.3, 512) < 600
-    assert 250 < cost.access_log_bytes() < 500
+def test_requests_writes_and_reads_are_priced_per_million_messages_at_any_volume():
+    for messages in cost.VOLUMES:
+        got = lines(volume(messages))
+        assert got["API Gateway HTTP API requests"].usd_per_million == pytest.approx(4.00)
+        assert got["Lambda requests"].usd_per_million == pytest.approx(1.00)
+        assert got["DynamoDB write request units"].usd_per_million == pytest.approx(9 * 0.625)
+        assert got["DynamoDB read request units"].usd_per_million == pytest.approx(0.125)
+
+
+def test_duration_stretches_cpu_below_a_full_vcpu_and_adds_the_provider_wait_to_the_reply():
+    # Given 4 ms of CPU and 6 ms of waiting per webhook call, 10 + 10 ms per reply, 250 ms for the Send API
+    got = lines(volume())["Lambda duration (arm64)"].usd_per_million
+    webhook_ms = math.ceil(4 * 1769 / 1024 + 6)
+    reply_ms = math.ceil(10 * 1769 / 256 + 10 + 250)
+    gb_s = 4 * 1.0 * webhook_ms / 1000 + 1 * 0.25 * reply_ms / 1000
+    assert got == pytest.approx(gb_s * 1e6 * cost.PRICES["lambda_gb_s_arm64"])
+    # And a cold start adds its INIT (billed) to the cold share of invocations
+    cold = lines(volume(cold_share=0.01))["Lambda duration (arm64)"].usd_per_million
+    assert cold > got
+    # And at a full vCPU the CPU is not stretched any more
+    assert cost.billed_ms(4, 6, 1769) == cost.billed_ms(4, 6, 3008) == 10
+
+
+def test_storage_holds_the_retention_period_and_pitr_adds_its_price():
+    # 3 KB a message kept 14 days at 30M a month: 30M x 3,000 B x 14/30 = 42 GB
+    plain = lines(volume())["DynamoDB storage"]
+    assert plain.usd_per_million == pytest.approx(42 * 0.25 / 30)
+    with_pitr = cost.Settings(**{**SETTINGS.__dict__, "pitr": True})
+    assert lines(volume(settings=with_pitr))["DynamoDB storage + PITR"].usd_per_million == pytest.approx(42 * 0.45 / 30)
+
+
+def test_fixed_costs_are_a_line_of_their_own_that_spreads_over_the_months_messages():
+    small, large = volume(1_000_000), volume(30_000_000)
+    fixed = {line.name: line.usd_per_million for line in small.fixed}
+    assert fixed["CloudWatch dashboard"] == 3.00 and fixed["CloudWatch alarms"] == pytest.approx(1.10)
+    assert fixed["CloudWatch custom metrics (EMF)"] == pytest.approx(2 * 0.30)
+    assert fixed["Secrets Manager secrets"] == pytest.approx(0.80)
+    assert lines(small)["fixed monthly costs, per message"].usd_per_million == pytest.approx(small.fixed_usd_per_month)
+    assert lines(large)["fixed monthly costs, per message"].usd_per_million == pytest.approx(
+        large.fixed_usd_per_month / 30
+    )
+    assert small.usd_per_million > large.usd_per_million
+
+
+def test_the_free_tier_is_shown_apart_and_never_lowers_the_total():
+    v = volume(1_000_000)
+    assert {line.name for line in v.free_tier} == {"Lambda", "DynamoDB storage", "CloudWatch", "X-Ray"}
+    assert all(line.usd_per_million >= 0 for line in v.free_tier)
+    assert v.usd_per_million == pytest.approx(sum(line.usd_per_million for line in v.lines))
 
 
 @pytest.mark.parametrize(
-    ("per_month", "share"),
+    ("rate", "sampled"),
     [
-        (0, 0.0),
-        (cost.MONTH_S * 0.5, 1.0),  # under one a second: the reservoir records all
-        (cost.MONTH_S * 2.0, (1 + 0.05 * 1) / 2),  # 2 a second: the first, then 5% of the second
-        (cost.MONTH_S * 1000.0, (1 + 0.05 * 999) / 1000),
+        (0.0, 0.0),
+        (0.001, 0.001),  # rare requests: nearly each is the first of its second
+        (1.0, (1 - math.exp(-1)) + 0.05 * (1 - (1 - math.exp(-1)))),
+        (100.0, 1 + 0.05 * 99),
     ],
 )
-def test_xray_default_rule_share(per_month, share):
-    assert cost.xray_sampled_share(per_month) == pytest.approx(share)
+def test_xray_samples_the_first_request_of_each_second_then_5_percent(rate, sampled):
+    assert cost.xray_sampled_per_s(rate) == pytest.approx(sampled, rel=1e-3)
+
+
+def test_xray_costs_less_per_message_at_volume_and_nothing_with_tracing_passthrough():
+    traced = cost.Settings(**{**SETTINGS.__dict__, "tracing_active": True})
+    small = lines(volume(1_000_000, settings=traced))["X-Ray traces recorded"].usd_per_million
+    large = lines(volume(30_000_000, settings=traced))["X-Ray traces recorded"].usd_per_million
+    assert 5 * 5.0 * 0.3 < small < 5 * 5.0  # 5 invocations a message, most of them sampled at 0.4 messages/s
+    assert large < small / 4
+    assert lines(volume())["X-Ray traces recorded"].usd_per_million == 0
+
+
+def test_the_diurnal_profile_keeps_the_months_messages():
+    rates = cost.hourly_rates(30_000_000)
+    assert sum(rate * 3600 for rate in rates) * cost.MONTH_DAYS == pytest.approx(30_000_000)
+    assert max(rates) > 1.5 * (sum(rates) / len(rates)) > 5 * min(rates)
+
+
+def test_logs_count_each_event_with_cloudwatch_overhead_plus_platform_and_access_lines():
+    got = lines(volume())["CloudWatch Logs ingestion"]
+    own = (50_000 + 100 * cost.LOG_EVENT_OVERHEAD) / 10
+    assert got.usd_per_million * 1e3 / cost.PRICES["logs_ingest_per_gb"] > own + 4 * cost.access_log_bytes()
+    assert 200 < cost.platform_log_bytes(12.3, 512, traced=False) < cost.platform_log_bytes(12.3, 512, traced=True)
+    assert 100 < cost.access_log_bytes() < 300
+
+
+def test_emf_metric_names_read_every_blob_of_a_write():
+    blob = {
+        "_aws": {
+            "CloudWatchMetrics": [
+                {"Namespace": "N", "Dimensions": [["service"]], "Metrics": [{"Name": "A"}, {"Name": "B"}]}
+            ]
+        },
+        "service": "s",
+    }
+    assert cost.emf_metric_names(json.dumps(blob) + "\n" + '{"level":"INFO"}') == {"N/A/service", "N/B/service"}
 
 
 def test_item_size_follows_dynamodbs_rules():
@@ -108,12 +192,27 @@ def test_item_size_follows_dynamodbs_rules():
     assert cost._item_size({"m": {"M": {"a": {"BOOL": True}}}}) == 1 + 3 + 1 + 1 + 1
 
 
-def test_render_names_the_dominant_line_and_what_if_uses_the_run():
-    measured = measurement()
-    lines = cost.model(measured, {"WebhookFunction": 1.0, "ReplyFunction": 1.0}, 250, 0.01)
-    text = cost.render(lines)
-    top = max(lines, key=lambda line: line.cost)
-    assert f"dominant line: {top.item}" in text and "total" in text
-    changes = cost.what_if(measured, lines)
-    assert any("writes -40%" in change and "storage -40%" in change for change in changes)
-    assert any("webhook without active tracing" in change for change in changes)
+def test_json_has_exactly_the_documented_keys_per_volume_and_line():
+    out = cost.as_json([volume(1_000_000), volume(30_000_000)])
+    assert [set(v) for v in out] == [{"messages_per_month", "usd_per_million", "fixed_usd_per_month", "lines"}] * 2
+    assert all(set(line) == {"name", "usd_per_million"} for v in out for line in v["lines"])
+    assert out[1]["usd_per_million"] == pytest.approx(sum(line["usd_per_million"] for line in out[1]["lines"]), 1e-3)
+
+
+def test_the_template_settings_are_what_the_model_prices():
+    settings = cost.template_settings()
+    assert settings.memory_mb == {"WebhookFunction": 1024, "ReplyFunction": 256}
+    assert (settings.tracing_active, settings.pitr, settings.retention_days) == (False, False, 14)
+    # 8 single-metric alarms and 2 metric-math alarms reading 2 metrics each
+    assert settings.alarm_metrics == 8 + 2 * 2 and settings.dashboards == 1 and settings.secrets == 2
+
+
+def test_markdown_has_both_volumes_and_the_doc_section_is_rewritten(tmp_path, monkeypatch):
+    v = [volume(1_000_000), volume(30_000_000)]
+    text = cost.markdown(v, cost.memory_choices(cost.per_message(measurement()), INIT, 250), INIT, "stamp")
+    assert "| per 1M messages | 1M a month | 30M a month |" in text and "**total**" in text
+    doc = tmp_path / "cost.md"
+    doc.write_text(f"# t\n\n{cost.DOC_BEGIN}\nold\n{cost.DOC_END}\n\nafter\n")
+    monkeypatch.setattr(cost, "DOC", doc)
+    cost.write_doc("new")
+    assert doc.read_text() == f"# t\n\n{cost.DOC_BEGIN}\nnew\n{cost.DOC_END}\n\nafter\n"

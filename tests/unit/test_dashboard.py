@@ -14,7 +14,13 @@ import pytest
 from local.template import dashboard_widgets, load_template, named_metrics, resources
 
 DASHBOARD = "OperationsDashboard"
-USER_ALARMS = ("ReplyPermanentFailureRateAlarm", "ReplyAmbiguousAlarm", "UnsignedCallbacksAlarm", "Webhook5xxAlarm")
+USER_ALARMS = (
+    "ReplyPermanentFailureRateAlarm",
+    "ReplyAmbiguousAlarm",
+    "ReplyGivenUpAlarm",
+    "UnsignedCallbacksAlarm",
+    "Webhook5xxAlarm",
+)
 
 
 def powertools_env() -> tuple[str, str]:

@@ -17,9 +17,9 @@ from messenger.observability import metrics
 from messenger.outbox import ClaimState, ReplyLedger
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta import signature as meta_signature
-from messenger.storage import OutboundMessage, codec
+from messenger.storage import OutboundMessage, Turn, UnreadMessage, codec
 from messenger.storage.memory import MemoryStore
-from tests.helpers import BIG_TEXT_CHARS, LONG_USER, META, unstorable_batch
+from tests.helpers import BIG_TEXT_CHARS, LONG_USER, META, event_ref, unstorable_batch
 
 CONVERSATION = "meta#page#user"
 
@@ -31,7 +31,16 @@ def event(event_id: str, kind: Kind = Kind.MESSAGE, ts: int = 1_000, **fields: o
 
 
 def sent(store: MemoryStore, message_id: str, at_ms: int) -> None:
+    """Record an outbound message the way a reply turn does: the item, and its place on the unread list."""
     store.record_outbound(OutboundMessage(CONVERSATION, "meta", message_id, "page", "user", "m_in", 0, at_ms, "sent"))
+    on_unread_list(store, message_id, at_ms)
+
+
+def on_unread_list(store: MemoryStore, message_id: str, at_ms: int) -> None:
+    """What a reply turn does when it ends: the sent message joins the conversation's unread list."""
+    turn = store.take_turn(CONVERSATION, "turn", now_ms=0, until_ms=1)
+    assert isinstance(turn, Turn)
+    store.end_turn(CONVERSATION, "turn", answered_through="", unread=[*turn.unread, UnreadMessage(message_id, at_ms)])
 
 
 def test_each_event_is_stored_once():
@@ -39,7 +48,7 @@ def test_each_event_is_stored_once():
     first = ingest(store, [event("m1"), event("m2")])
     again = ingest(store, [event("m1"), event("m2"), event("m3")])
     assert (first.stored, first.duplicates) == (2, 0) and (again.stored, again.duplicates) == (1, 2)
-    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3"]
+    assert sorted(event_ref(sk) for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3"]
 
 
 def test_a_transient_failure_raises_and_the_redelivery_stores_what_is_missing_once():
@@ -58,11 +67,11 @@ def test_a_transient_failure_raises_and_the_redelivery_stores_what_is_missing_on
     with pytest.raises(StorageError):
         ingest(store, batch)
     # Then nothing of the conversation after the failed event is stored (it would overtake m3 in the stream)
-    assert {sk for _, sk in store.items} == {"EVT#m1", "EVT#m2"}
+    assert {event_ref(sk) for _, sk in store.items} == {"EVT#m1", "EVT#m2"}
     # And the provider's redelivery stores the missing events, in order, and recognises the others
     again = ingest(store, batch)
     assert (again.stored, again.duplicates) == (2, 2)
-    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3", "EVT#m4"]
+    assert sorted(event_ref(sk) for _, sk in store.items) == ["EVT#m1", "EVT#m2", "EVT#m3", "EVT#m4"]
 
 
 def test_a_conversations_events_are_stored_in_the_batchs_order_while_conversations_run_side_by_side():
@@ -122,6 +131,44 @@ def test_a_vonage_status_creates_or_moves_the_outbound_message():
     )
     assert ingest(store, [status]).statuses_applied == 1
     assert store.message("vonage#page#user", "u1")["status"] == "delivered"
+
+
+def vonage_status(message_id: str, status: str, ts: int) -> Event:
+    return Event(
+        provider=Provider.VONAGE,
+        event_id=f"{message_id}#status#{status}",
+        kind=Kind.STATUS,
+        page_id="page",
+        user_id="user",
+        timestamp_ms=ts,
+        status=status,
+        mids=[message_id],
+        from_page=True,
+    )
+
+
+def test_a_submitted_callback_for_a_recorded_reply_reads_instead_of_a_failing_write():
+    # Given a reply the reply function recorded as submitted
+    store = MemoryStore()
+    conversation = "vonage#page#user"
+    store.record_outbound(OutboundMessage(conversation, "vonage", "u1", "page", "user", "in1", 0, 5, "submitted"))
+    store.operations.clear()
+    # When Vonage's submitted callback arrives
+    result = ingest(store, [vonage_status("u1", "submitted", 6)])
+    # Then the event is stored, the message is read once and not written (its update would change nothing)
+    assert (result.stored, result.statuses_applied) == (1, 0)
+    assert store.operations["UpdateItem"] == 0 and store.operations["GetItem"] == 1
+    assert store.message(conversation, "u1")["status"] == "submitted"
+    # And the later statuses still move it (no read before those: they usually change the message)
+    store.operations.clear()
+    ingest(store, [vonage_status("u1", "delivered", 7), vonage_status("u1", "read", 8)])
+    assert store.operations["GetItem"] == 0 and store.message(conversation, "u1")["status"] == "read"
+
+
+def test_a_submitted_callback_before_the_reply_is_recorded_creates_the_message():
+    store = MemoryStore()
+    assert ingest(store, [vonage_status("u2", "submitted", 6)]).statuses_applied == 1
+    assert store.message("vonage#page#user", "u2")["status"] == "submitted"
 
 
 def test_a_persons_echo_pauses_and_our_echo_settles_an_ambiguous_reply():
@@ -199,7 +246,7 @@ def test_an_event_no_form_of_which_can_be_stored_is_skipped_and_counted():
     store = RefusesM2()
     result = ingest(store, [event("m1"), event("m2"), event("m3")])
     assert (result.stored, result.skipped) == (2, 1)
-    assert sorted(sk for _, sk in store.items) == ["EVT#m1", "EVT#m3"]
+    assert sorted(event_ref(sk) for _, sk in store.items) == ["EVT#m1", "EVT#m3"]
     assert metrics.metric_set["EventsSkipped"]["Value"] == [1.0]
     metrics.clear_metrics()
 
@@ -219,14 +266,14 @@ def our_echo(mid: str, ts: int, text: str = "Hello!") -> Event:
     return event(mid, Kind.ECHO, ts=ts, from_page=True, text=text, metadata=bot_metadata("m.in"))
 
 
-def assert_read_reply(store: MemoryStore, mid: str) -> None:
+def assert_read_reply(store: MemoryStore, mid: str, status: str = "read") -> None:
     item = store.message(CONVERSATION, mid)
-    assert item["pk"] == CONVERSATION and item["record_type"] == "outbound" and item["status"] == "read"
+    assert item["pk"] == CONVERSATION and item["record_type"] == "outbound" and item["status"] == status
     assert (item["text"], item["in_reply_to"], item["page_id"], item["user_id"]) == ("Hello!", "m.in", "page", "user")
 
 
-def test_an_echo_after_an_ambiguous_send_records_the_message_and_its_statuses_reach_read():
-    # Given a reply whose send timed out (ambiguous)
+def test_an_echo_after_an_ambiguous_send_records_the_message_and_its_statuses_move_on():
+    # Given a reply whose send timed out and was given up (ambiguous)
     store = MemoryStore()
     ledger = ReplyLedger(store)
     inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
@@ -235,13 +282,37 @@ def test_an_echo_after_an_ambiguous_send_records_the_message_and_its_statuses_re
     ingest(store, [our_echo("m.out", 5_000)])
     ingest(store, [event("d1", Kind.DELIVERY, ts=6_000, mids=["m.out"])])
     ingest(store, [event("r1", Kind.READ, ts=7_000, watermark_ms=6_500)])
-    # Then the claim is sent with the echo's mid, and the outbound message is whole and read
+    # Then the claim is sent with the echo's mid, and the outbound message is whole and delivered. (A read
+    # watermark finds only the replies a turn put on the unread list; one confirmed after it was given up
+    # is not there: docs/design.md, "Unknown outcomes".)
     claim = store.reply_state(CONVERSATION, "m.in")
     assert claim.state == "sent" and claim.message_ids == ["m.out"]
-    assert_read_reply(store, "m.out")
+    assert_read_reply(store, "m.out", "delivered")
     # And a second part's echo joins the claim's message ids, once
     ingest(store, [our_echo("m.out2", 5_100), our_echo("m.out2", 5_100)])
     assert store.reply_state(CONVERSATION, "m.in").message_ids == ["m.out", "m.out2"]
+
+
+def test_the_echo_of_a_reply_already_settled_as_sent_costs_one_read_and_no_reconciling_write():
+    # Given a reply the reply function sent, recorded and settled with the echo's mid
+    store = MemoryStore()
+    ledger = ReplyLedger(store)
+    inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
+    claim = ledger.claim(inbound)
+    ledger.record_outbound(inbound, "m.out", status="sent", text="Hello!", part_index=0)
+    claim.message_ids.append("m.out")
+    ledger.finish(claim, ClaimState.SENT)
+    before = store.message(CONVERSATION, "m.out")
+    store.operations.clear()
+    # When its echo arrives
+    result = ingest(store, [our_echo("m.out", 5_000)])
+    # Then the echo is stored, the claim read once, and neither the message nor the claim written
+    assert result.stored == 1 and store.operations["UpdateItem"] == 0 and store.operations["GetItem"] == 1
+    assert store.message(CONVERSATION, "m.out") == before
+    assert store.reply_state(CONVERSATION, "m.in").echo_mids == []
+    # And an echo of a mid the claim does not hold (another part) is reconciled as before
+    ingest(store, [our_echo("m.other", 5_100)])
+    assert store.message(CONVERSATION, "m.other")["in_reply_to"] == "m.in"
 
 
 def test_an_echo_before_the_ambiguous_outcome_makes_the_reply_sent_with_the_echo_mid():
@@ -251,9 +322,10 @@ def test_an_echo_before_the_ambiguous_outcome_makes_the_reply_sent_with_the_echo
     inbound = InboundMessage("meta", "m.in", "message", "page", "user", CONVERSATION, 1, text="hi")
     claim = ledger.claim(inbound)
     ingest(store, [our_echo("m.out", 5_000)])
-    # When the reply function then finds its send unclear, it asks the ledger for an echo
-    assert ledger.echoed(claim)
+    # When the reply function then finds its send unclear, it asks the ledger for a confirmation
+    assert ledger.confirmed(claim)
     ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
+    on_unread_list(store, "m.out", 5_000)
     # Then the claim records the echo's mid, and the message's statuses take it to read
     assert store.reply_state(CONVERSATION, "m.in").message_ids == ["m.out"]
     ingest(

@@ -78,7 +78,7 @@ def test_environment_resolves_to_the_local_stack() -> None:
     assert env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] == env["AWS_ENDPOINT_URL_SQS"] == "http://127.0.0.1:5900"
     assert env["POWERTOOLS_TRACE_DISABLED"] == "true"
     assert env["AWS_ACCESS_KEY_ID"] == "local"
-    assert env["RETENTION_DAYS"] == "90"
+    assert env["RETENTION_DAYS"] == "14"
     assert env["HUMAN_AGENT_TAG_ENABLED"] == "false", "the reply function's own variables are included"
 
 

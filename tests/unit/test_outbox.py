@@ -30,20 +30,32 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ledger(clock: Clock) -> ReplyLedger:
-    return ReplyLedger(MemoryStore(), clock=clock, stale_after_s=60)
+    return ReplyLedger(MemoryStore(), clock=clock, confirm_window_ms=30_000)
 
 
-def test_first_claim_owns_the_reply_and_a_second_worker_is_told_to_wait(ledger):
-    claim = ledger.claim(inbound())
-    assert isinstance(claim, Claim) and claim.attempts == 1
+def test_a_claim_found_mid_send_is_taken_over_as_unconfirmed_never_sent_again(ledger, clock):
+    # Given a claim whose invocation ended mid-send (claims are made only by the turn's holder, so the next
+    # holder finding it `claimed` knows its owner is gone)
+    first = ledger.claim(inbound())
+    assert isinstance(first, Claim) and first.attempts == 1 and first.confirm_by_ms is None
+    clock.now_s += 5
+    # When the next holder claims it
+    second = ledger.claim(inbound())
+    # Then it awaits a confirmation for the window from the unclear send, instead of sending
+    assert isinstance(second, Claim) and second.confirm_by_ms == 1_800_000_000_000 + 30_000
+    assert ledger.store.reply_state(CONVERSATION, "m1").state == "unconfirmed"
+    # And the first owner can no longer write: its token was replaced
     with pytest.raises(ClaimBusyError):
-        ledger.claim(inbound())
+        ledger.finish(first, ClaimState.SENT)
 
 
 @pytest.mark.parametrize("state", [ClaimState.SENT, ClaimState.FAILED, ClaimState.AMBIGUOUS, ClaimState.SKIPPED])
 def test_a_settled_reply_is_never_claimed_again(ledger, state):
-    ledger.finish(ledger.claim(inbound()), state)
-    assert ledger.claim(inbound()) == Settled(state.value)
+    claim = ledger.claim(inbound())
+    claim.message_ids.append("mid-1")
+    ledger.finish(claim, state)
+    settled = ledger.claim(inbound())
+    assert isinstance(settled, Settled) and settled.state == state.value and settled.message_ids == ("mid-1",)
 
 
 def test_a_retryable_reply_is_reclaimed_and_resumes_after_its_sent_parts(ledger):
@@ -58,24 +70,33 @@ def test_a_retryable_reply_is_reclaimed_and_resumes_after_its_sent_parts(ledger)
         ledger.finish(first, ClaimState.SENT)
 
 
-def test_a_stale_claim_is_settled_ambiguous_never_resent(ledger, clock):
-    ledger.claim(inbound())
-    clock.now_s += 61
-    assert ledger.claim(inbound()) == Settled(ClaimState.AMBIGUOUS.value)
-    state = ledger.store.reply_state(CONVERSATION, "m1")
-    assert state is not None and state.state == "ambiguous"
-
-
-def test_an_echo_settles_an_ambiguous_claim_and_is_remembered(ledger):
+def test_an_unconfirmed_claim_keeps_its_window_when_taken_over_again(ledger, clock):
     claim = ledger.claim(inbound())
-    assert not ledger.echoed(claim)
-    ledger.finish(claim, ClaimState.AMBIGUOUS, {"error_class": "Timeout"})
+    ledger.unconfirmed(claim, {"code": "meta_timeout_after_send"})
+    assert claim.confirm_by_ms == 1_800_000_030_000
+    clock.now_s += 20
+    again = ledger.claim(inbound())
+    assert isinstance(again, Claim) and again.confirm_by_ms == 1_800_000_030_000
+
+
+def test_an_echo_confirms_an_unconfirmed_claim_and_is_remembered(ledger):
+    claim = ledger.claim(inbound())
+    ledger.unconfirmed(claim, {"error_class": "Timeout"})
+    assert not ledger.confirmed(claim)
     assert ledger.store.reconcile_echo(CONVERSATION, "m1", "m_echo") is True
-    assert ledger.echoed(claim)
-    assert ledger.claim(inbound()) == Settled("sent")
+    assert ledger.confirmed(claim) and claim.message_ids == ["m_echo"]
+    settled = ledger.claim(inbound())
+    assert isinstance(settled, Settled) and settled.state == "sent"
     # And an echo of an unknown or already settled claim changes nothing
     assert ledger.store.reconcile_echo(CONVERSATION, "m1", "m_echo2") is False
     assert ledger.store.reconcile_echo(CONVERSATION, "unknown", "m_echo3") is False
+
+
+def test_a_late_echo_still_marks_a_given_up_claim_sent(ledger):
+    claim = ledger.claim(inbound())
+    ledger.finish(claim, ClaimState.AMBIGUOUS, {"code": "unconfirmed"})
+    assert ledger.store.reconcile_echo(CONVERSATION, "m1", "m_echo") is True
+    assert ledger.store.reply_state(CONVERSATION, "m1").state == "sent"
 
 
 def test_outbound_record_keeps_a_status_that_arrived_first(ledger):

@@ -24,49 +24,48 @@ class Context:
         return self.remaining_ms
 
 
-def test_conversations_in_order_and_in_parallel():
-    # Given 3 conversations of 3 records each, interleaved, and a handler that takes 50 ms
+def test_one_call_per_conversation_and_conversations_in_parallel():
+    # Given 3 conversations of 3 records each, interleaved, and a handler that takes 50 ms per call
     records = [record(i, f"u{i % 3}") for i in range(9)]
-    seen: dict[str, list[int]] = {}
+    seen: dict[str, list[list[int]]] = {}
     lock = threading.Lock()
 
-    def handler(record: ReplyRecord, lambda_context: Any) -> None:
+    def handler(records: list[ReplyRecord], lambda_context: Any) -> None:
         time.sleep(0.05)
         with lock:
-            seen.setdefault(record.inbound.user_id, []).append(int(record.sequence_number))
+            seen.setdefault(records[0].inbound.user_id, []).append([int(r.sequence_number) for r in records])
 
     processor = ConversationOrderedProcessor(max_workers=8, finish=None)
     # When processed
     started = time.perf_counter()
     result = process_partial_response({"Records": records}, handler, processor, Context())
     elapsed = time.perf_counter() - started
-    # Then each conversation was handled in stream order, the three side by side
+    # Then each conversation was handled by one call with its records, the three side by side
     assert result == {"batchItemFailures": []}
-    assert seen == {"u0": [0, 3, 6], "u1": [1, 4, 7], "u2": [2, 5, 8]}
-    assert elapsed < 0.4
+    assert seen == {"u0": [[0, 3, 6]], "u1": [[1, 4, 7]], "u2": [[2, 5, 8]]}
+    assert elapsed < 0.14
 
 
-def test_failure_blocks_the_conversation_rest_only():
-    # Given user a's second record fails
+def test_a_blocked_conversation_reports_all_its_records_and_only_its_own():
+    # Given user a's conversation is blocked (its handler call raises)
     records = [record(1, "a"), record(2, "b"), record(3, "a"), record(4, "a"), record(5, "b")]
-    handled: list[int] = []
+    handled: list[list[int]] = []
 
-    def handler(record: ReplyRecord, lambda_context: Any) -> None:
-        seq = int(record.sequence_number)
-        handled.append(seq)
-        if seq == 3:
+    def handler(records: list[ReplyRecord], lambda_context: Any) -> None:
+        handled.append([int(r.sequence_number) for r in records])
+        if records[0].inbound.user_id == "a":
             raise RetryLaterError("boom")
 
     processor = ConversationOrderedProcessor(finish=None)
     # When processed
     result = process_partial_response({"Records": records}, handler, processor)
-    # Then the failed record and a's later one are reported, the later one never attempted
-    assert [int(f["itemIdentifier"]) for f in result["batchItemFailures"]] == [3, 4]
-    assert sorted(handled) == [1, 2, 3, 5]
+    # Then every record of a is reported (delivered again), none of b's
+    assert [int(f["itemIdentifier"]) for f in result["batchItemFailures"]] == [1, 3, 4]
+    assert sorted(handled) == [[1, 3, 4], [2, 5]]
 
 
 def test_entire_batch_failure_is_a_response_not_an_exception():
-    def handler(record: ReplyRecord, lambda_context: Any) -> None:
+    def handler(records: list[ReplyRecord], lambda_context: Any) -> None:
         raise RetryLaterError("down")
 
     result = process_partial_response(
@@ -101,13 +100,15 @@ def test_the_handler_gets_each_record_decoded_once_with_the_context():
     result = process_partial_response(
         {"Records": records}, lambda r, c: seen.append((r, c)), ConversationOrderedProcessor(finish=None), context
     )
-    # Then the handler got the decoded message (None for the item we do not answer) and the context
+    # Then the handler got the decoded messages (None for the item we do not answer) and the context
     assert result == {"batchItemFailures": []}
-    assert [(r.raw, r.inbound.text if r.inbound else None, c) for r, c in seen] == [
-        (records[0], "hi there", context),
-        (records[1], None, context),
+    ((got, got_context),) = seen
+    assert got_context is context
+    assert [(r.raw, r.inbound.text if r.inbound else None) for r in got] == [
+        (records[0], "hi there"),
+        (records[1], None),
     ]
-    assert decode(records[0]) == seen[0][0]
+    assert decode(records[0]) == got[0]
 
 
 def test_an_inbound_item_of_a_kind_we_do_not_answer_is_not_decoded_as_a_message():

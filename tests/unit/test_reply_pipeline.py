@@ -75,19 +75,37 @@ class Fixed:
         return [OutgoingMessage(text=t) for t in self.texts]
 
 
-def pipeline(sender: FakeSender, *texts: str, retry: RetryPolicy | None = None) -> tuple[ReplyPipeline, Ledger]:
-    ledger = Ledger(MemoryStore(), clock=lambda: NOW_MS / 1000)
-    sleeps: list[float] = []
+class Clock:
+    """A fake clock that a fake sleep moves on (the pipeline polls for confirmations and waits for turns)."""
+
+    def __init__(self) -> None:
+        self.now_s = NOW_MS / 1000
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now_s += seconds
+
+
+def pipeline(
+    sender: FakeSender, *texts: str, retry: RetryPolicy | None = None, store: MemoryStore | None = None
+) -> tuple[ReplyPipeline, Ledger]:
+    clock = Clock()
+    ledger = Ledger(store or MemoryStore(), clock=clock)
     p = ReplyPipeline(
         ledger=ledger,
         responder=Fixed(*(texts or ("hi",))),
         senders={"meta": sender},
         retry=retry or RetryPolicy(max_attempts=3, base_delay_s=0.01, reserve_ms=0),
-        clock=lambda: NOW_MS / 1000,
-        sleep=sleeps.append,
+        clock=clock,
+        sleep=clock.sleep,
         stats=ReplyStats(),
     )
-    p.sleeps = sleeps  # type: ignore[attr-defined]
+    p.sleeps = clock.sleeps  # type: ignore[attr-defined]
+    p.fake_clock = clock  # type: ignore[attr-defined]
     return p, ledger
 
 

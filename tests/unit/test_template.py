@@ -104,21 +104,48 @@ def test_globals_set_runtime_architecture_tracing_and_layer():
     function_globals = template()["Globals"]["Function"]
     assert function_globals["Runtime"] == "python3.13"
     assert function_globals["Architectures"] == ["arm64"]
-    assert function_globals["Tracing"] == "Active"
+    assert function_globals["Tracing"] == {"Ref": "Tracing"}
     assert function_globals["Layers"] == [{"Ref": "MessengerLayer"}]
+
+
+def test_tracing_is_a_parameter_off_by_default_and_powertools_follows_it():
+    # X-Ray costs per trace and Lambda's sampling cannot be changed: tracing is switched on to investigate
+    parameter = template()["Parameters"]["Tracing"]
+    assert parameter["Default"] == "PassThrough" and set(parameter["AllowedValues"]) == {"Active", "PassThrough"}
+    assert template()["Conditions"]["TracingActive"] == {"Fn::Equals": [{"Ref": "Tracing"}, "Active"]}
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_TRACE_DISABLED"] == {"Fn::If": ["TracingActive", "false", "true"]}
+
+
+@pytest.mark.parametrize(("function_id", "memory_mb"), [("WebhookFunction", 1024), ("ReplyFunction", 256)])
+def test_each_function_has_the_memory_its_measured_cpu_and_waits_call_for(function_id, memory_mb):
+    # The webhook is CPU-bound with a provider deadline; the reply function mostly waits for the Send API
+    assert "MemorySize" not in template()["Globals"]["Function"]
+    assert props(function_id)["MemorySize"] == memory_mb
+
+
+def test_retention_and_point_in_time_recovery_are_parameters_fit_for_short_lived_items():
+    parameters = template()["Parameters"]
+    # 14 days: the failure queue keeps a batch 14 days, and a redrive needs its items
+    queue_days = props("ReplyFailureQueue")["MessageRetentionPeriod"] // 86_400
+    assert int(parameters["RetentionDays"]["Default"]) == queue_days == 14
+    assert parameters["PointInTimeRecovery"]["Default"] == "false"
+    assert props("EventsTable")["PointInTimeRecoverySpecification"] == {
+        "PointInTimeRecoveryEnabled": {"Fn::If": ["PointInTimeRecoveryOn", True, False]}
+    }
 
 
 LOCAL_OVERRIDES = {
     "AWS_ENDPOINT_URL_DYNAMODB": "",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER": "",
     "AWS_ENDPOINT_URL_SQS": "",
-    "POWERTOOLS_TRACE_DISABLED": "false",
 }
 
 
 def test_globals_environment_has_exactly_the_contract_names():
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES) | {"HANDOVER_PAUSE_SECONDS"}
+    own = {"HANDOVER_PAUSE_SECONDS", "POWERTOOLS_TRACE_DISABLED"}
+    assert set(variables) == CONTRACT_ENV | set(LOCAL_OVERRIDES) | own
     # Declared empty only so that `sam local --env-vars events/env.json` can override them.
     assert {name: variables[name] for name in LOCAL_OVERRIDES} == LOCAL_OVERRIDES
     assert variables["EVENTS_TABLE"] == {"Ref": "EventsTable"}
@@ -293,7 +320,6 @@ def test_events_table_keeps_its_schema_stream_ttl_pitr_and_encryption():
     assert "GlobalSecondaryIndexes" not in table and "LocalSecondaryIndexes" not in table
     assert table["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
-    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert table["SSESpecification"] == {"SSEEnabled": True}
 
 
@@ -364,5 +390,5 @@ def test_table_permissions_are_the_verbs_the_store_uses():
         "dynamodb:Query",
         "dynamodb:UpdateItem",
     ]
-    assert sorted(reply["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    assert sorted(reply["Action"]) == ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:UpdateItem"]
     assert webhook["Resource"] == reply["Resource"] == {"Fn::GetAtt": ["EventsTable", "Arn"]}

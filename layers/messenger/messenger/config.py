@@ -12,7 +12,7 @@ DEFAULT_GRAPH_API_BASE = "https://graph.facebook.com"
 DEFAULT_GRAPH_API_VERSION = "v25.0"
 DEFAULT_VONAGE_API_BASE = "https://api.nexmo.com"
 # The one place for the defaults below: modules that take one of these as a parameter default import it from here.
-DEFAULT_RETENTION_DAYS = 90
+DEFAULT_RETENTION_DAYS = 14  # template.yaml RetentionDays: what dedupe, statuses and redrive need
 DEFAULT_SECRET_MAX_AGE_S = 300
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 DEFAULT_VONAGE_MAX_TOKEN_AGE_S = 300

@@ -75,3 +75,9 @@ class NotAttemptedError(RetryLaterError):
     """An earlier record of the same conversation failed (or time ran out): kept for after it."""
 
     code = "not_attempted"
+
+
+class TurnLostError(StorageError):
+    """Another invocation holds the conversation's reply turn now (ours ran out): stop answering it."""
+
+    code = "turn_lost"

@@ -9,7 +9,7 @@ rule of the responder) pauses the conversation the same way (see docs/messenger-
 
 from __future__ import annotations
 
-from messenger.models import Event, Kind
+from messenger.models import Event, Kind, Provider
 from messenger.storage import OutboundMessage, Store
 
 BOT_METADATA = "messenger-webhook:bot"
@@ -32,15 +32,22 @@ def answered_event_id(metadata: str | None) -> str | None:
 
 
 def echoed_outbound(event: Event) -> OutboundMessage | None:
-    """The outbound message an echo of our own send shows (None for any other event): Meta accepted it, so
-    it is `sent`; its part of the reply is unknown (an echo does not say)."""
-    inbound_id = answered_event_id(event.metadata) if event.kind is Kind.ECHO else None
+    """The outbound message an echo of our own send shows, or a Vonage status callback of one (it carries
+    our `client_ref`, the id of the message it answers); None for any other event. The provider accepted
+    it, so it is `sent`; its part of the reply is unknown (neither says)."""
+    if event.kind is Kind.ECHO:
+        inbound_id = answered_event_id(event.metadata)
+    elif event.kind is Kind.STATUS and event.provider is Provider.VONAGE:
+        client_ref = event.raw.get("client_ref")
+        inbound_id = client_ref if isinstance(client_ref, str) and client_ref else None
+    else:
+        inbound_id = None
     if inbound_id is None:
         return None
     return OutboundMessage(
         conversation=event.conversation_id,
         provider=event.provider.value,
-        message_id=event.event_id,
+        message_id=event.mids[0] if event.kind is Kind.STATUS and event.mids else event.event_id,
         page_id=event.page_id,
         user_id=event.user_id,
         in_reply_to=inbound_id,

@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from messenger import handover
 from messenger.errors import StorageError, StorageRejectedError
-from messenger.models import Event, Kind
+from messenger.models import STATUS_RANK, Event, Kind
 from messenger.observability import logger, metrics
 from messenger.storage import Store
 
@@ -33,6 +33,9 @@ from messenger.storage import Store
 INGEST_WORKERS = 16
 
 _EFFECT_KINDS = frozenset({Kind.STATUS, Kind.DELIVERY, Kind.READ, Kind.ECHO, Kind.HANDOVER})
+# The rank of the status a reply is recorded with when the provider accepts it (Vonage `submitted`, Meta
+# `sent`): a callback at or below it only repeats what the reply function wrote.
+_ACCEPTED_RANK = STATUS_RANK["submitted"]
 
 
 @dataclass(slots=True)
@@ -151,6 +154,8 @@ def _put(store: Store, event: Event) -> bool | None:
 
 def _apply_statuses(store: Store, event: Event) -> int:
     if event.kind is Kind.STATUS and event.status:
+        if _already_recorded(store, event.conversation_id, event.mids[0], event.status):
+            return 0
         applied = store.apply_status(
             event.conversation_id, event.mids[0], event.status, at_ms=event.timestamp_ms, error=event.error
         )
@@ -159,21 +164,46 @@ def _apply_statuses(store: Store, event: Event) -> int:
         return 0
     status = "delivered" if event.kind is Kind.DELIVERY else "read"
     ids = event.mids
-    if not ids and event.watermark_ms is not None:
-        # Meta may send only a watermark: everything sent up to then has reached that status.
-        ids = store.outbound_before(event.conversation_id, event.watermark_ms, below=status)
-    return sum(store.apply_status(event.conversation_id, mid, status, at_ms=event.timestamp_ms) for mid in ids)
+    watermark = event.watermark_ms if not ids else None
+    if watermark is not None:
+        # Meta may send only a watermark: everything sent up to then has reached that status. The unread
+        # messages it newly covers come from the conversation state, so the cost follows what it marks.
+        ids = store.outbound_before(event.conversation_id, watermark, below=status)
+    moved = sum(store.apply_status(event.conversation_id, mid, status, at_ms=event.timestamp_ms) for mid in ids)
+    if watermark is not None and ids:
+        store.advance_watermark(event.conversation_id, status, watermark)
+    return moved
+
+
+def _already_recorded(store: Store, conversation: str, message_id: str, status: str) -> bool:
+    """True when a `submitted` callback finds the message already recorded at that status or beyond.
+
+    The reply function records each accepted message as `submitted`, so the usual `submitted` callback
+    would be a conditional write that fails: billed a write unit for nothing. One read (a fifth of a write's
+    price) is enough to know. A callback that comes first still creates the message, as before.
+    """
+    rank = STATUS_RANK.get(status)
+    if rank is None or rank > _ACCEPTED_RANK:
+        return False
+    item = store.message(conversation, message_id)
+    return item is not None and int(item.get("status_rank", 0)) >= rank
 
 
 def _reconcile_echo(store: Store, event: Event) -> None:
-    """An echo of our own send proves Meta took it: record the whole outbound message, settle an ambiguous claim.
+    """An echo of our own send (or a Vonage status carrying our `client_ref`) proves the provider took it:
+    record the whole outbound message, settle an unconfirmed claim.
 
-    The echo's mid is also kept on the claim, so a reply function that only later decides the send was
-    ambiguous (its request timed out after the echo came) finds the proof there and counts it as sent.
+    The message id is also kept on the claim, so a reply function that only later decides the send was
+    unclear (its request timed out after the echo came) finds the proof there and counts it as sent.
+    Usually the reply function has already settled the claim as sent with this id, and recorded the
+    message: one read of the claim then saves the three writes (outbound, echo mid, settle condition).
     """
     outbound = handover.echoed_outbound(event)
     if outbound is None:
         return
+    claim = store.reply_state(event.conversation_id, outbound.in_reply_to)
+    if claim is not None and claim.state == "sent" and outbound.message_id in claim.message_ids:
+        return
     store.record_outbound(outbound)
-    if store.reconcile_echo(event.conversation_id, outbound.in_reply_to, event.event_id):
-        logger.info("ambiguous reply confirmed by Meta's echo", extra={"event_id": outbound.in_reply_to})
+    if store.reconcile_echo(event.conversation_id, outbound.in_reply_to, outbound.message_id):
+        logger.info("unclear reply confirmed by the provider", extra={"event_id": outbound.in_reply_to})

@@ -3,11 +3,14 @@
 Claim states (attribute `state`):
 
     claimed --> sent | failed | ambiguous | skipped     (terminal: a redelivered record sends nothing)
-        \\--> retryable --(next delivery re-claims)--> claimed
+        \\--> retryable --(next turn re-claims)--> claimed        (given up as failed after MAX_ATTEMPTS)
+        \\--> unconfirmed --(echo or status with our reference)--> sent
+                        \\--(no confirmation by `confirm_by_ms`)--> ambiguous (given up, alarmed)
 
 Every update after the claim is fenced by the owner's `claim_token`, so two workers can never both send.
-A `claimed` item whose owner vanished (the invocation crashed or timed out mid-send) cannot tell whether
-the request left: after `stale_after_s` it is marked ambiguous, never re-sent.
+Claims are only made by the holder of the conversation's reply turn (reply/conversation.py), so a
+`claimed` item found by the next holder belongs to an invocation that ended mid-send (its turn ran out):
+whether the request left is unknown, so it becomes `unconfirmed` and is never sent again blindly.
 """
 
 from __future__ import annotations
@@ -31,6 +34,15 @@ class ClaimState(StrEnum):
     AMBIGUOUS = "ambiguous"
     SKIPPED = "skipped"
     RETRYABLE = "retryable"
+    UNCONFIRMED = "unconfirmed"
+
+
+# A reply that failed transiently this many times (turns) is given up as failed, so the conversation's
+# later messages are answered; below the event source mapping's MaximumRetryAttempts (template.yaml).
+MAX_ATTEMPTS = 4
+# How long an unclear send waits for Meta's echo or Vonage's status callback before it is given up as
+# ambiguous (docs/design.md, "Unknown outcomes"). The conversation's later replies wait meanwhile.
+CONFIRM_WINDOW_MS = 30_000
 
 
 TERMINAL = frozenset({ClaimState.SENT, ClaimState.FAILED, ClaimState.AMBIGUOUS, ClaimState.SKIPPED})
@@ -50,42 +62,39 @@ class Claim:
     attempts: int
     parts_done: int = 0
     message_ids: list[str] = field(default_factory=list)
+    # Set while the send's outcome is unknown: the epoch ms until which a confirmation is awaited.
+    confirm_by_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """The reply was already settled (or is now, for a stale claim): nothing to send."""
+    """The reply was already settled: nothing to send. `message_ids` are what it sent (for read receipts)."""
 
     state: str
+    message_ids: tuple[str, ...] = ()
+    settled_at_ms: int = 0
 
 
 class ReplyLedger:
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, stale_after_s: int = 900):
+    def __init__(
+        self, store: Store, *, clock: Callable[[], float] = time.time, confirm_window_ms: int = CONFIRM_WINDOW_MS
+    ):
         self.store = store
         self.clock = clock
-        self.stale_after_s = stale_after_s
+        self.confirm_window_ms = confirm_window_ms
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-    def echoed(self, claim: Claim) -> bool:
-        """True when Meta already echoed a message of this reply that the claim does not know (so an unclear
-        send did go out). Those echoed mids join the claim's `message_ids`, so settling the claim records them
-        and their delivery and read statuses are tracked like any reply's."""
-        state = self.store.reply_state(claim.conversation, claim.inbound_event_id)
-        unknown = [mid for mid in (state.echo_mids if state else []) if mid not in claim.message_ids]
-        claim.message_ids.extend(unknown)
-        return bool(unknown)
-
-    def paused_until(self, inbound: InboundMessage) -> int:
-        """Epoch ms until which a person has this conversation (0: the bot may answer)."""
-        return self.store.paused_until(inbound.conversation_id)
 
     def pause(self, inbound: InboundMessage, until_ms: int, at_ms: int) -> None:
         self.store.set_pause(inbound.conversation_id, until_ms, at_ms, "handover_requested")
 
     def claim(self, inbound: InboundMessage) -> Claim | Settled:
-        """Own the reply to `inbound`, or learn that it is settled. ClaimBusyError if someone else is on it."""
+        """Own the reply to `inbound` (the caller holds the conversation's turn), or learn that it is settled.
+
+        A `retryable` claim is taken over with one more attempt; a `claimed` one (its invocation ended
+        mid-send) or an `unconfirmed` one is taken over as unconfirmed: the caller awaits its confirmation.
+        """
         token = uuid.uuid4().hex
         now_ms = self._now_ms()
         conversation, event_id = inbound.conversation_id, inbound.event_id
@@ -93,34 +102,38 @@ class ReplyLedger:
         if existing is None:
             return Claim(conversation, event_id, token, attempts=1)
         if existing.state in TERMINAL:
-            return Settled(existing.state)
+            return Settled(existing.state, tuple(existing.message_ids), existing.updated_at_ms)
+        claim = Claim(conversation, event_id, token, existing.attempts, existing.parts_done, list(existing.message_ids))
+        values: dict[str, Any] = {"claim_token": token, "updated_at_ms": now_ms}
         if existing.state == ClaimState.RETRYABLE:
-            attempts = existing.attempts + 1
-            if not self.store.reclaim_reply(
-                conversation, event_id, old_token=existing.token, token=token, attempts=attempts, now_ms=now_ms
-            ):
-                raise ClaimBusyError("another invocation re-claimed this reply first")
-            return Claim(conversation, event_id, token, attempts, existing.parts_done, list(existing.message_ids))
-        if now_ms - existing.updated_at_ms > self.stale_after_s * 1000:
-            stale = Claim(
-                conversation,
-                event_id,
-                existing.token,
-                existing.attempts,
-                existing.parts_done,
-                list(existing.message_ids),
-            )
-            self._finish(
-                stale,
-                ClaimState.AMBIGUOUS,
-                {
-                    "error_class": "StaleClaim",
-                    "code": "stale_claim",
-                    "reason": "a previous attempt stopped mid-send; it may or may not have been delivered",
-                },
-            )
-            return Settled(ClaimState.AMBIGUOUS.value)
-        raise ClaimBusyError("another invocation is sending this reply")
+            claim.attempts += 1
+            values.update(state=ClaimState.CLAIMED.value, attempts=claim.attempts)
+        else:
+            # Unknown whether the request left: confirm it, never send again blindly. A confirmation window
+            # runs from the unclear send (for a claim whose invocation ended mid-send: its last update).
+            claim.confirm_by_ms = existing.confirm_by_ms or existing.updated_at_ms + self.confirm_window_ms
+            values.update(state=ClaimState.UNCONFIRMED.value, confirm_by_ms=claim.confirm_by_ms)
+        if not self.store.reclaim_reply(
+            conversation, event_id, old_state=existing.state, old_token=existing.token, values=values
+        ):
+            raise ClaimBusyError("another invocation took this reply over first")
+        return claim
+
+    def unconfirmed(self, claim: Claim, details: dict[str, Any]) -> None:
+        """The send's outcome is unknown: await a confirmation until the window closes."""
+        claim.confirm_by_ms = self._now_ms() + self.confirm_window_ms
+        self.finish(claim, ClaimState.UNCONFIRMED, {**details, "confirm_by_ms": claim.confirm_by_ms})
+
+    def confirmed(self, claim: Claim) -> bool:
+        """True when Meta's echo (or Vonage's status callback with our reference) shows that the unclear send
+        went out. The confirmed message ids join the claim's `message_ids`, so settling the claim records them
+        and their delivery and read statuses are tracked like any reply's."""
+        state = self.store.reply_state(claim.conversation, claim.inbound_event_id)
+        if state is None:
+            return False
+        unknown = [mid for mid in state.echo_mids if mid not in claim.message_ids]
+        claim.message_ids.extend(unknown)
+        return state.state == ClaimState.SENT or bool(unknown)
 
     def part_sent(self, claim: Claim, message_id: str | None) -> None:
         """Checkpoint one sent part, so a retry after a later part's failure resumes after it."""

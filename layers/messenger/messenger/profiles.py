@@ -34,7 +34,7 @@ class ProfileCache:
             self.store.cache_profile(inbound.conversation_id, name, now + self.ttl_s)
             return name
         except Exception as exc:  # noqa: BLE001 - a profile is a nicety: never let it block the reply
-            logger.info(
+            logger.debug(
                 "profile look-up failed; replying without a name", extra={**log, "error_class": type(exc).__name__}
             )
             return None

@@ -1,9 +1,11 @@
 """The batch: a Powertools `BatchProcessor` for DynamoDB Streams that runs records per conversation.
 
-Each conversation runs in order on one worker thread, different conversations run concurrently, and after a
-failure the conversation's later records are reported failed without being attempted. The record handler is
-called as `handler(record: ReplyRecord, lambda_context)`: each record decoded once (records.py). Powertools
-builds the partial-batch response (`batchItemFailures` by SequenceNumber) as usual.
+A stream record is a doorbell for its conversation (docs/design.md, "Ordering"): the handler is called once
+per conversation of the batch, as `handler(records: list[ReplyRecord], lambda_context)` with that
+conversation's records decoded once (records.py), and answers the conversation's pending messages in the
+user's order. Different conversations run concurrently on worker threads. When a conversation is blocked
+(the handler raises), all of its records are reported failed, so they are delivered again. Powertools builds
+the partial-batch response (`batchItemFailures` by SequenceNumber) as usual.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ DEFAULT_WORKERS = 32
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 Outcome = tuple[bool, Any]  # (True, the handler's result) or (False, the failure's exc_info)
-RecordHandler = Callable[[ReplyRecord, "LambdaContext | None"], Any]
+ConversationHandler = Callable[[list[ReplyRecord], "LambdaContext | None"], Any]
 
 
 class ConversationOrderedProcessor(BatchProcessor):
@@ -91,23 +93,18 @@ class ConversationOrderedProcessor(BatchProcessor):
         return results
 
     def _run_group(self, indexes: list[int], entity: Any) -> list[tuple[int, Outcome]]:
-        """One conversation's records in order; after a failure (or when time runs short) the rest wait."""
+        """One conversation's records, answered together; when too little time is left they wait."""
         _set_trace_entity(entity)
-        handler: RecordHandler = self.handler
-        done: list[tuple[int, Outcome]] = []
-        blocked: str | None = None
-        for index in indexes:
-            if blocked is None and self._remaining_ms() < self.min_remaining_ms:
-                blocked = "too little time left in the invocation"
-            if blocked is not None:
-                done.append((index, (False, _exc_info(NotAttemptedError(blocked)))))
-                continue
+        outcome: Outcome
+        if self._remaining_ms() < self.min_remaining_ms:
+            outcome = (False, _exc_info(NotAttemptedError("too little time left in the invocation")))
+        else:
+            handler: ConversationHandler = self.handler
             try:
-                done.append((index, (True, handler(decode(self.records[index]), self.context))))
+                outcome = (True, handler([decode(self.records[i]) for i in indexes], self.context))
             except Exception:
-                done.append((index, (False, sys.exc_info())))
-                blocked = "an earlier record of this conversation failed"
-        return done
+                outcome = (False, sys.exc_info())
+        return [(index, outcome) for index in indexes]
 
     def _remaining_ms(self) -> int:
         return self.context.get_remaining_time_in_millis() if self.context is not None else sys.maxsize

@@ -1,9 +1,10 @@
-"""One inbound message, from the reply claim to a settled reply: claim -> respond -> policy -> send -> record."""
+"""A conversation's turn: its pending messages in the user's order, each from its reply claim to a settled
+reply: claim -> respond -> policy -> send -> record (docs/design.md, "Ordering")."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -20,13 +21,28 @@ from messenger.delivery import (
 from messenger.errors import MessengerError, RetryLaterError
 from messenger.messages import InboundMessage, OutgoingMessage
 from messenger.observability import logger
-from messenger.outbox import Claim, ClaimState, ReplyLedger, Settled
+from messenger.outbox import MAX_ATTEMPTS, Claim, ClaimState, ReplyLedger, Settled
 from messenger.policy import PolicyRefusedError, decide
 from messenger.profiles import ProfileCache
 from messenger.reply.stats import STATS, ReplyStats
+from messenger.reply.turn import RESERVE_MS, HeldTurn, TurnKeeper
 from messenger.responder import Responder
+from messenger.storage import UnreadMessage, event_key
+from messenger.storage.codec import still_unread
 
 RemainingMs = Callable[[], int]
+# How often an unclear send looks for its confirmation (an echo or a status callback).
+CONFIRM_POLL_S = 0.5
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What a turn has done so far: saved when it ends, also after a failure."""
+
+    answered_through: str
+    unread: list[UnreadMessage]
+    paused_until_ms: int
+    added: list[UnreadMessage] = field(default_factory=list)  # sent in this turn
 
 
 @dataclass
@@ -41,56 +57,164 @@ class ReplyPipeline:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
     stats: ReplyStats = field(default_factory=lambda: STATS)
+    turns: TurnKeeper | None = None
+
+    def __post_init__(self) -> None:
+        if self.turns is None:
+            self.turns = TurnKeeper(self.ledger.store, clock=self.clock, sleep=self.sleep)
 
     def handle(self, inbound: InboundMessage | None, remaining_ms: RemainingMs | None = None) -> str:
-        """Answer one inbound message (None: a record we do not answer). Returns the outcome; raises
-        RetryLaterError (or a storage error) for the record to be delivered again."""
-        sender = self.senders.get(inbound.provider) if inbound else None
-        if inbound is None or sender is None:
-            self.stats.inc("RecordsSkipped")
-            return "ignored"
+        """`answer` for one doorbell: that message's outcome ("ignored" for a record we do not answer)."""
+        return self.answer([inbound], remaining_ms).get(inbound.event_id if inbound else "", "ignored")
+
+    def answer(
+        self, doorbells: Sequence[InboundMessage | None], remaining_ms: RemainingMs | None = None
+    ) -> dict[str, str]:
+        """Answer the conversation these stream records rang for: take its turn, then every pending message
+        in key order (the rung ones among them, also one stored behind what was already answered).
+
+        Returns each answered message's outcome by event id. Raises RetryLaterError (or a storage error)
+        when the conversation is blocked for now: its records are delivered again, its later messages wait.
+        """
+        rung = [m for m in doorbells if m is not None and m.provider in self.senders]
+        if len(rung) < len(doorbells):
+            self.stats.inc("RecordsSkipped", len(doorbells) - len(rung))
+        if not rung:
+            return {}
+        assert self.turns is not None
+        turn = self.turns.take(rung[0].conversation_id, remaining_ms() if remaining_ms else None)
+        state = turn.state
+        progress = _Progress(
+            state.answered_through, still_unread(state.unread, state.read_watermark_ms), state.paused_until_ms
+        )
+        outcomes: dict[str, str] = {}
+        try:
+            for key, inbound in self._in_order(turn, rung):
+                outcomes[inbound.event_id] = self._answer_in_turn(inbound, key, turn, progress, remaining_ms)
+        finally:
+            marks = self.turns.end(turn, progress.answered_through, progress.unread)
+            self._statuses_missed(turn.conversation, progress.added, marks)
+        return outcomes
+
+    def _statuses_missed(self, conversation: str, added: list[UnreadMessage], marks: dict[str, int]) -> None:
+        """A read receipt (or delivery watermark) that came while this turn was still answering found its
+        replies not yet on the unread list: give them the status it carried now."""
+        for message in added:
+            status = next((s for s in ("read", "delivered") if message.sent_at_ms <= marks.get(s, -1)), None)
+            if status is not None:
+                self.ledger.store.apply_status(conversation, message.message_id, status, at_ms=marks[status])
+
+    def _in_order(self, turn: HeldTurn, rung: list[InboundMessage]) -> list[tuple[str, InboundMessage]]:
+        """The pending messages after the cursor, and any rung message stored behind it, in key order."""
+        found: dict[str, tuple[str, InboundMessage]] = {}
+        for item in self.ledger.store.pending_messages(turn.conversation, turn.state.answered_through):
+            try:
+                message = InboundMessage.from_item(item)
+            except (KeyError, ValueError, TypeError):
+                logger.warning("stored inbound message without the fields a reply needs", extra={"sk": item.get("sk")})
+                continue
+            if message.provider in self.senders:
+                found[message.event_id] = (str(item["sk"]), message)
+        for message in rung:
+            found.setdefault(message.event_id, (_key(message), message))
+        return sorted(found.values(), key=lambda pair: pair[0])
+
+    def _answer_in_turn(
+        self, inbound: InboundMessage, key: str, turn: HeldTurn, progress: _Progress, remaining_ms: RemainingMs | None
+    ) -> str:
+        # A message past the cursor the turn started from is not on the unread list yet, even if answered.
+        outcome = self._answer_one(inbound, turn, progress, remaining_ms, key > turn.state.answered_through)
+        if key > progress.answered_through:
+            progress.answered_through = key
+        return outcome
+
+    def _answer_one(
+        self,
+        inbound: InboundMessage,
+        turn: HeldTurn,
+        progress: _Progress,
+        remaining_ms: RemainingMs | None,
+        past_cursor: bool,
+    ) -> str:
+        sender = self.senders[inbound.provider]
         log = {"conversation_id": inbound.conversation_id, "event_id": inbound.event_id, "provider": inbound.provider}
         claim = self.ledger.claim(inbound)
         if isinstance(claim, Settled):
             self.stats.inc("RecordsSkipped")
-            logger.info("reply already settled; nothing sent", extra={**log, "state": claim.state})
+            logger.debug("reply already settled; nothing sent", extra={**log, "state": claim.state})
+            if claim.state == ClaimState.SENT and past_cursor:  # answered by a turn that died before it ended
+                self._unread(progress, claim.message_ids, claim.settled_at_ms)
             return f"already_{claim.state}"
-        if self.ledger.paused_until(inbound) > self.clock() * 1000:
+        if claim.confirm_by_ms is not None:
+            return self._await_confirmation(claim, turn, progress, log, remaining_ms)
+        if progress.paused_until_ms > self.clock() * 1000:
             logger.info("bot paused for this conversation; not answering", extra=log)
             return self._skipped(claim, "bot paused: a person has this conversation", "paused")
         if self.profiles is not None and sender.has_profiles:
             inbound = replace(inbound, first_name=self.profiles.first_name(inbound, sender.first_name))
         try:
-            replies, bodies = self._prepare(sender, inbound, claim, log)
+            replies, bodies = self._prepare(sender, inbound)
         except (PolicyRefusedError, PermanentSendError) as exc:
             return self._failed(claim, exc, log)
+        except Exception:
+            # A responder bug or a bad configuration: nothing was sent, so a later turn may try again.
+            logger.exception("preparing the reply failed", extra=log)
+            return self._retry_later(
+                claim, {"error_class": "PrepareError", "code": "prepare_failed"}, log, "reply not prepared; will retry"
+            )
         if not bodies:
             return self._skipped(claim, "the responder returned nothing to send", "skipped")
-        outcome = self._send(sender, inbound, claim, bodies, log, remaining_ms)
-        if outcome == "sent" and any(reply.handover for reply in replies):
-            now_ms = int(self.clock() * 1000)
-            self.ledger.pause(inbound, now_ms + self.handover_pause_s * 1000, now_ms)
-            logger.info("handed over to a person; bot paused", extra={**log, "pause_s": self.handover_pause_s})
+        outcome = self._send(sender, inbound, claim, bodies, log, turn, remaining_ms)
+        if outcome == "unconfirmed":
+            return self._await_confirmation(claim, turn, progress, log, remaining_ms)
+        if outcome == "sent":
+            self._unread(progress, claim.message_ids, int(self.clock() * 1000))
+            sent = {**log, "message_ids": claim.message_ids, "attempts": claim.attempts}
+            if any(reply.handover for reply in replies):
+                now_ms = int(self.clock() * 1000)
+                progress.paused_until_ms = now_ms + self.handover_pause_s * 1000
+                self.ledger.pause(inbound, progress.paused_until_ms, now_ms)
+                sent.update(handover=True, pause_s=self.handover_pause_s)
+            logger.info("reply sent", extra=sent)
         return outcome
 
-    def _prepare(
-        self, sender: Sender, inbound: InboundMessage, claim: Claim, log: dict[str, Any]
-    ) -> tuple[list[OutgoingMessage], list[dict[str, Any]]]:
+    def _unread(self, progress: _Progress, message_ids: Sequence[str], sent_at_ms: int) -> None:
+        known = {m.message_id for m in progress.unread}
+        new = [UnreadMessage(mid, sent_at_ms) for mid in message_ids if mid not in known]
+        progress.added.extend(new)
+        progress.unread = still_unread([*progress.unread, *new], -1)
+
+    def _await_confirmation(
+        self, claim: Claim, turn: HeldTurn, progress: _Progress, log: dict[str, Any], remaining_ms: RemainingMs | None
+    ) -> str:
+        """Wait for Meta's echo or Vonage's status to confirm an unclear send; the conversation's later
+        replies wait meanwhile. Past `confirm_by_ms` it is given up as ambiguous (counted, alarmed), never
+        sent again. Out of time in this invocation: RetryLaterError (the next turn waits on)."""
+        assert self.turns is not None and claim.confirm_by_ms is not None
+        while True:
+            if self.ledger.confirmed(claim):
+                self.ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
+                self.stats.inc("RepliesSent")
+                logger.info("unclear send confirmed by the provider; recorded as sent", extra=log)
+                self._unread(progress, claim.message_ids, int(self.clock() * 1000))
+                return "sent"
+            if self.clock() * 1000 >= claim.confirm_by_ms:
+                self.ledger.finish(
+                    claim, ClaimState.AMBIGUOUS, {"code": "unconfirmed", "reason": "no echo or status came"}
+                )
+                self.stats.inc("ReplyAmbiguous")
+                logger.warning("unclear send never confirmed; given up, not re-sent", extra=log)
+                return "ambiguous"
+            if remaining_ms is not None and remaining_ms() < RESERVE_MS:
+                raise RetryLaterError("waiting for an unclear send's confirmation")
+            self.turns.keep(turn)
+            self.sleep(CONFIRM_POLL_S)
+
+    def _prepare(self, sender: Sender, inbound: InboundMessage) -> tuple[list[OutgoingMessage], list[dict[str, Any]]]:
         """The replies and the request bodies that send them; PolicyRefusedError/PermanentSendError if we may not."""
-        try:
-            replies = self.responder.respond(inbound)
-            policy = decide(
-                inbound.timestamp_ms, int(self.clock() * 1000), human_agent_enabled=self.human_agent_enabled
-            )
-            return replies, sender.plan(inbound, replies, policy)
-        except (PolicyRefusedError, PermanentSendError):
-            raise
-        except Exception:
-            # A responder bug or a bad configuration: nothing was sent, so a later delivery may try again.
-            logger.exception("preparing the reply failed", extra=log)
-            self.ledger.finish(claim, ClaimState.RETRYABLE, {"error_class": "PrepareError"})
-            self.stats.inc("ReplyFailedTransient")
-            raise
+        replies = self.responder.respond(inbound)
+        policy = decide(inbound.timestamp_ms, int(self.clock() * 1000), human_agent_enabled=self.human_agent_enabled)
+        return replies, sender.plan(inbound, replies, policy)
 
     def _send(
         self,
@@ -99,31 +223,32 @@ class ReplyPipeline:
         claim: Claim,
         bodies: list[dict[str, Any]],
         log: dict[str, Any],
+        turn: HeldTurn,
         remaining_ms: RemainingMs | None,
     ) -> str:
+        assert self.turns is not None
         for index in range(claim.parts_done, len(bodies)):
+            self.turns.keep(turn)
             try:
                 result = self._post(sender, inbound, bodies[index], log, remaining_ms)
             except TransientSendError as exc:
-                self._retry_later(
+                return self._retry_later(
                     claim,
                     exc.details(),
                     {**log, **exc.details(), "part": index},
                     "reply failed transiently; the record will be retried",
                 )
-                raise RetryLaterError(exc.reason) from exc
             except PermanentSendError as exc:
                 return self._failed(claim, exc, {**log, "part": index})
             except AmbiguousSendError as exc:
                 return self._ambiguous(claim, exc.details(), {**log, "part": index})
             except MessengerError as exc:  # secret unavailable, configuration: raised before any request
-                self._retry_later(
+                return self._retry_later(
                     claim,
-                    {"error_class": type(exc).__name__, "code": exc.code},
+                    {"error_class": type(exc).__name__, "code": exc.code, "reason": exc.code},
                     {**log, "error": exc.code},
                     "reply not sent; will retry",
                 )
-                raise RetryLaterError(exc.code) from exc
             except Exception as exc:
                 logger.exception("unexpected failure while sending; not re-sent", extra=log)
                 return self._ambiguous(claim, {"error_class": type(exc).__name__, "code": "unexpected"}, log)
@@ -131,7 +256,6 @@ class ReplyPipeline:
         self.stats.reply_latency(self.clock() * 1000 - inbound.timestamp_ms)
         self.ledger.finish(claim, ClaimState.SENT, {"parts_total": len(bodies), "attempts": claim.attempts})
         self.stats.inc("RepliesSent")
-        logger.info("reply sent", extra={**log, "message_ids": claim.message_ids})
         return "sent"
 
     def _part_sent(
@@ -176,7 +300,7 @@ class ReplyPipeline:
                 if not self.retry.may_retry(attempt, delay, remaining_ms() if remaining_ms else None):
                     raise
                 self.stats.inc("ReplyRetried")
-                logger.info(
+                logger.debug(
                     "transient provider error; retrying",
                     extra={**log, "attempt": attempt, "delay_s": round(delay, 3), "code": exc.code},
                 )
@@ -190,10 +314,18 @@ class ReplyPipeline:
         self.stats.inc("RecordsSkipped")
         return outcome
 
-    def _retry_later(self, claim: Claim, details: dict[str, Any], log: dict[str, Any], message: str) -> None:
+    def _retry_later(self, claim: Claim, details: dict[str, Any], log: dict[str, Any], message: str) -> str:
+        """A transient failure: retried with the conversation's records (RetryLaterError), or, after
+        MAX_ATTEMPTS turns, given up as failed (counted and alarmed) so the later messages are answered."""
+        if claim.attempts >= MAX_ATTEMPTS:
+            self.ledger.finish(claim, ClaimState.FAILED, {**details, "given_up": "retries_exhausted"})
+            self.stats.inc("ReplyGivenUp")
+            logger.error("reply failed transiently too often; given up", extra={**log, "attempts": claim.attempts})
+            return "failed"
         self.ledger.finish(claim, ClaimState.RETRYABLE, details)
         self.stats.inc("ReplyFailedTransient")
         logger.warning(message, extra=log)
+        raise RetryLaterError(str(details.get("reason") or details.get("code") or "transient failure"))
 
     def _failed(self, claim: Claim, exc: SendError | PolicyRefusedError, log: dict[str, Any]) -> str:
         details = (
@@ -207,14 +339,14 @@ class ReplyPipeline:
         return "failed"
 
     def _ambiguous(self, claim: Claim, details: dict[str, Any], log: dict[str, Any]) -> str:
-        if self.ledger.echoed(claim):
-            self.ledger.finish(claim, ClaimState.SENT, {**details, "reconciled_by": "echo"})
-            self.stats.inc("RepliesSent")
-            logger.info("unclear send confirmed by Meta's echo; recorded as sent", extra={**log, **details})
-            return "sent"
-        self.ledger.finish(claim, ClaimState.AMBIGUOUS, details)
-        self.stats.inc("ReplyAmbiguous")
+        """The request may have been delivered: recorded as unconfirmed, then confirmed or given up."""
+        self.ledger.unconfirmed(claim, details)
         logger.warning(
-            "reply outcome unknown (may have been delivered); recorded, not re-sent", extra={**log, **details}
+            "reply outcome unknown (may have been delivered); awaiting confirmation", extra={**log, **details}
         )
-        return "ambiguous"
+        return "unconfirmed"
+
+
+def _key(message: InboundMessage) -> str:
+    """The event key a message is stored under (the order the turn answers in)."""
+    return event_key(message.conversation_id, message.event_id, message.timestamp_ms)[1]

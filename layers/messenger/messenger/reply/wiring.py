@@ -76,6 +76,7 @@ def current_pipeline() -> ReplyPipeline:
     return pipeline_for(get_settings())
 
 
-def record_handler(record: ReplyRecord, lambda_context: LambdaContext | None = None) -> str:
+def conversation_handler(records: list[ReplyRecord], lambda_context: LambdaContext | None = None) -> dict[str, str]:
+    """The records of one conversation in a batch: answer its pending messages (outcomes by event id)."""
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
-    return current_pipeline().handle(record.inbound, remaining)
+    return current_pipeline().answer([record.inbound for record in records], remaining)

@@ -6,9 +6,17 @@
 - `memory.py`: `MemoryStore`, the in-memory twin for unit tests and benchmarks (imported from there).
 """
 
-from messenger.storage.codec import event_item, from_item, new_inbound, record_conversation, stream_keys, to_item
+from messenger.storage.codec import (
+    event_item,
+    event_key,
+    from_item,
+    new_inbound,
+    record_conversation,
+    stream_keys,
+    to_item,
+)
 from messenger.storage.dynamodb import DynamoStore, dynamodb_client
-from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Store
+from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Store, Turn, UnreadMessage
 
 __all__ = [
     "CachedProfile",
@@ -17,8 +25,11 @@ __all__ = [
     "OutboundMessage",
     "ReplyState",
     "Store",
+    "Turn",
+    "UnreadMessage",
     "dynamodb_client",
     "event_item",
+    "event_key",
     "from_item",
     "new_inbound",
     "record_conversation",

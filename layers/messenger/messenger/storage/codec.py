@@ -1,10 +1,12 @@
 """The table's keys and item codec: the only place that knows how an item is addressed and encoded.
 
 Keys (docs/design.md, "Keys"): `pk` is the conversation, `"<provider>#<page_id>#<user_id>"`, so every item
-of one person's conversation shares one partition key and the stream keeps them in one shard. `sk` says
-what the item is: `EVT#<event_id>` (a stored provider event), `MSG#<message_id>` (an outbound message),
-`REPLY#<inbound_event_id>` (the reply claim), `STATE` (the handover pause), `PROFILE` (the cached first
-name). A data-deletion request is `pk = DEL#<code>`, `sk = DEL`.
+of one person's conversation shares one partition key. `sk` says what the item is:
+`EVT#<provider time, 15 digits>#<event_id>` (a stored provider event, in the order the user sent them: the
+reply side reads a conversation's pending messages in key order), `MSG#<message_id>` (an outbound message),
+`REPLY#<inbound_event_id>` (the reply claim), `STATE` (the conversation's state: handover pause, the reply
+turn and the answered-through cursor, unread outbound messages), `PROFILE` (the cached first name). A
+data-deletion request is `pk = DEL#<code>`, `sk = DEL`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from messenger.models import STATUS_RANK, Event, RecordType
-from messenger.storage.port import NewClaim, OutboundMessage
+from messenger.storage.port import NewClaim, OutboundMessage, Turn, UnreadMessage
 
 EVENT = "EVT#"
 MESSAGE = "MSG#"
@@ -61,8 +63,18 @@ def _key(pk: str, sk: str) -> Key:
     return bounded_key_part(pk, MAX_PK_BYTES), bounded_key_part(sk, MAX_SK_BYTES)
 
 
-def event_key(conversation: str, event_id: str) -> Key:
-    return _key(conversation, f"{EVENT}{event_id}")
+_ORDER_DIGITS = 15
+_MAX_ORDER = 10**_ORDER_DIGITS - 1
+# Every event key sorts between these: `EVT#` then digits (the provider time).
+EVENTS_FIRST = EVENT
+EVENTS_LAST = f"{EVENT}~"
+
+
+def event_key(conversation: str, event_id: str, timestamp_ms: int) -> Key:
+    """The provider's time first, so a conversation's events sort in the order the user sent them; the id
+    breaks ties. A redelivery carries the same time and id, so it addresses the same item (dedupe)."""
+    order = min(max(int(timestamp_ms), 0), _MAX_ORDER)
+    return _key(conversation, f"{EVENT}{order:0{_ORDER_DIGITS}d}#{event_id}")
 
 
 def message_key(conversation: str, message_id: str) -> Key:
@@ -134,7 +146,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_values(event: Event, *, now_s: int, retention_s: int) -> dict[str, Any]:
-    pk, sk = event_key(event.conversation_id, event.event_id)
+    pk, sk = event_key(event.conversation_id, event.event_id, event.timestamp_ms)
     return {
         "pk": pk,
         "sk": sk,
@@ -346,3 +358,57 @@ def outbound_defaults(message: OutboundMessage, expires_at: int) -> dict[str, An
         "status_at_ms": message.sent_at_ms,
         "expires_at": expires_at,
     }
+
+
+# -- the conversation state: reply turn, cursor, unread outbound messages --------------------------------
+
+TURN_TOKEN = "turn_token"
+TURN_UNTIL = "turn_until_ms"
+ANSWERED_THROUGH = "answered_through"
+UNREAD = "unread"
+# Unread outbound messages kept for read receipts: the newest, so a user who never reads costs a bounded item.
+UNREAD_LIMIT = 100
+# Claim states an echo or a status callback with our reference settles as sent (outbox.ClaimState).
+CONFIRMABLE = ("unconfirmed", "ambiguous")
+
+
+def watermark_attribute(status: str) -> str:
+    return f"{status}_watermark_ms"
+
+
+def turn_from_state(values: dict[str, Any]) -> Turn:
+    return Turn(
+        token=str(values.get(TURN_TOKEN, "")),
+        answered_through=str(values.get(ANSWERED_THROUGH, "")),
+        paused_until_ms=int(values.get("paused_until_ms", 0)),
+        unread=unread_messages(values),
+        read_watermark_ms=int(values.get(watermark_attribute("read"), 0)),
+    )
+
+
+def unread_messages(values: dict[str, Any]) -> list[UnreadMessage]:
+    found = []
+    for entry in values.get(UNREAD, []):
+        if isinstance(entry, list) and len(entry) == 2:
+            found.append(UnreadMessage(str(entry[0]), int(entry[1])))
+    return found
+
+
+WATERMARK_STATUSES = ("delivered", "read")
+
+
+def watermarks(values: dict[str, Any]) -> dict[str, int]:
+    """The status watermarks a conversation state holds, by status."""
+    return {s: int(values[watermark_attribute(s)]) for s in WATERMARK_STATUSES if watermark_attribute(s) in values}
+
+
+def unread_between(values: dict[str, Any], status: str, watermark_ms: int) -> list[str]:
+    """Ids of the unread messages a `status` watermark newly covers: sent after the last one, up to this."""
+    last = int(values.get(watermark_attribute(status), -1))
+    return [m.message_id for m in unread_messages(values) if last < m.sent_at_ms <= watermark_ms]
+
+
+def still_unread(unread: list[UnreadMessage], read_watermark_ms: int) -> list[UnreadMessage]:
+    """What stays on the list: not covered by the read watermark, the newest UNREAD_LIMIT."""
+    kept = [m for m in unread if m.sent_at_ms > read_watermark_ms]
+    return kept[-UNREAD_LIMIT:]

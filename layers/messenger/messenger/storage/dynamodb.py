@@ -1,8 +1,9 @@
 """`DynamoStore`: the storage port on the events table. The only module that writes a DynamoDB expression.
 
-Cost of an answered single-part message: claim (PutItem), pause check (GetItem), outbound message
-(UpdateItem), settle (UpdateItem) = 3 writes and 1 read; a redelivered record costs one failed
-conditional put, which returns the existing claim (ReturnValuesOnConditionCheckFailure), so no read.
+Cost of an answered single-part message (docs/design.md, "Ordering"): take the turn (UpdateItem, which
+also returns the pause and the cursor), pending messages (Query), claim (PutItem), outbound message
+(UpdateItem), settle (UpdateItem), end the turn (UpdateItem) = 5 writes and 1 read. A redelivered record
+whose message is answered costs the turn and an empty query.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from messenger.aws import aws_client
-from messenger.errors import StorageError, StorageRejectedError
+from messenger.errors import StorageError, StorageRejectedError, TurnLostError
 from messenger.models import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key, from_item, key_attributes, to_attribute, to_item
-from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState
+from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Turn, UnreadMessage
 
 _BATCH_WRITE_LIMIT = 25
 
@@ -135,19 +136,17 @@ class DynamoStore:
         return bool(self._update(codec.message_key(conversation, message_id), update))
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
-        values = {
-            ":pk": {"S": conversation},
-            ":msg": {"S": codec.MESSAGE},
-            ":w": {"N": str(watermark_ms)},
-            ":below": {"N": str(STATUS_RANK[below])},
-        }
-        items = self._query(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :msg)",
-            FilterExpression="sent_at_ms <= :w AND (attribute_not_exists(status_rank) OR status_rank < :below)",
-            ExpressionAttributeValues=values,
-            ProjectionExpression="message_id",
-        )
-        return [str(item["message_id"]) for item in items if item.get("message_id")]
+        state = self._get(codec.state_key(conversation)) or {}
+        return codec.unread_between(state, below, watermark_ms)
+
+    def advance_watermark(self, conversation: str, status: str, watermark_ms: int) -> bool:
+        update = _Update()
+        name = update.n(codec.watermark_attribute(status))
+        update.sets.append(f"{name} = {update.v(watermark_ms)}")
+        update.set_if_absent("record_type", RecordType.STATE.value)
+        update.set_if_absent("expires_at", self._expires())
+        update.condition = f"attribute_not_exists({name}) OR {name} < {update.v(watermark_ms)}"
+        return bool(self._update(codec.state_key(conversation), update))
 
     def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
@@ -155,17 +154,19 @@ class DynamoStore:
         noted.condition = f"attribute_exists({noted.n('pk')})"
         if not self._update(key, noted):
             return False
-        # Settle an ambiguous claim, and make the echo's mid one of the message ids of a claim settled by
-        # echoes (a later part's echo joins them too), so its statuses are tracked like any reply's.
+        # Settle a claim whose send is unconfirmed (or was given up as ambiguous), and make the echo's mid one
+        # of the message ids of a claim settled by echoes (a later part's echo joins them too), so its
+        # statuses are tracked like any reply's.
         settle = _Update().set_all({"state": "sent", "reconciled_by": "echo"})
         ids = settle.n("message_ids")
         settle.sets.append(f"{ids} = list_append(if_not_exists({ids}, {settle.v([])}), {settle.v([echo_mid])})")
+        state = settle.n("state")
         settle.condition = (
-            f"{settle.n('state')} = {settle.v('ambiguous')} OR ({settle.n('reconciled_by')} = "
+            f"{state} IN ({', '.join(settle.v(s) for s in codec.CONFIRMABLE)}) OR ({settle.n('reconciled_by')} = "
             f"{settle.v('echo')} AND NOT contains({ids}, {settle.v(echo_mid)}))"
         )
         old = self._update(key, settle, return_old=True)
-        return old is not None and old.get("state") == "ambiguous"
+        return old is not None and old.get("state") in codec.CONFIRMABLE
 
     # -- conversation state ---------------------------------------------------------------------------
 
@@ -187,6 +188,54 @@ class DynamoStore:
         item = self._get(codec.state_key(conversation))
         return int(item.get("paused_until_ms", 0)) if item else 0
 
+    # -- the reply turn -------------------------------------------------------------------------------------
+
+    def take_turn(self, conversation: str, token: str, *, now_ms: int, until_ms: int) -> Turn | int:
+        update = _Update().set_all({codec.TURN_TOKEN: token, codec.TURN_UNTIL: until_ms, "expires_at": self._expires()})
+        update.set_if_absent("record_type", RecordType.STATE.value)
+        until = update.n(codec.TURN_UNTIL)
+        update.condition = f"attribute_not_exists({until}) OR {until} < {update.v(now_ms)}"
+        written, values = self._update_returning(codec.state_key(conversation), update)
+        if not written:
+            return int(values.get(codec.TURN_UNTIL, now_ms))
+        return codec.turn_from_state(values)
+
+    def pending_messages(self, conversation: str, after: str) -> list[dict[str, Any]]:
+        values = {
+            ":pk": {"S": conversation},
+            ":from": {"S": after or codec.EVENTS_FIRST},
+            ":to": {"S": codec.EVENTS_LAST},
+            ":inbound": {"S": RecordType.INBOUND.value},
+            ":now": {"N": str(int(time.time()))},
+        }
+        items = self._query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :from AND :to",
+            # An expired item may still be read until TTL deletes it (days later): never answer one.
+            FilterExpression="record_type = :inbound AND (attribute_not_exists(expires_at) OR expires_at > :now)",
+            ExpressionAttributeValues=values,
+        )
+        return [{**item, "conversation_id": item["pk"]} for item in items if item["sk"] != after]
+
+    def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
+        update = _Update().set(codec.TURN_UNTIL, until_ms)
+        update.condition = f"{update.n(codec.TURN_TOKEN)} = {update.v(token)}"
+        if not self._update(codec.state_key(conversation), update):
+            raise TurnLostError("another invocation holds this conversation's turn now")
+
+    def end_turn(
+        self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]
+    ) -> dict[str, int]:
+        update = _Update()
+        if answered_through:
+            update.set(codec.ANSWERED_THROUGH, answered_through)
+        update.set(codec.UNREAD, [list(message) for message in unread])
+        update.remove(codec.TURN_TOKEN).remove(codec.TURN_UNTIL)
+        update.condition = f"{update.n(codec.TURN_TOKEN)} = {update.v(token)}"
+        written, values = self._update_returning(codec.state_key(conversation), update)
+        if not written:
+            raise TurnLostError("another invocation holds this conversation's turn now")
+        return codec.watermarks(values)
+
     # -- the reply ledger -------------------------------------------------------------------------------
 
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
@@ -205,13 +254,17 @@ class DynamoStore:
         raise StorageError("reply claim raced with its own expiry")
 
     def reclaim_reply(
-        self, conversation: str, inbound_event_id: str, *, old_token: str, token: str, attempts: int, now_ms: int
+        self,
+        conversation: str,
+        inbound_event_id: str,
+        *,
+        old_state: str,
+        old_token: str,
+        values: dict[str, Any],
     ) -> bool:
-        update = _Update().set_all(
-            {"state": "claimed", "claim_token": token, "attempts": attempts, "updated_at_ms": now_ms}
-        )
+        update = _Update().set_all(values)
         update.condition = (
-            f"{update.n('state')} = {update.v('retryable')} AND {update.n('claim_token')} = {update.v(old_token)}"
+            f"{update.n('state')} = {update.v(old_state)} AND {update.n('claim_token')} = {update.v(old_token)}"
         )
         return bool(self._update(codec.reply_key(conversation, inbound_event_id), update))
 
@@ -358,6 +411,29 @@ class DynamoStore:
         except BotoCoreError as exc:
             raise _storage_error("UpdateItem", exc) from exc
         return from_item(response.get("Attributes") or {}) if return_old else True
+
+    def _update_returning(self, key: Key, update: _Update) -> tuple[bool, dict[str, Any]]:
+        """One conditional UpdateItem that also returns the item: (True, the new item) if written, else (False,
+        the item as it is)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": key_attributes(key),
+            "UpdateExpression": update.expression(),
+            "ExpressionAttributeNames": update.names,
+            "ExpressionAttributeValues": update.values,
+            "ConditionExpression": update.condition,
+            "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        try:
+            response = self.client.update_item(**kwargs)
+        except ClientError as exc:
+            if _error_code(exc) == "ConditionalCheckFailedException":
+                return False, from_item(exc.response.get("Item") or {})
+            raise _storage_error("UpdateItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error("UpdateItem", exc) from exc
+        return True, from_item(response.get("Attributes") or {})
 
     def _get(self, key: Key, consistent: bool = True) -> dict[str, Any] | None:
         try:

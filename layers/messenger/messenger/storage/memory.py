@@ -12,11 +12,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from messenger.errors import StorageRejectedError
+from messenger.errors import StorageRejectedError, TurnLostError
 from messenger.models import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key
-from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState
+from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Turn, UnreadMessage
 
 
 class MemoryStore:
@@ -96,16 +96,19 @@ class MemoryStore:
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
         with self._lock:
-            self.operations["Query"] += 1
-            return [
-                item["message_id"]
-                for (pk, sk), item in sorted(self.items.items())
-                if pk == conversation
-                and sk.startswith(codec.MESSAGE)
-                and "sent_at_ms" in item
-                and item["sent_at_ms"] <= watermark_ms
-                and item.get("status_rank", 0) < STATUS_RANK[below]
-            ]
+            state = self._item(codec.state_key(conversation)) or {}
+        return codec.unread_between(state, below, watermark_ms)
+
+    def advance_watermark(self, conversation: str, status: str, watermark_ms: int) -> bool:
+        key, name = codec.state_key(conversation), codec.watermark_attribute(status)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            if self.items.get(key, {}).get(name, -1) >= watermark_ms:
+                return False
+            self._upsert(
+                key, {name: watermark_ms}, {"record_type": RecordType.STATE.value, "expires_at": self._expires()}
+            )
+            return True
 
     def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
@@ -116,7 +119,7 @@ class MemoryStore:
                 return False
             item["echo_mids"] = sorted(set(item.get("echo_mids", [])) | {echo_mid})
             self.operations["UpdateItem"] += 1
-            settles = item.get("state") == "ambiguous"
+            settles = item.get("state") in codec.CONFIRMABLE
             if settles or (item.get("reconciled_by") == "echo" and echo_mid not in item.get("message_ids", [])):
                 item.update(state="sent", reconciled_by="echo", message_ids=[*item.get("message_ids", []), echo_mid])
             return settles
@@ -146,6 +149,58 @@ class MemoryStore:
             item = self._item(codec.state_key(conversation))
         return int(item.get("paused_until_ms", 0)) if item else 0
 
+    # -- the reply turn -------------------------------------------------------------------------------------
+
+    def take_turn(self, conversation: str, token: str, *, now_ms: int, until_ms: int) -> Turn | int:
+        key = codec.state_key(conversation)
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            held_until = self.items.get(key, {}).get(codec.TURN_UNTIL)
+            if held_until is not None and held_until >= now_ms:
+                return int(held_until)
+            item = self._upsert(
+                key,
+                {codec.TURN_TOKEN: token, codec.TURN_UNTIL: until_ms, "expires_at": self._expires()},
+                {"record_type": RecordType.STATE.value},
+            )
+            return codec.turn_from_state(item)
+
+    def pending_messages(self, conversation: str, after: str) -> list[dict[str, Any]]:
+        now = int(time.time())
+        with self._lock:
+            self.operations["Query"] += 1
+            return [
+                {**copy.deepcopy(item), "conversation_id": pk}
+                for (pk, sk), item in sorted(self.items.items())
+                if pk == conversation
+                and max(after, codec.EVENTS_FIRST) < sk <= codec.EVENTS_LAST
+                and item.get("record_type") == RecordType.INBOUND.value
+                and item.get("expires_at", now + 1) > now
+            ]
+
+    def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            item = self.items.get(codec.state_key(conversation), {})
+            if item.get(codec.TURN_TOKEN) != token:
+                raise TurnLostError("another invocation holds this conversation's turn now")
+            item[codec.TURN_UNTIL] = until_ms
+
+    def end_turn(
+        self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]
+    ) -> dict[str, int]:
+        with self._lock:
+            self.operations["UpdateItem"] += 1
+            item = self.items.get(codec.state_key(conversation), {})
+            if item.get(codec.TURN_TOKEN) != token:
+                raise TurnLostError("another invocation holds this conversation's turn now")
+            if answered_through:
+                item[codec.ANSWERED_THROUGH] = answered_through
+            item[codec.UNREAD] = [list(message) for message in unread]
+            item.pop(codec.TURN_TOKEN, None)
+            item.pop(codec.TURN_UNTIL, None)
+            return codec.watermarks(item)
+
     # -- the reply ledger -------------------------------------------------------------------------------
 
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
@@ -158,15 +213,21 @@ class MemoryStore:
             return None
 
     def reclaim_reply(
-        self, conversation: str, inbound_event_id: str, *, old_token: str, token: str, attempts: int, now_ms: int
+        self,
+        conversation: str,
+        inbound_event_id: str,
+        *,
+        old_state: str,
+        old_token: str,
+        values: dict[str, Any],
     ) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
         with self._lock:
             self.operations["UpdateItem"] += 1
             item = self.items.get(key)
-            if item is None or item.get("state") != "retryable" or item.get("claim_token") != old_token:
+            if item is None or item.get("state") != old_state or item.get("claim_token") != old_token:
                 return False
-            item.update(state="claimed", claim_token=token, attempts=attempts, updated_at_ms=now_ms)
+            self._upsert(key, values)
             return True
 
     def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:

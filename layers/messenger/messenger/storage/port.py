@@ -36,6 +36,7 @@ class ReplyState:
     message_ids: list[str] = field(default_factory=list)
     updated_at_ms: int = 0
     echo_mids: list[str] = field(default_factory=list)
+    confirm_by_ms: int | None = None
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> ReplyState:
@@ -47,6 +48,7 @@ class ReplyState:
             message_ids=list(values.get("message_ids", [])),
             updated_at_ms=int(values.get("updated_at_ms", 0)),
             echo_mids=list(values.get("echo_mids", [])),
+            confirm_by_ms=int(values["confirm_by_ms"]) if values.get("confirm_by_ms") else None,
         )
 
 
@@ -63,6 +65,27 @@ class OutboundMessage(NamedTuple):
     sent_at_ms: int
     status: str
     text: str | None = None
+
+
+class UnreadMessage(NamedTuple):
+    """An outbound message not yet read, kept on the conversation state so a read receipt finds it."""
+
+    message_id: str
+    sent_at_ms: int
+
+
+class Turn(NamedTuple):
+    """The conversation's reply turn (docs/design.md, "Ordering"), and the conversation state read with it.
+
+    Whoever holds the turn answers the conversation's pending messages in key order; `answered_through` is
+    the event key up to which they are answered ("" before the first).
+    """
+
+    token: str
+    answered_through: str
+    paused_until_ms: int
+    unread: list[UnreadMessage]
+    read_watermark_ms: int
 
 
 class CachedProfile(NamedTuple):
@@ -89,7 +112,13 @@ class Store(Protocol):
         """Move an outbound message to `status` unless it is already there or further. True if moved."""
 
     def outbound_before(self, conversation: str, watermark_ms: int, below: str = "read") -> list[str]:
-        """Ids of the conversation's outbound messages sent at or before `watermark_ms`, not yet at `below`."""
+        """Ids of the conversation's unread outbound messages sent after its last `below` watermark and at or
+        before `watermark_ms` (from the conversation state: the cost follows what it marks, not the
+        conversation's length). `advance_watermark` records the new watermark afterwards."""
+
+    def advance_watermark(self, conversation: str, status: str, watermark_ms: int) -> bool:
+        """Keep `watermark_ms` as the conversation's `status` ("delivered"/"read") watermark unless a later one
+        is there. True if moved."""
 
     def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
         """Keep an echo's mid on the reply claim it answers; settle that claim as sent if it was ambiguous.
@@ -104,14 +133,40 @@ class Store(Protocol):
     def paused_until(self, conversation: str) -> int:
         """Epoch ms until which the bot stays quiet in this conversation (0 when it may answer)."""
 
+    # -- the reply turn --------------------------------------------------------------------------------
+    def take_turn(self, conversation: str, token: str, *, now_ms: int, until_ms: int) -> Turn | int:
+        """Take the conversation's reply turn until `until_ms` if nobody holds it (or the holder's time ran
+        out). The Turn with the conversation's state; else the epoch ms until which the holder has it."""
+
+    def pending_messages(self, conversation: str, after: str) -> list[dict[str, Any]]:
+        """The conversation's stored inbound messages with keys after `after`, in key order, decoded (each
+        with its `conversation_id`). `after` "" reads from the first."""
+
+    def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
+        """Hold the turn until `until_ms`. TurnLostError when another invocation holds it now."""
+
+    def end_turn(
+        self, conversation: str, token: str, *, answered_through: str, unread: list[UnreadMessage]
+    ) -> dict[str, int]:
+        """Save the progress (the cursor, the unread outbound messages) and let go of the turn. Returns the
+        conversation's status watermarks as they are now ({"read": ms, ...}), for replies a read receipt
+        covered before they joined the list. TurnLostError when another invocation holds it (nothing written)."""
+
     # -- the reply ledger ---------------------------------------------------------------------------------
     def claim_reply(self, claim: NewClaim) -> ReplyState | None:
         """Create the claim. None if it is ours now; otherwise the claim that was already there."""
 
     def reclaim_reply(
-        self, conversation: str, inbound_event_id: str, *, old_token: str, token: str, attempts: int, now_ms: int
+        self,
+        conversation: str,
+        inbound_event_id: str,
+        *,
+        old_state: str,
+        old_token: str,
+        values: dict[str, Any],
     ) -> bool:
-        """Take over a `retryable` claim still held by `old_token`. False if someone else moved it first."""
+        """Take over a claim still in `old_state` and held by `old_token`, writing `values` (its new state,
+        token, attempts...). False if someone else moved it first."""
 
     def settle_reply(self, conversation: str, inbound_event_id: str, token: str, values: dict[str, Any]) -> bool:
         """Update the claim's fields (state, progress, outcome) if `token` still holds it."""

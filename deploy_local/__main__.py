@@ -1,0 +1,5 @@
+import sys
+
+from deploy_local.run import main
+
+sys.exit(main())

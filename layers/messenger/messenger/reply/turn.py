@@ -1,0 +1,114 @@
+"""The conversation's reply turn: one invocation at a time answers a conversation (docs/design.md, "Ordering").
+
+AWS orders a DynamoDB stream only per item, so two messages of one person (two items) may reach the reply
+function in either order, side by side, or from two shards. A stream record is therefore only a doorbell:
+the invocation that holds the conversation's turn (a lease on its `STATE` item) answers every pending
+message in key order, which is the order the user sent them.
+
+- The turn is a short lease (`LEASE_MS`), renewed before a send that could outlast it and never past the
+  invocation's deadline, so the turn of an invocation that died is free again within `LEASE_MS`.
+- A doorbell that finds the turn taken waits for it (the holder is usually done in well under a second)
+  and then answers whatever is still pending, its own message included. So there is no moment in which a
+  stored message has nobody coming for it: its own doorbell always either answers it or finds it answered.
+  Out of time while waiting, it is retried (RetryLaterError), as after any transient failure.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from messenger.errors import RetryLaterError, TurnLostError
+from messenger.observability import logger
+from messenger.storage import Store, Turn, UnreadMessage
+
+# The lease: one send (connect + read timeout, providers/http.py) and its bookkeeping fit in it.
+LEASE_MS = 20_000
+# Before a send, a lease with less than this left is renewed.
+RENEW_BELOW_MS = 15_000
+# Beyond the invocation's deadline a lease never reaches: clocks of two hosts differ a little.
+CLOCK_MARGIN_MS = 2_000
+# Without a Lambda context (tools, tests) an invocation is taken to have this long.
+DEFAULT_REMAINING_MS = 60_000
+# How often a waiting doorbell tries the turn, and the time it keeps for its own work after waiting.
+POLL_S = 0.25
+RESERVE_MS = 12_000
+
+
+@dataclass
+class HeldTurn:
+    """A turn we hold: its token, lease end and the conversation state read when it was taken."""
+
+    conversation: str
+    state: Turn
+    until_ms: int
+    deadline_ms: int
+
+    @property
+    def token(self) -> str:
+        return self.state.token
+
+
+class TurnKeeper:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        lease_ms: int = LEASE_MS,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.sleep = sleep
+        self.lease_ms = lease_ms
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _lease_end(self, now_ms: int, deadline_ms: int) -> int:
+        return min(now_ms + self.lease_ms, deadline_ms + CLOCK_MARGIN_MS)
+
+    def take(self, conversation: str, remaining_ms: int | None) -> HeldTurn:
+        """The conversation's turn, once its holder lets go or its lease runs out. RetryLaterError if that
+        does not happen while this invocation still has time for its own work."""
+        token = uuid.uuid4().hex
+        now = self._now_ms()
+        deadline = now + (remaining_ms if remaining_ms is not None else DEFAULT_REMAINING_MS)
+        while True:
+            until = self._lease_end(now, deadline)
+            taken = self.store.take_turn(conversation, token, now_ms=now, until_ms=until)
+            if isinstance(taken, Turn):
+                return HeldTurn(conversation, taken, until, deadline)
+            if deadline - now < RESERVE_MS:
+                raise RetryLaterError("another invocation kept this conversation's turn; the record will be retried")
+            self.sleep(POLL_S)
+            now = self._now_ms()
+
+    def end(self, turn: HeldTurn, answered_through: str, unread: list[UnreadMessage]) -> dict[str, int]:
+        """Save the progress and let go; the conversation's status watermarks as they are now. A turn lost
+        meanwhile is not an error: its new holder goes on."""
+        try:
+            return self.store.end_turn(turn.conversation, turn.token, answered_through=answered_through, unread=unread)
+        except TurnLostError:
+            logger.warning(
+                "the conversation's turn was taken over before it ended", extra={"conversation_id": turn.conversation}
+            )
+            return {}
+
+    def keep(self, turn: HeldTurn) -> None:
+        """Before a send: renew the lease if the send could outlast it. TurnLostError if it was taken.
+
+        A lease already reaching the invocation's deadline is left as it is: the invocation cannot outlive
+        it, and a send cut off by the deadline is found `claimed` by the next holder (unconfirmed).
+        """
+        now = self._now_ms()
+        if turn.until_ms - now >= RENEW_BELOW_MS:
+            return
+        until = self._lease_end(now, turn.deadline_ms)
+        if until <= turn.until_ms:
+            return
+        self.store.renew_turn(turn.conversation, turn.token, until_ms=until)
+        turn.until_ms = until
