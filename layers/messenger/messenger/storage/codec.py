@@ -146,7 +146,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_values(event: Event, *, now_s: int, retention_s: int) -> dict[str, Any]:
-    pk, sk = event_key(event.conversation_id, event.event_id, event.timestamp_ms)
+    pk, sk = event_key(event.conversation_id, event.event_id, event.timestamp_ms if event.provider_time else 0)
     return {
         "pk": pk,
         "sk": sk,
@@ -366,8 +366,9 @@ TURN_TOKEN = "turn_token"
 TURN_UNTIL = "turn_until_ms"
 ANSWERED_THROUGH = "answered_through"
 UNREAD = "unread"
-# Unread outbound messages kept for read receipts: the newest, so a user who never reads costs a bounded item.
-UNREAD_LIMIT = 100
+# Unread outbound messages kept for read receipts: the newest few. The list is on the item every turn writes
+# twice, and a write costs a unit per KB of the item: six Meta message ids keep it near 1 KB.
+UNREAD_LIMIT = 6
 # Claim states an echo or a status callback with our reference settles as sent (outbox.ClaimState).
 CONFIRMABLE = ("unconfirmed", "ambiguous")
 
