@@ -142,6 +142,21 @@ def test_redelivery_does_not_overwrite_the_first_copy(table, store):
     assert table.get(event_key(conv("meta"), "m_keep", 1_700_000_000_000))["received_at"] == 1_000
 
 
+def test_a_redelivered_message_without_a_provider_time_is_stored_once(handler, lambda_context, env):
+    # Given a Vonage inbound message without a timestamp, and a Meta message with none (nor an entry time)
+    vonage = vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-00000000c001")
+    del vonage["timestamp"]
+    meta = {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [meta_message("m_no_time", "hi")]}]}
+    del meta["entry"][0]["messaging"][0]["timestamp"]
+    # When each is delivered, and delivered again a moment later
+    for _ in range(2):
+        assert handler(vonage_post("/vonage/inbound", dumps(vonage)), lambda_context)["statusCode"] == 200
+        assert handler(meta_post(dumps(meta)), lambda_context)["statusCode"] == 200
+        time.sleep(0.005)
+    # Then each is stored once (a redelivery must address the same item), so it is answered once
+    assert sorted(i["event_id"] for i in env.items()) == ["aaaaaaaa-bbbb-4ccc-8ddd-00000000c001", "m_no_time"]
+
+
 def test_same_id_different_providers_are_different_items(table, store):
     # Given the same id from Meta and from Vonage / When both are stored / Then both exist
     assert store.store_event(text_event("same-id"))
