@@ -602,3 +602,57 @@ def test_an_unconfirmed_send_is_given_up_after_the_window_then_the_next_message_
     # And the records delivered again send nothing
     assert reply(records, lambda_context) == {"batchItemFailures": []}
     assert len(providers.meta_calls) == 2
+
+
+def test_an_unconfirmed_vonage_send_is_settled_by_its_status_callback_with_our_client_ref(
+    providers, stream, stack_env, lambda_context
+):
+    # Given a Vonage message whose send times out after the request left
+    inbound_uuid, sent_uuid = "bbbbbbbb-0000-4000-8000-00000000c0f1", "aaaaaaaa-0000-4000-8000-000000000001"
+    body = {
+        "channel": "messenger",
+        "message_uuid": inbound_uuid,
+        "to": PAGE_ID,
+        "from": USER_B,
+        "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "message_type": "text",
+        "text": "thanks!",
+    }
+    webhook = load_handler("webhook").lambda_handler
+    assert webhook(vonage_post("/vonage/inbound", dumps(body)), lambda_context)["statusCode"] == 200
+    records = drain(stream)
+    original = providers._vonage
+
+    def times_out(request: Any) -> Any:
+        original(request)
+        raise requests.exceptions.ReadTimeout()
+
+    providers.mock.remove(responses.POST, f"{VONAGE}/v1/messages")
+    providers.mock.add_callback(responses.POST, f"{VONAGE}/v1/messages", times_out)
+
+    def status(name: str) -> None:
+        callback = {
+            "message_uuid": sent_uuid,
+            "to": USER_B,
+            "from": PAGE_ID,
+            "channel": "messenger",
+            "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "status": name,
+            "client_ref": inbound_uuid,
+        }
+        assert webhook(vonage_post("/vonage/status", dumps(callback)), lambda_context)["statusCode"] == 200
+
+    # When Vonage's status callback for that message (it carries our client_ref) comes while the reply waits
+    current_pipeline().sleep = lambda seconds: status("submitted")
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    # Then the claim is settled as sent with the message's uuid, and nothing was sent twice
+    claim = stack_env.find(f"REPLY#{inbound_uuid}")
+    assert (claim["state"], claim["reconciled_by"]) == ("sent", "echo")
+    assert claim["message_ids"] == [sent_uuid]
+    assert len(providers.vonage_calls) == 1
+    outbound = stack_env.find(f"MSG#{sent_uuid}")
+    assert (outbound["in_reply_to"], outbound["status"]) == (inbound_uuid, "submitted")
+    # And later statuses of the same message move it on without adding ids to the claim
+    status("delivered")
+    assert stack_env.find(f"REPLY#{inbound_uuid}")["message_ids"] == [sent_uuid]
+    assert stack_env.find(f"MSG#{sent_uuid}")["status"] == "delivered"
