@@ -320,3 +320,30 @@ def test_a_watermark_read_receipt_marks_exactly_the_unread_messages_up_to_it_for
     # And it cost the same on both: the receipt stored (PutItem), the conversation state read (GetItem), one
     # UpdateItem per message it marked, one for the watermark; no Query, whatever the conversation's length
     assert long_cost == short_cost == {"put_item": 1, "get_item": 1, "update_item": 10 + 1}
+
+
+def test_a_read_receipt_that_comes_while_a_turn_is_still_answering_misses_no_reply(table):
+    # Given a reply the user has not read yet (answered in an earlier turn)
+    store = table.store()
+    sender = Recorder()
+    start = now_ms() - 10_000
+    doorbells = store_messages(store, ["m.race.0"], start_ms=start)
+    invocation(store, sender).answer(doorbells)
+    # And a turn answering two more messages, during whose second send the user reads everything so far
+    doorbells = store_messages(store, ["m.race.1", "m.race.2"], start_ms=start + 1)
+    original = sender.post
+
+    def read_during_the_second_send(inbound: InboundMessage, body: dict[str, Any]) -> SendResult:
+        if inbound.event_id == "m.race.2":
+            time.sleep(0.002)
+            assert ingest(store, [read_receipt(USER, now_ms())]).stored == 1
+        return original(inbound, body)
+
+    sender.post = read_during_the_second_send  # type: ignore[method-assign]
+    invocation(store, sender).answer(doorbells[-1:])
+    # When the user reads again after the turn
+    time.sleep(0.002)
+    assert ingest(store, [read_receipt(USER, now_ms())]).stored == 1
+    # Then every reply is read: the one sent in the turn before the first receipt too
+    statuses = {i["message_id"]: i["status"] for i in table.items() if i["sk"].startswith("MSG#")}
+    assert statuses == {"m_out_1": "read", "m_out_2": "read", "m_out_3": "read"}
