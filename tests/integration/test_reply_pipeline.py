@@ -541,17 +541,22 @@ def answered(providers: FakeProviders) -> list[str]:
     return [c["body"]["message"]["metadata"].removeprefix(f"{BOT_METADATA}:") for c in providers.meta_calls]
 
 
+def two_messages(lambda_context: Any, stream: StreamReader, prefix: str) -> tuple[int, list[dict[str, Any]]]:
+    """User A's messages `<prefix>.1` and `<prefix>.2`, a second ago, stored; their time and stream records."""
+    ts = now_ms() - 1_000
+    ingest_meta(
+        lambda_context,
+        meta_message(f"{prefix}.1", "first", sender=USER_A, ts=ts),
+        meta_message(f"{prefix}.2", "second", sender=USER_A, ts=ts + 1),
+    )
+    return ts, drain(stream)
+
+
 def test_an_unconfirmed_send_is_settled_by_its_echo_while_the_next_message_waits(
     providers, stream, stack_env, lambda_context
 ):
     # Given two messages of one person, and a first send that times out after the request left
-    ts = now_ms() - 1_000
-    ingest_meta(
-        lambda_context,
-        meta_message("m.uc.1", "first", sender=USER_A, ts=ts),
-        meta_message("m.uc.2", "second", sender=USER_A, ts=ts + 1),
-    )
-    records = drain(stream)
+    ts, records = two_messages(lambda_context, stream, "m.uc")
     first_sends_time_out(providers)
     waits: list[float] = []
 
@@ -582,13 +587,7 @@ def test_an_unconfirmed_send_is_given_up_after_the_window_then_the_next_message_
     providers, stream, stack_env, lambda_context
 ):
     # Given two messages of one person, and a first send that times out and is never confirmed
-    ts = now_ms() - 1_000
-    ingest_meta(
-        lambda_context,
-        meta_message("m.gu.1", "first", sender=USER_A, ts=ts),
-        meta_message("m.gu.2", "second", sender=USER_A, ts=ts + 1),
-    )
-    records = drain(stream)
+    _, records = two_messages(lambda_context, stream, "m.gu")
     times = first_sends_time_out(providers)
     # When the reply function runs
     assert reply(records, lambda_context) == {"batchItemFailures": []}
