@@ -18,7 +18,7 @@ import pytest
 
 from bench.common import CountingClient
 from messenger.delivery import SendResult
-from messenger.errors import TurnLostError
+from messenger.errors import RetryLaterError, TurnLostError
 from messenger.ingest import ingest
 from messenger.messages import InboundMessage, OutgoingMessage
 from messenger.models import Event, Kind, Provider
@@ -26,7 +26,7 @@ from messenger.outbox import ReplyLedger
 from messenger.reply.pipeline import ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
-from messenger.reply.turn import TurnKeeper
+from messenger.reply.turn import RESERVE_MS, TurnKeeper
 from messenger.storage import DynamoStore, NewClaim, event_key
 from tests.helpers import inbound_event, stream_record
 
@@ -241,6 +241,22 @@ def test_a_send_cut_off_by_a_dead_invocation_is_never_sent_again_and_is_given_up
     assert claim["state"] == "ambiguous" and claim["confirm_by_ms"] == claimed_at + 2_000
     assert claim["settled_at_ms"] >= claim["confirm_by_ms"]
     assert sender.answered == ["m.cut.1"] and sender.sent[0][1] >= claim["confirm_by_ms"]
+
+
+def test_a_turn_taken_with_too_little_time_for_a_send_leaves_its_message_to_be_sent_later(table):
+    # Given a stored message, and an invocation that gets the turn with too little time left for a send
+    # (it waited for the turn, or for an earlier message's confirmation): RESERVE_MS and a bit
+    store = table.store()
+    doorbells = store_messages(store, ["m.short.0"], start_ms=now_ms() - 10_000)
+    sender = Recorder()
+    with pytest.raises(RetryLaterError):
+        invocation(store, sender).answer(doorbells, lambda: RESERVE_MS + 500)
+    # Then it sent nothing, and the records' next delivery (with time enough) sends the reply, once: nothing
+    # went out, so there is nothing to confirm
+    assert sender.sent == []
+    outcomes = invocation(store, sender, confirm_window_ms=1_000).answer(doorbells)
+    assert outcomes == {"m.short.0": "sent"} and sender.answered == ["m.short.0"]
+    assert table.find("REPLY#m.short.0")["state"] == "sent"
 
 
 # -- read receipts with only a watermark --------------------------------------------------------------
