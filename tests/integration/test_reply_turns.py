@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from bench.common import CountingClient
 from messenger.delivery import SendResult
@@ -55,8 +56,9 @@ class Recorder:
     initial_status = "sent"
     has_profiles = False
 
-    def __init__(self, latency_s: float = 0.0) -> None:
+    def __init__(self, latency_s: float = 0.0, message_id: str = "m_out_{}") -> None:
         self.latency_s = latency_s
+        self.message_id = message_id
         self.lock = threading.Lock()
         self.sent: list[tuple[str, int]] = []  # (answered event id, epoch ms), in send order
         self.in_flight: Counter[str] = Counter()
@@ -74,7 +76,7 @@ class Recorder:
         time.sleep(self.latency_s)
         with self.lock:
             self.in_flight[inbound.conversation_id] -= 1
-        return SendResult(f"m_out_{number}", self.latency_s * 1000)
+        return SendResult(self.message_id.format(number), self.latency_s * 1000)
 
     def first_name(self, inbound: InboundMessage) -> str | None:
         return None
@@ -363,3 +365,53 @@ def test_a_read_receipt_that_comes_while_a_turn_is_still_answering_misses_no_rep
     # Then every reply is read: the one sent in the turn before the first receipt too
     statuses = {i["message_id"]: i["status"] for i in table.items() if i["sk"].startswith("MSG#")}
     assert statuses == {"m_out_1": "read", "m_out_2": "read", "m_out_3": "read"}
+
+
+class CapacityClient:
+    """Wraps the DynamoDB client and sums the capacity units DynamoDB (Local) reports per operation."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.units: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self._client, name)
+        if name not in ("put_item", "update_item", "get_item", "query"):
+            return call
+
+        def measured(**kwargs: Any) -> Any:
+            try:
+                response = call(**kwargs, ReturnConsumedCapacity="TOTAL")
+            except ClientError as exc:
+                self.units[name] += exc.response.get("ConsumedCapacity", {}).get("CapacityUnits", 1.0)
+                raise
+            self.units[name] += response["ConsumedCapacity"]["CapacityUnits"]
+            return response
+
+        return measured
+
+
+def capacity_of_one_more_answer(table: Any, user: str, *, unread_before: int) -> dict[str, float]:
+    """The capacity units of answering one message in a conversation whose `unread_before` earlier replies
+    (ids as long as Vonage's message uuids) were never read."""
+    store = table.store()
+    sender = Recorder(message_id="aaaaaaaa-0000-4000-8000-{:012d}")
+    start = now_ms() - 60_000
+    if unread_before:
+        earlier = store_messages(store, [f"m.{user}.{n}" for n in range(unread_before)], start_ms=start, user=user)
+        assert set(invocation(store, sender).answer(earlier[-1:]).values()) == {"sent"}
+    doorbell = store_messages(store, [f"m.{user}.last"], start_ms=start + unread_before, user=user)
+    client = CapacityClient(table.client)
+    measured = invocation(DynamoStore(table.name, client=client), sender)
+    assert measured.answer(doorbell) == {f"m.{user}.last": "sent"}
+    return dict(client.units)
+
+
+def test_answering_a_message_costs_the_same_capacity_however_many_replies_went_unread(table):
+    # Given a fresh conversation, and one with 150 replies nobody read (a Vonage conversation has no read
+    # receipts at all; many Messenger users never open the thread)
+    fresh = capacity_of_one_more_answer(table, "fresh", unread_before=0)
+    unread = capacity_of_one_more_answer(table, "unread", unread_before=150)
+    # Then answering one more message costs the same units in both: 1 per write, 1 for the Query
+    assert fresh == {"update_item": 4.0, "query": 1.0, "put_item": 1.0}
+    assert unread == fresh
