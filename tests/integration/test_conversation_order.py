@@ -3,16 +3,19 @@
 50 people each send 5 quick messages (interleaved, as they would arrive). The poller runs the template's
 stream settings with small batches and 10 lanes, each lane its own reply function instance, and the Send
 API answers after a random 0-200 ms. Every message must be answered exactly once, and each person's
-replies must leave in the order that person wrote.
+replies must leave in the order that person wrote. A second test plays the least favourable schedule AWS
+allows without the poller: every record in an invocation of its own, newest first, side by side.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -28,7 +31,7 @@ from messenger.config import get_settings
 from messenger.handover import answered_event_id
 from messenger.reply.wiring import pipeline_for
 from tests.helpers import PAGE_ID, dumps, load_handler, meta_body, meta_message, meta_post
-from tools.streams import StreamReader
+from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +121,45 @@ def test_fifty_conversations_of_quick_messages_are_answered_once_each_in_order(
     claims = [i for i in stack_env.items() if i["sk"].startswith("REPLY#")]
     assert len(claims) == CONVERSATIONS * MESSAGES and {c["state"] for c in claims} == {"sent"}
     assert poller.idle and poller.stats.function_errors == 0
+
+
+def test_records_delivered_newest_first_each_in_its_own_invocation_side_by_side_are_answered_in_order(
+    send_api, stack_env, dynamodb_endpoint, lambda_context
+):
+    # Given 20 users who each send 4 quick messages (stored by the real webhook, interleaved)
+    webhook = load_handler("webhook").lambda_handler
+    users = [f"30000000000{c:05d}" for c in range(20)]
+    now = int(time.time() * 1000)
+    written: dict[str, list[str]] = {user: [] for user in users}
+    for n in range(4):
+        for user in users:
+            mid = f"m.newest.{user[-5:]}.{n}"
+            body = meta_body(meta_message(mid, f"question {n}", sender=user, ts=now + n))
+            assert webhook(meta_post(dumps(body)), lambda_context)["statusCode"] == 200
+            written[user].append(mid)
+    reader = StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn, "TRIM_HORIZON")
+    records = [strip_internal(r) for r in reader.poll()]
+    assert len(records) == 80
+    # And the least favourable schedule AWS allows (order is promised per item only): each record in an
+    # invocation of its own, newest first, 10 reply function instances side by side
+    spec = function_spec("ReplyFunction")
+    idle: queue.Queue[Any] = queue.Queue()
+    for lane in range(LANES):
+        idle.put(workers.load_handler(spec, instance=f"newest{lane}"))
+
+    def invoke(record: dict[str, Any]) -> dict[str, Any]:
+        handler = idle.get()
+        try:
+            context = LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb)
+            return handler({"Records": [record]}, context)
+        finally:
+            idle.put(handler)
+
+    with ThreadPoolExecutor(LANES) as pool:
+        results = list(pool.map(invoke, reversed(records)))
+    # Then no record failed, every message was answered exactly once, and in the order its user wrote
+    assert results == [{"batchItemFailures": []}] * len(records)
+    answered = [event_id for _, event_id in send_api.sent]
+    assert sorted(answered) == sorted(mid for mids in written.values() for mid in mids)
+    inversions = [user for user in users if [e for r, e in send_api.sent if r == user] != written[user]]
+    assert inversions == []
