@@ -100,8 +100,15 @@ def test_the_handlers_emit_every_custom_metric_the_template_names(
         # And the reply function answers the four messages (sent, permanent, ambiguous, transient)
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"), graph)
-            result = load_handler("reply").lambda_handler({"Records": records}, lambda_context)
-        assert len(result["batchItemFailures"]) == 1
+            reply = load_handler("reply")
+            result = reply.lambda_handler({"Records": records}, lambda_context)
+            assert len(result["batchItemFailures"]) == 1
+            # And the transient one is delivered again until it is given up (ReplyGivenUp)
+            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            again = [r for r in records if r["dynamodb"]["SequenceNumber"] in failed]
+            for _ in range(MAX_ATTEMPTS - 1):
+                result = reply.lambda_handler({"Records": again}, lambda_context)
+        assert result["batchItemFailures"] == []
     finally:
         pipeline_for.cache_clear()
     printed = emitted(capsys.readouterr().out)

@@ -458,16 +458,16 @@ def delivery_and_read(mid: str, ts: int) -> list[dict]:
     ]
 
 
-def assert_whole_reply_read(table, inbound_mid: str, mid: str) -> None:
+def assert_whole_reply_read(table, inbound_mid: str, mid: str, status: str = "read") -> None:
     conversation = conversation_id("meta", PAGE_ID, USER_A)
     claim = table.find(f"REPLY#{inbound_mid}")
     assert claim["state"] == "sent" and claim["message_ids"] == [mid]
     item = table.get((conversation, f"MSG#{mid}"))
-    assert item["record_type"] == "outbound" and item["status"] == "read" and item["pk"] == conversation
+    assert item["record_type"] == "outbound" and item["status"] == status and item["pk"] == conversation
     assert (item["text"], item["in_reply_to"], item["user_id"]) == ("Hello!", inbound_mid, USER_A)
 
 
-def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read(
+def test_a_timed_out_send_settled_by_its_echo_after_the_give_up_is_recorded_whole_and_delivered(
     providers, stream, stack_env, lambda_context
 ):
     # Given a send that timed out after the request left, and no echo within the confirmation window (given
@@ -485,8 +485,10 @@ def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read
     # When its echo arrives, then Meta's delivery and read events
     ingest_meta(lambda_context, our_echo("m.to.1", "m_echoed_to", ts + 1))
     ingest_meta(lambda_context, *delivery_and_read("m_echoed_to", ts + 2))
-    # Then the claim holds the echo's mid and the outbound message is whole and read
-    assert_whole_reply_read(stack_env, "m.to.1", "m_echoed_to")
+    # Then the claim holds the echo's mid and the outbound message is whole and delivered. (Read watermarks
+    # find only replies a turn put on the unread list; one confirmed after its give-up is not there:
+    # docs/design.md, "Read receipts in bounded reads".)
+    assert_whole_reply_read(stack_env, "m.to.1", "m_echoed_to", "delivered")
 
 
 def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read(

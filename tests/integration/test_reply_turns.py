@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from bench.common import CountingClient
 from messenger.delivery import SendResult
-from messenger.errors import RetryLaterError, TurnLostError
+from messenger.errors import TurnLostError
 from messenger.ingest import ingest
 from messenger.messages import InboundMessage, OutgoingMessage
 from messenger.models import Event, Kind, Provider
@@ -29,6 +29,7 @@ from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
 from messenger.reply.turn import RESERVE_MS, TurnKeeper
 from messenger.storage import DynamoStore, NewClaim, event_key
+from messenger.storage.codec import UNREAD_LIMIT
 from tests.helpers import inbound_event, stream_record
 
 pytestmark = pytest.mark.integration
@@ -245,20 +246,20 @@ def test_a_send_cut_off_by_a_dead_invocation_is_never_sent_again_and_is_given_up
     assert sender.answered == ["m.cut.1"] and sender.sent[0][1] >= claim["confirm_by_ms"]
 
 
-def test_a_turn_taken_with_too_little_time_for_a_send_leaves_its_message_to_be_sent_later(table):
-    # Given a stored message, and an invocation that gets the turn with too little time left for a send
-    # (it waited for the turn, or for an earlier message's confirmation): RESERVE_MS and a bit
+def test_a_turn_taken_with_little_time_left_still_sends_once_and_settles_the_claim(table):
+    # Given a stored message, and an invocation that gets the turn with just over RESERVE_MS left (it waited
+    # for the turn, or for an earlier message's confirmation): its lease reaches its deadline, so a send it
+    # starts cannot outlive it
     store = table.store()
     doorbells = store_messages(store, ["m.short.0"], start_ms=now_ms() - 10_000)
     sender = Recorder()
-    with pytest.raises(RetryLaterError):
-        invocation(store, sender).answer(doorbells, lambda: RESERVE_MS + 500)
-    # Then it sent nothing, and the records' next delivery (with time enough) sends the reply, once: nothing
-    # went out, so there is nothing to confirm
-    assert sender.sent == []
-    outcomes = invocation(store, sender, confirm_window_ms=1_000).answer(doorbells)
+    # When it answers
+    outcomes = invocation(store, sender).answer(doorbells, lambda: RESERVE_MS + 500)
+    # Then the reply went out once and the claim is settled (never left `claimed`, as a cut-off send is)
     assert outcomes == {"m.short.0": "sent"} and sender.answered == ["m.short.0"]
     assert table.find("REPLY#m.short.0")["state"] == "sent"
+    assert invocation(store, sender).answer(doorbells) == {"m.short.0": "already_sent"}
+    assert sender.answered == ["m.short.0"]
 
 
 # -- read receipts with only a watermark --------------------------------------------------------------
@@ -276,10 +277,13 @@ def read_receipt(user: str, watermark_ms: int) -> Event:
     )
 
 
+GROUP = UNREAD_LIMIT // 2
+
+
 def conversation_of(table: Any, user: str, *, read_rounds: int) -> tuple[list[str], list[str], int]:
     """A conversation whose user read along (`read_rounds` rounds of 20 answered messages, each then read),
-    then 10 more answered messages, a moment, 10 more. Returns the two last groups' outbound ids and a
-    watermark between them."""
+    then GROUP more answered messages, a moment, GROUP more (both groups fit the unread list). Returns the two
+    last groups' outbound ids and a watermark between them."""
     store = table.store()
     sender = Recorder()
     pipeline = invocation(store, sender)
@@ -301,22 +305,25 @@ def conversation_of(table: Any, user: str, *, read_rounds: int) -> tuple[list[st
         time.sleep(0.002)
         assert ingest(store, [read_receipt(user, now_ms())]).stored == 1
         time.sleep(0.002)
-    first = answer_round(10)
+    first = answer_round(GROUP)
     time.sleep(0.002)
     watermark = now_ms()
     time.sleep(0.002)
-    second = answer_round(10)
+    second = answer_round(GROUP)
     return first, second, watermark
 
 
 def test_a_watermark_read_receipt_marks_exactly_the_unread_messages_up_to_it_for_the_same_cost_at_any_length(
     table,
 ):
-    # Given a long conversation (200 answered messages, read along the way but for the last 20) and a short
-    # one (20 answered messages, none read yet)
+    # Given a long conversation (186 answered messages, read along the way but for the last 2 x GROUP) and a
+    # short one (2 x GROUP answered messages, none read yet)
     long_first, long_second, long_watermark = conversation_of(table, "long", read_rounds=9)
     short_first, short_second, short_watermark = conversation_of(table, "short", read_rounds=0)
-    assert len([i for i in table.items() if i["pk"] == "meta#page#long" and i["sk"].startswith("MSG#")]) == 200
+    assert (
+        len([i for i in table.items() if i["pk"] == "meta#page#long" and i["sk"].startswith("MSG#")])
+        == 9 * 20 + 2 * GROUP
+    )
 
     def receipt_cost(user: str, watermark: int) -> dict[str, int]:
         client = CountingClient(table.client)
@@ -337,7 +344,7 @@ def test_a_watermark_read_receipt_marks_exactly_the_unread_messages_up_to_it_for
         assert Counter(statuses.values())["read"] == len(statuses) - len(second)
     # And it cost the same on both: the receipt stored (PutItem), the conversation state read (GetItem), one
     # UpdateItem per message it marked, one for the watermark; no Query, whatever the conversation's length
-    assert long_cost == short_cost == {"put_item": 1, "get_item": 1, "update_item": 10 + 1}
+    assert long_cost == short_cost == {"put_item": 1, "get_item": 1, "update_item": GROUP + 1}
 
 
 def test_a_read_receipt_that_comes_while_a_turn_is_still_answering_misses_no_reply(table):
@@ -407,11 +414,14 @@ def capacity_of_one_more_answer(table: Any, user: str, *, unread_before: int) ->
     return dict(client.units)
 
 
-def test_answering_a_message_costs_the_same_capacity_however_many_replies_went_unread(table):
-    # Given a fresh conversation, and one with 150 replies nobody read (a Vonage conversation has no read
-    # receipts at all; many Messenger users never open the thread)
+def test_answering_a_message_costs_bounded_capacity_however_many_replies_went_unread(table):
+    # Given a fresh conversation, and two whose users never read 40 and 150 replies (many Messenger users
+    # never open the thread)
     fresh = capacity_of_one_more_answer(table, "fresh", unread_before=0)
-    unread = capacity_of_one_more_answer(table, "unread", unread_before=150)
-    # Then answering one more message costs the same units in both: 1 per write, 1 for the Query
+    some = capacity_of_one_more_answer(table, "some", unread_before=40)
+    many = capacity_of_one_more_answer(table, "many", unread_before=150)
+    # Then answering one more message costs 1 unit per write and 1 for the Query when nothing is unread
     assert fresh == {"update_item": 4.0, "query": 1.0, "put_item": 1.0}
-    assert unread == fresh
+    # And the unread list (the newest UNREAD_LIMIT) caps what the turn's two writes of the conversation state
+    # cost: the same for 40 or 150 unread replies, at most 2 more units each
+    assert many == some and many["update_item"] <= fresh["update_item"] + 2 * 2

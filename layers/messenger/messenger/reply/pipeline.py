@@ -205,8 +205,9 @@ class ReplyPipeline:
                 self.ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
                 self.stats.inc("RepliesSent")
                 logger.info("unclear send confirmed by the provider; recorded as sent", extra=log)
-                # When the unclear request went out (a read watermark compares with the send, not the proof)
-                self._unread(progress, claim.message_ids, claim.confirm_by_ms - self.ledger.confirm_window_ms)
+                # When it went out, on the provider's clock as a read watermark is (else: when we sent it)
+                sent_at = claim.confirmed_at_ms or claim.confirm_by_ms - self.ledger.confirm_window_ms
+                self._unread(progress, claim.message_ids, sent_at)
                 return "sent"
             if self.clock() * 1000 >= claim.confirm_by_ms:
                 # The provider's error code stays on the claim; `given_up` says why it is settled.

@@ -366,9 +366,10 @@ TURN_TOKEN = "turn_token"
 TURN_UNTIL = "turn_until_ms"
 ANSWERED_THROUGH = "answered_through"
 UNREAD = "unread"
-# Unread outbound messages kept for read receipts: the newest few. The list is on the item every turn writes
-# twice, and a write costs a unit per KB of the item: six Meta message ids keep it near 1 KB.
-UNREAD_LIMIT = 6
+# Unread outbound messages kept for read receipts: the newest 20 (a burst of replies). The list rides on the
+# item every turn writes twice, and a write costs a unit per KB of the item: for a user who reads, the list
+# holds the last reply or two (1 KB); for one who never reads, 20 Meta message ids make it about 2.5 KB.
+UNREAD_LIMIT = 20
 # Claim states an echo or a status callback with our reference settles as sent (outbox.ClaimState).
 CONFIRMABLE = ("unconfirmed", "ambiguous")
 
