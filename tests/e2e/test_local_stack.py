@@ -16,6 +16,9 @@ from urllib.parse import urlencode
 
 import pytest
 
+from messenger.delivery import RetryPolicy
+from messenger.handover import answered_event_id
+from messenger.outbox import MAX_ATTEMPTS
 from tests.e2e.conftest import (
     LocalStack,
     http,
@@ -174,30 +177,41 @@ def test_a_permanent_provider_error_is_recorded_and_not_retried(stack: LocalStac
     assert [s["status"] for s in stack.sends(user)] == [422]
 
 
-def test_exhausted_retries_land_on_the_on_failure_queue(stack: LocalStack) -> None:
-    # Given the Graph sandbox keeps failing for this user
+def test_a_reply_failing_on_every_attempt_is_given_up_and_the_persons_next_message_is_answered(
+    stack: LocalStack,
+) -> None:
+    # Given the Graph sandbox fails every send of one reply: 4 requests a turn (the in-invocation retries),
+    # for MAX_ATTEMPTS turns
     user = new_user()
     known = len(stack.failures())
-    stack.fault(provider="meta", fault="5xx", count=1000, recipient=user)
+    failing = MAX_ATTEMPTS * RetryPolicy().max_attempts
+    stack.fault(provider="meta", fault="5xx", count=failing, recipient=user)
+    first, second = f"m_gu_{uuid.uuid4().hex[:8]}", f"m_gu_{uuid.uuid4().hex[:8]}"
+    # When the user writes twice (the second waits behind the first: same conversation)
+    now = int(time.time() * 1000)
+    body = meta_body(
+        meta_message(user, "hello", mid=first, ts=now), meta_message(user, "again", mid=second, ts=now + 1)
+    )
+    assert stack.meta_post(body)[0] == 200
+    # Then the first reply is given up as failed after MAX_ATTEMPTS turns (logged as an error, counted), never sent
     try:
-        assert stack.meta_post(meta_body(meta_message(user, "hello")))[0] == 200
-        # Then after the template's MaximumRetryAttempts the batch goes to the on-failure queue
-        failures = wait_until(lambda: stack.failures()[known:], timeout=90, interval=0.5)
-    finally:
-        http("DELETE", f"{stack.sandbox}/_sandbox/faults")
-    message = failures[-1]
-    assert message["requestContext"]["condition"] == "RetryAttemptsExhausted"
-    assert message["requestContext"]["approximateInvokeCount"] == 6
-    info = message["DDBStreamBatchInfo"]
-    assert info["batchSize"] == 1 and info["streamArn"].endswith(info["streamArn"].rsplit("/", 1)[-1])
-    assert set(info) >= {
-        "shardId",
-        "startSequenceNumber",
-        "endSequenceNumber",
-        "approximateArrivalOfFirstRecord",
-        "approximateArrivalOfLastRecord",
-    }
-    assert stack.sends(user, ok_only=True) == []
+        wait_until(lambda: (stack.find(f"REPLY#{first}") or {}).get("state") == "failed", timeout=90, interval=0.5)
+    except AssertionError as exc:
+        states = [(c["inbound_event_id"], c["state"], c.get("attempts")) for c in reply_claims(stack, user)]
+        raise AssertionError(f"claims {states}, sends {[s['status'] for s in stack.sends(user)]}") from exc
+    # And the second message is answered right after it, once, without ever reaching the on-failure queue
+    sends = wait_until(lambda: stack.sends(user, ok_only=True), timeout=30)
+    stack.settled()
+    claim = stack.find(f"REPLY#{first}")
+    assert (claim["given_up"], claim["attempts"]) == ("retries_exhausted", MAX_ATTEMPTS)
+    assert [s["status"] for s in stack.sends(user)] == [500] * failing + [200]
+    assert [answered_event_id(s["body"]["message"]["metadata"]) for s in sends] == [second]
+    assert {c["inbound_event_id"]: c["state"] for c in reply_claims(stack, user)} == {first: "failed", second: "sent"}
+    assert stack.failures()[known:] == []
+    assert stack.log_path is not None
+    logged = [json.loads(line) for line in stack.log_path.read_text().splitlines() if line.startswith('{"level"')]
+    given_up = [e for e in logged if e.get("event_id") == first and e["level"] == "ERROR"]
+    assert [(e["message"], e["attempts"]) for e in given_up] == [("reply failed transiently too often; given up", 4)]
 
 
 def test_restarting_the_reply_side_mid_stream_loses_and_repeats_nothing(stack: LocalStack) -> None:

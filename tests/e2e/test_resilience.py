@@ -21,6 +21,7 @@ import pytest
 
 from local.launcher import StackProcess, get_json
 from local.services import free_port
+from messenger.outbox import TERMINAL
 from tests.e2e.conftest import DEPLOYED, FAST, LocalStack, meta_body, meta_message, new_user, wait_until
 from tests.helpers import META, ROOT
 from tools import payloads
@@ -72,7 +73,7 @@ def sandbox_process(port: int, webhook: str, log: Path) -> subprocess.Popen[byte
     return process
 
 
-def test_a_sigkill_under_load_then_a_restart_answers_every_accepted_message_once(tmp_path: Path) -> None:
+def test_a_sigkill_under_load_then_a_restart_answers_every_accepted_message_once_or_gives_it_up(tmp_path: Path) -> None:
     # Given a stack whose providers live in their own process (Meta's servers do not crash with our stack)
     sandbox_url = f"http://127.0.0.1:{free_port()}"
     stack = StackProcess(tmp_path / "state", {**FAST, "LOCAL_SANDBOX_URL": sandbox_url})
@@ -119,15 +120,30 @@ def test_a_sigkill_under_load_then_a_restart_answers_every_accepted_message_once
         for user in payloads.keys() - accepted_before_crash:
             assert wait_until(lambda user=user: post(stack.api, payloads[user]) == 200, timeout=30)
 
-        # Then every message is answered exactly once
+        # Then every message is answered exactly once, or visibly given up: a send cut off by the kill may or
+        # may not have left, so without a confirming echo (the callbacks are off here) its claim ends
+        # `ambiguous` (alarmed) after the confirmation window, and it is never sent again
         def answered() -> Counter[str]:
             _, sends = get_json(f"{sandbox_url}/_sandbox/requests?provider=meta", timeout=30)
             return Counter(s["recipient"] for s in sends if 200 <= s["status"] < 300)
 
-        wait_until(lambda: set(payloads) <= set(answered()), timeout=240, interval=1)
-        LocalStack(api=stack.api, sandbox=sandbox_url, dynamodb_url=info["dynamodb"], table=info["table"]).settled()
-        counts = answered()
-        assert {user: counts[user] for user in payloads if counts[user] != 1} == {}
+        view = LocalStack(api=stack.api, sandbox=sandbox_url, dynamodb_url=info["dynamodb"], table=info["table"])
+
+        def claim_states() -> dict[str, str]:
+            claims = [i for i in view.items() if i["sk"].startswith("REPLY#")]
+            return {c["pk"].rsplit("#", 1)[-1]: c["state"] for c in claims}
+
+        def done() -> bool:
+            counts, states = answered(), claim_states()
+            return all(counts[user] >= 1 or states.get(user) in TERMINAL for user in payloads)
+
+        wait_until(done, timeout=240, interval=1)
+        view.settled()
+        counts, states = answered(), claim_states()
+        assert {user: counts[user] for user in payloads if counts[user] > 1} == {}
+        given_up = {user: states.get(user) for user in payloads if counts[user] == 0}
+        assert set(given_up.values()) <= {"ambiguous"}, given_up
+        assert {states.get(user) for user in payloads if counts[user] == 1} <= {"sent", "ambiguous"}
     finally:
         stack.stop()
         sandbox.terminate()

@@ -9,7 +9,8 @@ random cold start of up to 1 s, so lanes and child shards start apart), and the 
 random 0-200 ms. Every message must be answered exactly once, and each person's replies must reach
 the Send API in the order that person wrote them (read from the `metadata` each send carries), one at a
 time. A message whose send fails must hold back only its own conversation: the later ones are answered
-after it.
+after it. A last test plays a schedule without the poller: every record in an invocation of its own, newest
+first, side by side.
 
 A reply function that trusted stream order passed only the one-lane cases (issue 19): the other schedules
 put between 6 and 75 pairs of replies out of order among 10 conversations of 5 messages, and a message
@@ -19,12 +20,14 @@ given up took its conversation's later ones with it.
 from __future__ import annotations
 
 import json
+import queue
 import random
 import re
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,7 +44,7 @@ from messenger.config import get_settings
 from messenger.handover import answered_event_id
 from messenger.reply.wiring import pipeline_for
 from tests.helpers import dumps, load_handler, meta_body, meta_message, meta_post
-from tools.streams import StreamReader
+from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 
@@ -301,3 +304,33 @@ def test_a_failing_messages_later_messages_are_answered_after_it(
     # And everyone else was answered exactly once, in order
     for user in users[1:]:
         assert send_api.answered(user) == people.written[user]
+
+
+def test_records_delivered_newest_first_each_in_its_own_invocation_side_by_side_are_answered_in_order(
+    send_api, people, stack_env, dynamodb_endpoint
+):
+    # Given 20 users who each send 4 quick messages (stored by the real webhook, interleaved)
+    users = people.burst(20, 4)
+    reader = StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn, "TRIM_HORIZON")
+    records = [strip_internal(r) for r in reader.poll()]
+    assert len(records) == 80
+    # And the least favourable schedule AWS allows (order is promised per item only): each record in an
+    # invocation of its own, newest first, 10 reply function instances side by side
+    spec = function_spec("ReplyFunction")
+    idle: queue.Queue[Any] = queue.Queue()
+    for lane in range(10):
+        idle.put(workers.load_handler(spec, instance=f"newest{lane}"))
+
+    def invoke(record: dict[str, Any]) -> dict[str, Any]:
+        handler = idle.get()
+        try:
+            return handler({"Records": [record]}, LambdaContext(spec.function_id, spec.timeout_s, spec.memory_mb))
+        finally:
+            idle.put(handler)
+
+    with ThreadPoolExecutor(10) as pool:
+        results = list(pool.map(invoke, reversed(records)))
+    # Then no record failed, every message was answered exactly once, and in the order its user wrote
+    assert results == [{"batchItemFailures": []}] * len(records)
+    assert sorted(send_api.answered()) == sorted(mid for mids in people.written.values() for mid in mids)
+    assert [user for user in users if send_api.answered(user) != people.written[user]] == []

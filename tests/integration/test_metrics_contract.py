@@ -17,9 +17,10 @@ import responses
 
 from local.apigw import http_event
 from local.services import client
-from local.template import MetricRef, load_template, named_metrics
+from local.template import MetricRef, load_template, named_metrics, resources
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
+from messenger.outbox import MAX_ATTEMPTS
 from messenger.reply.wiring import current_pipeline, pipeline_for
 from tests.helpers import dumps, load_handler, meta_body, meta_message, meta_post, vonage_post
 from tools.streams import StreamReader, strip_internal
@@ -85,7 +86,9 @@ def test_the_handlers_emit_every_custom_metric_the_template_names(
     monkeypatch.setenv("GRAPH_API_BASE", GRAPH)
     get_settings.cache_clear()
     pipeline_for.cache_clear()
-    current_pipeline().retry = RetryPolicy(max_attempts=1, base_delay_s=0.001, max_delay_s=0.01, reserve_ms=0)
+    pipeline = current_pipeline()
+    pipeline.retry = RetryPolicy(max_attempts=1, base_delay_s=0.001, max_delay_s=0.01, reserve_ms=0)
+    pipeline.ledger.confirm_window_ms = 100  # the unclear send is given up as ambiguous after this (30 s live)
     reader = StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn)
     capsys.readouterr()
     try:
@@ -97,8 +100,15 @@ def test_the_handlers_emit_every_custom_metric_the_template_names(
         # And the reply function answers the four messages (sent, permanent, ambiguous, transient)
         with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
             mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"), graph)
-            result = load_handler("reply").lambda_handler({"Records": records}, lambda_context)
-        assert len(result["batchItemFailures"]) == 1
+            reply = load_handler("reply")
+            result = reply.lambda_handler({"Records": records}, lambda_context)
+            assert len(result["batchItemFailures"]) == 1
+            # And the transient one is delivered again until it is given up (ReplyGivenUp)
+            failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
+            again = [r for r in records if r["dynamodb"]["SequenceNumber"] in failed]
+            for _ in range(MAX_ATTEMPTS - 1):
+                result = reply.lambda_handler({"Records": again}, lambda_context)
+        assert result["batchItemFailures"] == []
     finally:
         pipeline_for.cache_clear()
     printed = emitted(capsys.readouterr().out)
@@ -108,3 +118,49 @@ def test_the_handlers_emit_every_custom_metric_the_template_names(
     assert named, "the template names no custom metric"
     assert named - printed == set()
     assert {m.namespace for m in printed} == {variables["POWERTOOLS_METRICS_NAMESPACE"]}
+
+
+def alarmed_metrics() -> set[str]:
+    """The names of the metrics the template's alarms watch (plain or inside metric math)."""
+    names = set()
+    for resource in resources().values():
+        if resource.get("Type") != "AWS::CloudWatch::Alarm":
+            continue
+        props = resource["Properties"]
+        names.add(props.get("MetricName"))
+        names |= {q["MetricStat"]["Metric"]["MetricName"] for q in props.get("Metrics", []) if "MetricStat" in q}
+    return names - {None}
+
+
+def test_a_reply_given_up_after_its_attempts_is_counted_and_alarmed(
+    stack_env, dynamodb_endpoint, monkeypatch, lambda_context, capsys
+):
+    # Given a message whose sends always fail transiently (503)
+    monkeypatch.setenv("GRAPH_API_BASE", GRAPH)
+    get_settings.cache_clear()
+    pipeline_for.cache_clear()
+    current_pipeline().retry = RetryPolicy(max_attempts=1, base_delay_s=0.001, max_delay_s=0.01, reserve_ms=0)
+    reader = StreamReader(client("dynamodbstreams", dynamodb_endpoint), stack_env.stream_arn)
+    body = dumps(meta_body(meta_message("m.metrics.gu", "hello", sender=TRANSIENT, ts=int(time.time() * 1000))))
+    assert load_handler("webhook").lambda_handler(meta_post(body), lambda_context)["statusCode"] == 200
+    records = [strip_internal(r) for r in reader.poll()]
+    capsys.readouterr()
+    try:
+        # When Lambda delivers its record again after each failure
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+            mock.add_callback(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"), graph)
+            results = [
+                load_handler("reply").lambda_handler({"Records": records}, lambda_context) for _ in range(MAX_ATTEMPTS)
+            ]
+            sends = len(mock.calls)
+    finally:
+        pipeline_for.cache_clear()
+    # Then it is retried MAX_ATTEMPTS - 1 times, then given up as failed (the conversation goes on)
+    assert [len(r["batchItemFailures"]) for r in results] == [1] * (MAX_ATTEMPTS - 1) + [0]
+    assert sends == MAX_ATTEMPTS
+    claim = stack_env.find("REPLY#m.metrics.gu")
+    assert (claim["state"], claim["given_up"], claim["attempts"]) == ("failed", "retries_exhausted", MAX_ATTEMPTS)
+    # And that is counted in the service's namespace, and an alarm watches it (a given-up reply is not silent)
+    printed = {m.name for m in emitted(capsys.readouterr().out)}
+    assert "ReplyGivenUp" in printed
+    assert "ReplyGivenUp" in alarmed_metrics()

@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 GRAPH = "https://graph.test"
 VONAGE = "https://vonage.test"
 USER_A, USER_B = "1000000000000001", "1000000000000002"
+CONFIRM_WINDOW_MS = 300
 
 
 class FakeProviders:
@@ -77,6 +78,8 @@ def providers(stack_env, monkeypatch):
     pipeline_for.cache_clear()
     pipeline = current_pipeline()
     pipeline.retry = RetryPolicy(max_attempts=2, base_delay_s=0.001, max_delay_s=0.01, reserve_ms=0)
+    # An unclear send awaits its echo this long before it is given up (30 s in production).
+    pipeline.ledger.confirm_window_ms = CONFIRM_WINDOW_MS
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield FakeProviders(mock)
     pipeline_for.cache_clear()
@@ -256,14 +259,15 @@ def test_transient_failure_fails_only_that_conversation_then_retry_sends_once(
 def test_permanent_and_ambiguous_errors_are_recorded_not_retried(
     providers, stream, stack_env, lambda_context, error, state, code
 ):
-    # Given a message whose send the provider refuses
+    # Given a message whose send the provider refuses (or leaves unclear: no echo ever confirms it)
     ingest_meta(lambda_context, meta_message("m.p.1", "hello", sender=USER_A, ts=now_ms()))
     records = drain(stream)
     providers.meta_faults[USER_A] = (400, {"error": error})
-    # When the reply function runs, and the record is delivered again
+    # When the reply function runs (an unclear send awaits its confirmation, then is given up), and the
+    # record is delivered again
     first = reply(records, lambda_context)
     second = reply(records, lambda_context)
-    # Then it was tried once, recorded with the reason, and not reported for retry
+    # Then it was tried once, recorded with the provider's reason, and not reported for retry
     assert first == second == {"batchItemFailures": []}
     assert len(providers.meta_calls) == 1
     claim = stack_env.find("REPLY#m.p.1")
@@ -400,13 +404,15 @@ def our_echo(inbound_mid: str, mid: str, ts: int) -> dict:
 
 
 def test_an_echo_of_our_send_settles_an_ambiguous_claim_as_sent(providers, stream, stack_env, lambda_context):
-    # Given a send whose outcome Meta left unclear (1/1357046: it may have gone out)
+    # Given a send whose outcome Meta left unclear (1/1357046: it may have gone out), given up as ambiguous
+    # when no echo came within the confirmation window
     ts = now_ms()
     ingest_meta(lambda_context, meta_message("m.amb.1", "hello", sender=USER_A, ts=ts))
     providers.meta_faults[USER_A] = (400, AMBIGUOUS_REPLY)
     assert reply(drain(stream), lambda_context) == {"batchItemFailures": []}
-    assert stack_env.find("REPLY#m.amb.1")["state"] == "ambiguous"
-    # When Meta's echo of that send arrives (its metadata names the message we answered)
+    claim = stack_env.find("REPLY#m.amb.1")
+    assert claim["state"] == "ambiguous" and now_ms() >= claim["confirm_by_ms"]
+    # When Meta's echo of that send arrives late (its metadata names the message we answered)
     ingest_meta(lambda_context, our_echo("m.amb.1", "m_echoed_1", ts + 1))
     # Then the claim is settled as sent, the echo did not pause the bot, and nothing was sent twice
     claim = stack_env.find("REPLY#m.amb.1")
@@ -452,19 +458,20 @@ def delivery_and_read(mid: str, ts: int) -> list[dict]:
     ]
 
 
-def assert_whole_reply_read(table, inbound_mid: str, mid: str) -> None:
+def assert_whole_reply_read(table, inbound_mid: str, mid: str, status: str = "read") -> None:
     conversation = conversation_id("meta", PAGE_ID, USER_A)
     claim = table.find(f"REPLY#{inbound_mid}")
     assert claim["state"] == "sent" and claim["message_ids"] == [mid]
     item = table.get((conversation, f"MSG#{mid}"))
-    assert item["record_type"] == "outbound" and item["status"] == "read" and item["pk"] == conversation
+    assert item["record_type"] == "outbound" and item["status"] == status and item["pk"] == conversation
     assert (item["text"], item["in_reply_to"], item["user_id"]) == ("Hello!", inbound_mid, USER_A)
 
 
-def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read(
+def test_a_timed_out_send_settled_by_its_echo_after_the_give_up_is_recorded_whole_and_delivered(
     providers, stream, stack_env, lambda_context
 ):
-    # Given a send that timed out after the request left (ambiguous)
+    # Given a send that timed out after the request left, and no echo within the confirmation window (given
+    # up as ambiguous)
     ts = now_ms()
     ingest_meta(lambda_context, meta_message("m.to.1", "hello", sender=USER_A, ts=ts))
     providers.mock.remove(responses.POST, re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages"))
@@ -478,8 +485,10 @@ def test_a_timed_out_send_settled_by_its_echo_is_recorded_whole_and_reaches_read
     # When its echo arrives, then Meta's delivery and read events
     ingest_meta(lambda_context, our_echo("m.to.1", "m_echoed_to", ts + 1))
     ingest_meta(lambda_context, *delivery_and_read("m_echoed_to", ts + 2))
-    # Then the claim holds the echo's mid and the outbound message is whole and read
-    assert_whole_reply_read(stack_env, "m.to.1", "m_echoed_to")
+    # Then the claim holds the echo's mid and the outbound message is whole and delivered. (Read watermarks
+    # find only replies a turn put on the unread list; one confirmed after its give-up is not there:
+    # docs/design.md, "Read receipts in bounded reads".)
+    assert_whole_reply_read(stack_env, "m.to.1", "m_echoed_to", "delivered")
 
 
 def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read(
@@ -506,3 +515,145 @@ def test_an_echo_before_the_ambiguous_outcome_is_recorded_whole_and_reaches_read
     ingest_meta(lambda_context, *delivery_and_read("m_echoed_to2", ts + 2))
     # Then the claim holds the echo's mid and the outbound message is whole and read
     assert_whole_reply_read(stack_env, "m.to.2", "m_echoed_to2")
+
+
+# -- unclear sends: the conversation waits for the confirmation, then goes on --------------------------
+
+
+def first_sends_time_out(providers: FakeProviders, count: int = 1) -> list[int]:
+    """The first `count` Send API requests reach Meta (recorded) and then time out; returns each request's
+    time (epoch ms), in order."""
+    pattern = re.compile(rf"{re.escape(GRAPH)}/v25\.0/\d+/messages")
+    original, times = providers._meta, []
+
+    def callback(request: Any) -> tuple[int, dict, str]:
+        times.append(now_ms())
+        answer = original(request)
+        if len(providers.meta_calls) <= count:
+            raise requests.exceptions.ReadTimeout()
+        return answer
+
+    providers.mock.remove(responses.POST, pattern)
+    providers.mock.add_callback(responses.POST, pattern, callback)
+    return times
+
+
+def answered(providers: FakeProviders) -> list[str]:
+    """The inbound message each Send API request answers (from its metadata), in request order."""
+    return [c["body"]["message"]["metadata"].removeprefix(f"{BOT_METADATA}:") for c in providers.meta_calls]
+
+
+def two_messages(lambda_context: Any, stream: StreamReader, prefix: str) -> tuple[int, list[dict[str, Any]]]:
+    """User A's messages `<prefix>.1` and `<prefix>.2`, a second ago, stored; their time and stream records."""
+    ts = now_ms() - 1_000
+    ingest_meta(
+        lambda_context,
+        meta_message(f"{prefix}.1", "first", sender=USER_A, ts=ts),
+        meta_message(f"{prefix}.2", "second", sender=USER_A, ts=ts + 1),
+    )
+    return ts, drain(stream)
+
+
+def test_an_unconfirmed_send_is_settled_by_its_echo_while_the_next_message_waits(
+    providers, stream, stack_env, lambda_context
+):
+    # Given two messages of one person, and a first send that times out after the request left
+    ts, records = two_messages(lambda_context, stream, "m.uc")
+    first_sends_time_out(providers)
+    waits: list[float] = []
+
+    def echo_arrives_while_waiting(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 1:
+            # While the first send is unconfirmed its claim says so, and the second message waits
+            claim = stack_env.find("REPLY#m.uc.1")
+            assert claim["state"] == "unconfirmed" and claim["confirm_by_ms"] > now_ms()
+            assert answered(providers) == ["m.uc.1"] and stack_env.find("REPLY#m.uc.2") is None
+            ingest_meta(lambda_context, our_echo("m.uc.1", "m_echoed_uc", ts + 2))
+
+    current_pipeline().sleep = echo_arrives_while_waiting
+    # When the reply function runs
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    # Then the first send was confirmed by the echo (not sent again), and only then the second was answered
+    assert answered(providers) == ["m.uc.1", "m.uc.2"] and len(waits) == 1
+    first, second = stack_env.find("REPLY#m.uc.1"), stack_env.find("REPLY#m.uc.2")
+    assert (first["state"], first["reconciled_by"], first["message_ids"]) == ("sent", "echo", ["m_echoed_uc"])
+    assert second["state"] == "sent" and second["message_ids"] == ["m_2"]
+    # And a read receipt (only a watermark) then marks both replies read
+    ingest_meta(lambda_context, *delivery_and_read("m_2", now_ms())[1:])
+    conversation = conversation_id("meta", PAGE_ID, USER_A)
+    assert [stack_env.get((conversation, f"MSG#{m}"))["status"] for m in ("m_echoed_uc", "m_2")] == ["read", "read"]
+
+
+def test_an_unconfirmed_send_is_given_up_after_the_window_then_the_next_message_is_answered(
+    providers, stream, stack_env, lambda_context
+):
+    # Given two messages of one person, and a first send that times out and is never confirmed
+    _, records = two_messages(lambda_context, stream, "m.gu")
+    times = first_sends_time_out(providers)
+    # When the reply function runs
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    # Then the first is given up as ambiguous once its window closed (never sent again), and the second was
+    # answered only after that
+    first, second = stack_env.find("REPLY#m.gu.1"), stack_env.find("REPLY#m.gu.2")
+    assert first["state"] == "ambiguous" and first["confirm_by_ms"] - times[0] >= CONFIRM_WINDOW_MS
+    assert first["settled_at_ms"] >= first["confirm_by_ms"]
+    assert second["state"] == "sent"
+    assert answered(providers) == ["m.gu.1", "m.gu.2"] and times[1] >= first["confirm_by_ms"]
+    # And the records delivered again send nothing
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    assert len(providers.meta_calls) == 2
+
+
+def test_an_unconfirmed_vonage_send_is_settled_by_its_status_callback_with_our_client_ref(
+    providers, stream, stack_env, lambda_context
+):
+    # Given a Vonage message whose send times out after the request left
+    inbound_uuid, sent_uuid = "bbbbbbbb-0000-4000-8000-00000000c0f1", "aaaaaaaa-0000-4000-8000-000000000001"
+    body = {
+        "channel": "messenger",
+        "message_uuid": inbound_uuid,
+        "to": PAGE_ID,
+        "from": USER_B,
+        "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "message_type": "text",
+        "text": "thanks!",
+    }
+    webhook = load_handler("webhook").lambda_handler
+    assert webhook(vonage_post("/vonage/inbound", dumps(body)), lambda_context)["statusCode"] == 200
+    records = drain(stream)
+    original = providers._vonage
+
+    def times_out(request: Any) -> Any:
+        original(request)
+        raise requests.exceptions.ReadTimeout()
+
+    providers.mock.remove(responses.POST, f"{VONAGE}/v1/messages")
+    providers.mock.add_callback(responses.POST, f"{VONAGE}/v1/messages", times_out)
+
+    def status(name: str) -> None:
+        callback = {
+            "message_uuid": sent_uuid,
+            "to": USER_B,
+            "from": PAGE_ID,
+            "channel": "messenger",
+            "timestamp": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "status": name,
+            "client_ref": inbound_uuid,
+        }
+        assert webhook(vonage_post("/vonage/status", dumps(callback)), lambda_context)["statusCode"] == 200
+
+    # When Vonage's status callback for that message (it carries our client_ref) comes while the reply waits
+    current_pipeline().sleep = lambda seconds: status("submitted")
+    assert reply(records, lambda_context) == {"batchItemFailures": []}
+    # Then the claim is settled as sent with the message's uuid, and nothing was sent twice
+    claim = stack_env.find(f"REPLY#{inbound_uuid}")
+    assert (claim["state"], claim["reconciled_by"]) == ("sent", "echo")
+    assert claim["message_ids"] == [sent_uuid]
+    assert len(providers.vonage_calls) == 1
+    outbound = stack_env.find(f"MSG#{sent_uuid}")
+    assert (outbound["in_reply_to"], outbound["status"]) == (inbound_uuid, "submitted")
+    # And later statuses of the same message move it on without adding ids to the claim
+    status("delivered")
+    assert stack_env.find(f"REPLY#{inbound_uuid}")["message_ids"] == [sent_uuid]
+    assert stack_env.find(f"MSG#{sent_uuid}")["status"] == "delivered"

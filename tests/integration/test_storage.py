@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from messenger import webhook
 from messenger.config import get_settings
 from messenger.models import STATUS_RANK, Event, Kind, Provider, conversation_id
-from messenger.storage import DynamoStore, OutboundMessage
+from messenger.storage import DynamoStore, OutboundMessage, Turn, UnreadMessage
 from messenger.storage.codec import event_key, message_key
 from tests.helpers import (
     BIG_TEXT_CHARS,
@@ -102,6 +102,18 @@ def put_outbound(store: DynamoStore, provider: str, message_id: str, sent_ms: in
     )
 
 
+def put_sent(store: DynamoStore, provider: str, sent: list[tuple[str, int]], user: str = USER) -> None:
+    """Outbound messages as a reply turn leaves them: recorded, and on the conversation's unread list (which
+    read receipts with only a watermark consult)."""
+    for message_id, sent_ms in sent:
+        put_outbound(store, provider, message_id, sent_ms, user)
+    conversation = conv(provider, user)
+    turn = store.take_turn(conversation, "t", now_ms=0, until_ms=1)
+    assert isinstance(turn, Turn)
+    unread = [*turn.unread, *(UnreadMessage(m, at) for m, at in sent)]
+    store.end_turn(conversation, "t", answered_through="", unread=unread)
+
+
 def status_of(table, provider: str, message_id: str, user: str = USER) -> str | None:
     item = table.get(message_key(conv(provider, user), message_id))
     return item.get("status") if item else None
@@ -117,7 +129,8 @@ def test_conditional_put_stores_an_event_once(table, store):
     results = [store.store_event(event) for _ in range(3)]
     # Then only the first write happened, and one item exists
     assert results == [True, False, False]
-    assert [(i["pk"], i["sk"]) for i in table.items()] == [event_key(conv("meta"), "m_once")]
+    assert [(i["pk"], i["sk"]) for i in table.items()] == [event_key(conv("meta"), "m_once", event.timestamp_ms)]
+    assert table.items()[0]["sk"] == "EVT#001700000000000#m_once"  # provider time first: the user's order
 
 
 def test_redelivery_does_not_overwrite_the_first_copy(table, store):
@@ -126,7 +139,22 @@ def test_redelivery_does_not_overwrite_the_first_copy(table, store):
     # When a redelivery arrives later (same id, different receive time)
     assert store.store_event(text_event("m_keep"), now_s=2_000) is False
     # Then the original item is untouched
-    assert table.get(event_key(conv("meta"), "m_keep"))["received_at"] == 1_000
+    assert table.get(event_key(conv("meta"), "m_keep", 1_700_000_000_000))["received_at"] == 1_000
+
+
+def test_a_redelivered_message_without_a_provider_time_is_stored_once(handler, lambda_context, env):
+    # Given a Vonage inbound message without a timestamp, and a Meta message with none (nor an entry time)
+    vonage = vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-00000000c001")
+    del vonage["timestamp"]
+    meta = {"object": "page", "entry": [{"id": PAGE_ID, "messaging": [meta_message("m_no_time", "hi")]}]}
+    del meta["entry"][0]["messaging"][0]["timestamp"]
+    # When each is delivered, and delivered again a moment later
+    for _ in range(2):
+        assert handler(vonage_post("/vonage/inbound", dumps(vonage)), lambda_context)["statusCode"] == 200
+        assert handler(meta_post(dumps(meta)), lambda_context)["statusCode"] == 200
+        time.sleep(0.005)
+    # Then each is stored once (a redelivery must address the same item), so it is answered once
+    assert sorted(i["event_id"] for i in env.items()) == ["aaaaaaaa-bbbb-4ccc-8ddd-00000000c001", "m_no_time"]
 
 
 def test_same_id_different_providers_are_different_items(table, store):
@@ -281,23 +309,24 @@ def test_meta_delivery_with_mids_marks_those_messages(handler, lambda_context, e
 def test_meta_delivery_with_only_a_watermark(handler, lambda_context, env):
     # Given three outbound messages sent at 1000, 2000 and 3000 ms
     store = webhook.store_for(get_settings())
-    for mid, sent in (("m_w1", 1_000), ("m_w2", 2_000), ("m_w3", 3_000)):
-        put_outbound(store, "meta", mid, sent)
+    put_sent(store, "meta", [("m_w1", 1_000), ("m_w2", 2_000), ("m_w3", 3_000)])
     # When a delivery with watermark 2000 and no mids arrives
     assert handler(meta_post(dumps(meta_body(receipt("delivery", 2_000)))), lambda_context)["statusCode"] == 200
     # Then the messages sent up to 2000 are delivered, the later one is not
     assert [status_of(env, "meta", m) for m in ("m_w1", "m_w2", "m_w3")] == ["delivered", "delivered", "submitted"]
+    # And the conversation remembers the watermark, so the next one marks only what was sent after it
+    assert env.get((conv("meta"), "STATE"))["delivered_watermark_ms"] == 2_000
+    assert store.outbound_before(conv("meta"), 3_000, below="delivered") == ["m_w3"]
 
 
 def test_meta_read_watermark_updates_outbound_items(handler, lambda_context, env):
     # Given outbound messages: one delivered, one submitted, one sent after the watermark, and one failed
     store = webhook.store_for(get_settings())
-    for mid, sent in (("m_r1", 1_000), ("m_r2", 2_000), ("m_r3", 5_000), ("m_r4", 1_500)):
-        put_outbound(store, "meta", mid, sent)
+    put_sent(store, "meta", [("m_r1", 1_000), ("m_r2", 2_000), ("m_r3", 5_000), ("m_r4", 1_500)])
     store.apply_status(conv("meta"), "m_r1", "delivered", at_ms=1_100)
     store.apply_status(conv("meta"), "m_r4", "failed", at_ms=1_600)
     # And an outbound message to another user in the same period
-    put_outbound(store, "meta", "m_other", 1_000, user="555")
+    put_sent(store, "meta", [("m_other", 1_000)], user="555")
     # When the user reads up to 4000 ms
     assert handler(meta_post(dumps(meta_body(receipt("read", 4_000)))), lambda_context)["statusCode"] == 200
     # Then the messages before the watermark are read; the later one, the failed one and the other user's are not

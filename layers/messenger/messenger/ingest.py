@@ -205,5 +205,5 @@ def _reconcile_echo(store: Store, event: Event) -> None:
     if claim is not None and claim.state == "sent" and outbound.message_id in claim.message_ids:
         return
     store.record_outbound(outbound)
-    if store.reconcile_echo(event.conversation_id, outbound.in_reply_to, outbound.message_id):
+    if store.reconcile_echo(event.conversation_id, outbound.in_reply_to, outbound.message_id, event.timestamp_ms):
         logger.info("unclear reply confirmed by the provider", extra={"event_id": outbound.in_reply_to})

@@ -40,6 +40,7 @@ class InboundMessage:
     reply_to_mid: str | None = None
     message_type: str | None = None
     first_name: str | None = None  # filled in by the optional profile look-up (Meta only)
+    event_key: str = ""  # the sort key it is stored under (its place in the conversation's order)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> InboundMessage:
@@ -61,6 +62,7 @@ class InboundMessage:
             postback_payload=item.get("postback_payload"),
             reply_to_mid=item.get("reply_to_mid"),
             message_type=item.get("message_type"),
+            event_key=str(item.get("sk", "")),
         )
 
     @property

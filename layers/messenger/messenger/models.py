@@ -81,6 +81,9 @@ class Event:
     page_id: str
     user_id: str
     timestamp_ms: int
+    # False when the provider gave no time and `timestamp_ms` is when we received it: then it cannot order
+    # the event's key (a redelivery would get another one), which uses 0 instead (storage/codec.py).
+    provider_time: bool = True
     from_page: bool = False
     standby: bool = False
     text: str | None = None

@@ -64,6 +64,8 @@ class Claim:
     message_ids: list[str] = field(default_factory=list)
     # Set while the send's outcome is unknown: the epoch ms until which a confirmation is awaited.
     confirm_by_ms: int | None = None
+    # The provider's time of the echo or status that confirmed an unclear send (when it went out).
+    confirmed_at_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,7 @@ class ReplyLedger:
             return False
         unknown = [mid for mid in state.echo_mids if mid not in claim.message_ids]
         claim.message_ids.extend(unknown)
+        claim.confirmed_at_ms = state.echo_at_ms
         return state.state == ClaimState.SENT or bool(unknown)
 
     def part_sent(self, claim: Claim, message_id: str | None) -> None:

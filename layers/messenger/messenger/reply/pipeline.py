@@ -3,6 +3,7 @@ reply: claim -> respond -> policy -> send -> record (docs/design.md, "Ordering")
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,7 +19,7 @@ from messenger.delivery import (
     SendResult,
     TransientSendError,
 )
-from messenger.errors import MessengerError, RetryLaterError
+from messenger.errors import MessengerError, RetryLaterError, StorageError, TurnLostError
 from messenger.messages import InboundMessage, OutgoingMessage
 from messenger.observability import logger
 from messenger.outbox import MAX_ATTEMPTS, Claim, ClaimState, ReplyLedger, Settled
@@ -43,6 +44,7 @@ class _Progress:
     unread: list[UnreadMessage]
     paused_until_ms: int
     added: list[UnreadMessage] = field(default_factory=list)  # sent in this turn
+    keeps_unread: bool = True
 
 
 @dataclass
@@ -85,7 +87,10 @@ class ReplyPipeline:
         turn = self.turns.take(rung[0].conversation_id, remaining_ms() if remaining_ms else None)
         state = turn.state
         progress = _Progress(
-            state.answered_through, still_unread(state.unread, state.read_watermark_ms), state.paused_until_ms
+            state.answered_through,
+            still_unread(state.unread, state.read_watermark_ms),
+            state.paused_until_ms,
+            keeps_unread=rung[0].provider == "meta",
         )
         outcomes: dict[str, str] = {}
         try:
@@ -114,9 +119,9 @@ class ReplyPipeline:
                 logger.warning("stored inbound message without the fields a reply needs", extra={"sk": item.get("sk")})
                 continue
             if message.provider in self.senders:
-                found[message.event_id] = (str(item["sk"]), message)
+                found[message.event_id] = (message.event_key, message)
         for message in rung:
-            found.setdefault(message.event_id, (_key(message), message))
+            found.setdefault(message.event_id, (message.event_key or _key(message), message))
         return sorted(found.values(), key=lambda pair: pair[0])
 
     def _answer_in_turn(
@@ -179,6 +184,10 @@ class ReplyPipeline:
         return outcome
 
     def _unread(self, progress: _Progress, message_ids: Sequence[str], sent_at_ms: int) -> None:
+        """Keep sent messages for read receipts: Meta's carry only a watermark. (Vonage reports each message's
+        own status, so its messages need no place on the list.)"""
+        if not progress.keeps_unread:
+            return
         known = {m.message_id for m in progress.unread}
         new = [UnreadMessage(mid, sent_at_ms) for mid in message_ids if mid not in known]
         progress.added.extend(new)
@@ -196,12 +205,13 @@ class ReplyPipeline:
                 self.ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
                 self.stats.inc("RepliesSent")
                 logger.info("unclear send confirmed by the provider; recorded as sent", extra=log)
-                self._unread(progress, claim.message_ids, int(self.clock() * 1000))
+                # When it went out, on the provider's clock as a read watermark is (else: when we sent it)
+                sent_at = claim.confirmed_at_ms or claim.confirm_by_ms - self.ledger.confirm_window_ms
+                self._unread(progress, claim.message_ids, sent_at)
                 return "sent"
             if self.clock() * 1000 >= claim.confirm_by_ms:
-                self.ledger.finish(
-                    claim, ClaimState.AMBIGUOUS, {"code": "unconfirmed", "reason": "no echo or status came"}
-                )
+                # The provider's error code stays on the claim; `given_up` says why it is settled.
+                self.ledger.finish(claim, ClaimState.AMBIGUOUS, {"given_up": "unconfirmed"})
                 self.stats.inc("ReplyAmbiguous")
                 logger.warning("unclear send never confirmed; given up, not re-sent", extra=log)
                 return "ambiguous"
@@ -228,7 +238,15 @@ class ReplyPipeline:
     ) -> str:
         assert self.turns is not None
         for index in range(claim.parts_done, len(bodies)):
-            self.turns.keep(turn)
+            try:
+                self.turns.keep(turn)
+            except TurnLostError:
+                # Nothing of this part left: the claim must not look like a send cut off mid-request.
+                with contextlib.suppress(StorageError):
+                    self.ledger.finish(
+                        claim, ClaimState.RETRYABLE, {"error_class": "TurnLostError", "code": "turn_lost"}
+                    )
+                raise
             try:
                 result = self._post(sender, inbound, bodies[index], log, remaining_ms)
             except TransientSendError as exc:
@@ -348,5 +366,5 @@ class ReplyPipeline:
 
 
 def _key(message: InboundMessage) -> str:
-    """The event key a message is stored under (the order the turn answers in)."""
+    """The event key of a message built without its stored item (tools, tests): from its provider time."""
     return event_key(message.conversation_id, message.event_id, message.timestamp_ms)[1]

@@ -146,7 +146,7 @@ def from_item(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def event_values(event: Event, *, now_s: int, retention_s: int) -> dict[str, Any]:
-    pk, sk = event_key(event.conversation_id, event.event_id, event.timestamp_ms)
+    pk, sk = event_key(event.conversation_id, event.event_id, event.timestamp_ms if event.provider_time else 0)
     return {
         "pk": pk,
         "sk": sk,
@@ -366,8 +366,10 @@ TURN_TOKEN = "turn_token"
 TURN_UNTIL = "turn_until_ms"
 ANSWERED_THROUGH = "answered_through"
 UNREAD = "unread"
-# Unread outbound messages kept for read receipts: the newest, so a user who never reads costs a bounded item.
-UNREAD_LIMIT = 100
+# Unread outbound messages kept for read receipts: the newest 20 (a burst of replies). The list rides on the
+# item every turn writes twice, and a write costs a unit per KB of the item: for a user who reads, the list
+# holds the last reply or two (1 KB); for one who never reads, 20 Meta message ids make it about 2.5 KB.
+UNREAD_LIMIT = 20
 # Claim states an echo or a status callback with our reference settles as sent (outbox.ClaimState).
 CONFIRMABLE = ("unconfirmed", "ambiguous")
 

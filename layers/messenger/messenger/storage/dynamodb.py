@@ -148,9 +148,11 @@ class DynamoStore:
         update.condition = f"attribute_not_exists({name}) OR {name} < {update.v(watermark_ms)}"
         return bool(self._update(codec.state_key(conversation), update))
 
-    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
+    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str, at_ms: int | None = None) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
         noted = _Update().add_to_set("echo_mids", echo_mid)
+        if at_ms is not None:
+            noted.set_if_absent("echo_at_ms", at_ms)
         noted.condition = f"attribute_exists({noted.n('pk')})"
         if not self._update(key, noted):
             return False

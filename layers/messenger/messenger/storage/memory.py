@@ -110,7 +110,7 @@ class MemoryStore:
             )
             return True
 
-    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
+    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str, at_ms: int | None = None) -> bool:
         key = codec.reply_key(conversation, inbound_event_id)
         with self._lock:
             self.operations["UpdateItem"] += 1
@@ -118,6 +118,8 @@ class MemoryStore:
             if item is None:
                 return False
             item["echo_mids"] = sorted(set(item.get("echo_mids", [])) | {echo_mid})
+            if at_ms is not None:
+                item.setdefault("echo_at_ms", at_ms)
             self.operations["UpdateItem"] += 1
             settles = item.get("state") in codec.CONFIRMABLE
             if settles or (item.get("reconciled_by") == "echo" and echo_mid not in item.get("message_ids", [])):

@@ -37,6 +37,7 @@ class ReplyState:
     updated_at_ms: int = 0
     echo_mids: list[str] = field(default_factory=list)
     confirm_by_ms: int | None = None
+    echo_at_ms: int | None = None
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> ReplyState:
@@ -49,6 +50,7 @@ class ReplyState:
             updated_at_ms=int(values.get("updated_at_ms", 0)),
             echo_mids=list(values.get("echo_mids", [])),
             confirm_by_ms=int(values["confirm_by_ms"]) if values.get("confirm_by_ms") else None,
+            echo_at_ms=int(values["echo_at_ms"]) if values.get("echo_at_ms") else None,
         )
 
 
@@ -120,8 +122,9 @@ class Store(Protocol):
         """Keep `watermark_ms` as the conversation's `status` ("delivered"/"read") watermark unless a later one
         is there. True if moved."""
 
-    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str) -> bool:
-        """Keep an echo's mid on the reply claim it answers; settle that claim as sent if it was ambiguous.
+    def reconcile_echo(self, conversation: str, inbound_event_id: str, echo_mid: str, at_ms: int | None = None) -> bool:
+        """Keep an echo's mid (and the provider's time of the first, `at_ms`) on the reply claim it answers;
+        settle that claim as sent if its send was unconfirmed or given up.
 
         A claim settled by echoes also gets the echo's mid in its `message_ids`. True only if it settled now.
         """

@@ -74,7 +74,9 @@ def count_updates(entries: list[Any]) -> int:
 
 def _entry_events(entry: Any, received_ms: int) -> list[Event]:
     if not isinstance(entry, dict):
-        return [_unknown(UNKNOWN_PAGE, {"entry": entry}, received_ms, "entry is not an object")]
+        event = _unknown(UNKNOWN_PAGE, {"entry": entry}, received_ms, "entry is not an object")
+        event.provider_time = False
+        return [event]
     page_id = _ident(entry.get("id"))
     entry_time = epoch_ms(entry.get("time"))
     events: list[Event] = []
@@ -84,16 +86,18 @@ def _entry_events(entry: Any, received_ms: int) -> list[Event]:
             continue
         if not isinstance(items, list):
             raw = {"id": entry.get("id"), source: items}
-            events.append(
-                _unknown(page_id or UNKNOWN_PAGE, raw, entry_time or received_ms, f"entry.{source} is not a list")
-            )
+            event = _unknown(page_id or UNKNOWN_PAGE, raw, entry_time or received_ms, f"entry.{source} is not a list")
+            event.provider_time = entry_time is not None
+            events.append(event)
             continue
         for item in items:
             timestamp = entry_time if entry_time is not None else received_ms
             if page_id is None:
-                events.append(_unknown(UNKNOWN_PAGE, _as_object(item), timestamp, "entry.id missing"))
+                event = _unknown(UNKNOWN_PAGE, _as_object(item), timestamp, "entry.id missing")
             else:
-                events.append(parse_event(page_id, item, timestamp, source == "standby"))
+                event = parse_event(page_id, item, timestamp, source == "standby")
+            event.provider_time = entry_time is not None or epoch_ms(_as_object(item).get("timestamp")) is not None
+            events.append(event)
     return events
 
 

@@ -57,7 +57,8 @@ def parse_status(body: bytes) -> Event:
         # A status is about a message we sent: the Page is `from`, the user is `to`.
         page_id=_party(payload.get("from"), "from"),
         user_id=_party(payload.get("to"), "to"),
-        timestamp_ms=_timestamp_ms(payload.get("timestamp")),
+        timestamp_ms=_timestamp_ms(payload.get("timestamp")) or int(time.time() * 1000),
+        provider_time=_timestamp_ms(payload.get("timestamp")) is not None,
         from_page=True,
         status=status.lower(),
         error=_error(payload.get("error")) if kind is Kind.STATUS else _channel_error(channel),
@@ -100,7 +101,8 @@ def _inbound(payload: dict[str, Any], message_uuid: str, version: str) -> Event:
         kind=Kind.MESSAGE,
         page_id=_party(payload.get("to"), "to"),
         user_id=_party(payload.get("from"), "from"),
-        timestamp_ms=_timestamp_ms(payload.get("timestamp")),
+        timestamp_ms=_timestamp_ms(payload.get("timestamp")) or int(time.time() * 1000),
+        provider_time=_timestamp_ms(payload.get("timestamp")) is not None,
         payload_version=version,
         raw=payload,
     )
@@ -137,8 +139,8 @@ def _error(value: Any) -> dict[str, Any] | None:
     return {"code": str(code) if code is not None else None, "reason": opt_str(reason)}
 
 
-def _timestamp_ms(value: Any) -> int:
-    """Vonage writes both ISO 8601 and `YYYY-MM-DD hh:mm:ss UTC`; unknown forms fall back to now."""
+def _timestamp_ms(value: Any) -> int | None:
+    """Vonage writes both ISO 8601 and `YYYY-MM-DD hh:mm:ss UTC`; None for a missing or unknown form."""
     if isinstance(value, str) and value:
         text = value.strip().replace(" UTC", "+00:00").replace("Z", "+00:00")
         try:
@@ -149,4 +151,4 @@ def _timestamp_ms(value: Any) -> int:
             if parsed.tzinfo is None:
                 parsed = parsed.replace(tzinfo=UTC)
             return int(parsed.timestamp() * 1000)
-    return int(time.time() * 1000)
+    return None
