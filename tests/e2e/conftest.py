@@ -112,9 +112,15 @@ class LocalStack:
         wait_until(calm, timeout=60, interval=0)
 
 
-def meta_message(user: str, text: str = "hello", mid: str | None = None, **message: Any) -> dict[str, Any]:
+def meta_message(
+    user: str, text: str = "hello", mid: str | None = None, ts: int | None = None, **message: Any
+) -> dict[str, Any]:
+    """A Meta message event from `user`; `ts` is the event's `timestamp` (the user's order), now by default."""
     return payloads.meta_message(
-        user, PAGE_ID, payloads.now_ms(), message={"mid": mid or f"m_e2e_{uuid.uuid4().hex}", "text": text, **message}
+        user,
+        PAGE_ID,
+        payloads.now_ms() if ts is None else ts,
+        message={"mid": mid or f"m_e2e_{uuid.uuid4().hex}", "text": text, **message},
     )
 
 
