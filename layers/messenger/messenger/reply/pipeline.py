@@ -127,6 +127,8 @@ class ReplyPipeline:
     def _answer_in_turn(
         self, inbound: InboundMessage, key: str, turn: HeldTurn, progress: _Progress, remaining_ms: RemainingMs | None
     ) -> str:
+        assert self.turns is not None
+        self.turns.keep(turn)  # a turn that ran out stops here, before it claims anything more
         # A message past the cursor the turn started from is not on the unread list yet, even if answered.
         outcome = self._answer_one(inbound, turn, progress, remaining_ms, key > turn.state.answered_through)
         if key > progress.answered_through:

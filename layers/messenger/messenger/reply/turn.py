@@ -15,6 +15,7 @@ message in key order, which is the order the user sent them.
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -32,8 +33,11 @@ RENEW_BELOW_MS = 15_000
 CLOCK_MARGIN_MS = 2_000
 # Without a Lambda context (tools, tests) an invocation is taken to have this long.
 DEFAULT_REMAINING_MS = 60_000
-# How often a waiting doorbell tries the turn, and the time it keeps for its own work after waiting.
-POLL_S = 0.25
+# A waiting doorbell looks again after POLL_S, doubling up to MAX_POLL_S (with jitter, so records of one
+# conversation do not look in step), with a cheap read; it tries the turn only when it looks free. It keeps
+# RESERVE_MS for its own work after waiting.
+POLL_S = 0.1
+MAX_POLL_S = 2.0
 RESERVE_MS = 12_000
 
 
@@ -82,10 +86,21 @@ class TurnKeeper:
             taken = self.store.take_turn(conversation, token, now_ms=now, until_ms=until)
             if isinstance(taken, Turn):
                 return HeldTurn(conversation, taken, until, deadline)
-            if deadline - now < RESERVE_MS:
-                raise RetryLaterError("another invocation kept this conversation's turn; the record will be retried")
-            self.sleep(POLL_S)
+            now = self._wait_until_free(conversation, deadline)
+
+    def _wait_until_free(self, conversation: str, deadline_ms: int) -> int:
+        """Sleep until the turn looks free (ended, or its lease ran out); the time then. RetryLaterError when
+        this invocation would be left with less than RESERVE_MS."""
+        pause = POLL_S
+        while True:
             now = self._now_ms()
+            if deadline_ms - now < RESERVE_MS:
+                raise RetryLaterError("another invocation kept this conversation's turn; the record will be retried")
+            self.sleep(pause * random.uniform(0.5, 1.0))
+            pause = min(pause * 2, MAX_POLL_S)
+            now = self._now_ms()
+            if self.store.turn_held_until(conversation) < now:
+                return now
 
     def end(self, turn: HeldTurn, answered_through: str, unread: list[UnreadMessage]) -> dict[str, int]:
         """Save the progress and let go; the conversation's status watermarks as they are now. A turn lost
@@ -105,6 +120,9 @@ class TurnKeeper:
         it, and a send cut off by the deadline is found `claimed` by the next holder (unconfirmed).
         """
         now = self._now_ms()
+        if now >= turn.until_ms:
+            # Our lease ran out (a step took longer than it): another invocation may hold the turn now.
+            raise TurnLostError("this invocation's turn ran out before it was renewed")
         if turn.until_ms - now >= RENEW_BELOW_MS:
             return
         until = self._lease_end(now, turn.deadline_ms)

@@ -218,6 +218,10 @@ class DynamoStore:
         )
         return [{**item, "conversation_id": item["pk"]} for item in items if item["sk"] != after]
 
+    def turn_held_until(self, conversation: str) -> int:
+        item = self._get(codec.state_key(conversation), consistent=False)
+        return int(item.get(codec.TURN_UNTIL, 0)) if item else 0
+
     def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
         update = _Update().set(codec.TURN_UNTIL, until_ms)
         update.condition = f"{update.n(codec.TURN_TOKEN)} = {update.v(token)}"

@@ -180,6 +180,11 @@ class MemoryStore:
                 and item.get("expires_at", now + 1) > now
             ]
 
+    def turn_held_until(self, conversation: str) -> int:
+        with self._lock:
+            item = self._item(codec.state_key(conversation))
+        return int(item.get(codec.TURN_UNTIL, 0)) if item else 0
+
     def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
         with self._lock:
             self.operations["UpdateItem"] += 1

@@ -145,6 +145,10 @@ class Store(Protocol):
         """The conversation's stored inbound messages with keys after `after`, in key order, decoded (each
         with its `conversation_id`). `after` "" reads from the first."""
 
+    def turn_held_until(self, conversation: str) -> int:
+        """Epoch ms until which someone holds the conversation's turn (0 when nobody does). An eventually
+        consistent read: a waiting record looks with it (half a read unit) and only then tries the turn."""
+
     def renew_turn(self, conversation: str, token: str, *, until_ms: int) -> None:
         """Hold the turn until `until_ms`. TurnLostError when another invocation holds it now."""
 
