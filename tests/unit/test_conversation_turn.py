@@ -9,13 +9,13 @@ from __future__ import annotations
 import pytest
 
 from messenger.delivery import AmbiguousSendError, RetryPolicy, TransientSendError
-from messenger.errors import RetryLaterError
+from messenger.errors import RetryLaterError, TurnLostError
 from messenger.handover import bot_metadata
 from messenger.ingest import ingest
 from messenger.messages import InboundMessage
 from messenger.models import Event, Kind, Provider
 from messenger.outbox import MAX_ATTEMPTS
-from messenger.reply.turn import LEASE_MS, MAX_POLL_S
+from messenger.reply.turn import CLOCK_MARGIN_MS, LEASE_MS, MAX_POLL_S, RENEW_BELOW_MS, TurnKeeper
 from messenger.storage import codec
 from messenger.storage.memory import MemoryStore
 from tests.helpers import NOW_MS, inbound_event
@@ -161,19 +161,41 @@ def test_an_unclear_send_never_confirmed_is_given_up_after_the_window_and_not_se
 def test_a_turn_left_by_a_dead_invocation_is_taken_over_when_its_lease_runs_out():
     store = MemoryStore()
     (one,) = stored(store, ("one", NOW_MS - 1_000))
-    # Given an invocation that took the turn and died
-    assert not isinstance(store.take_turn(CONVERSATION, "dead", now_ms=NOW_MS, until_ms=NOW_MS + LEASE_MS), int)
+    # Given an invocation that took the turn (until its deadline, 20 s on) and died
+    assert not isinstance(store.take_turn(CONVERSATION, "dead", now_ms=NOW_MS, until_ms=NOW_MS + 20_000), int)
     sender = Echoing()
     p, _ = pipeline(sender, store=store)
     # When a record rings, it waits for the lease to run out, then answers
-    assert p.answer([one]) == {one.event_id: "sent"}
-    assert LEASE_MS / 1000 <= sum(p.sleeps) <= LEASE_MS / 1000 + MAX_POLL_S
+    assert p.answer([one], remaining_ms=lambda: 60_000) == {one.event_id: "sent"}
+    assert 20 <= sum(p.sleeps) <= 20 + MAX_POLL_S
+
+
+def test_a_turn_reaches_the_invocations_deadline_and_a_caller_without_one_renews_it():
+    store = MemoryStore()
+    (one,) = stored(store, ("one", NOW_MS - 1_000))
+    keeper = TurnKeeper(store, clock=lambda: NOW_MS / 1000)
+    # An invocation's lease is its deadline plus the clock margin: no renewal while it runs
+    turn = keeper.take(CONVERSATION, remaining_ms=45_000)
+    assert turn.until_ms == NOW_MS + 45_000 + CLOCK_MARGIN_MS
+    keeper.end(turn, "", [])
+    # A caller without a deadline holds LEASE_MS and renews it once less than RENEW_BELOW_MS is left
+    clock = [NOW_MS / 1000]
+    keeper = TurnKeeper(store, clock=lambda: clock[0])
+    turn = keeper.take(CONVERSATION, remaining_ms=None)
+    assert turn.until_ms == NOW_MS + LEASE_MS
+    clock[0] += (LEASE_MS - RENEW_BELOW_MS) / 1000 + 1
+    keeper.keep(turn)
+    assert turn.until_ms == int(clock[0] * 1000) + LEASE_MS == store.turn_held_until(CONVERSATION)
+    # And a holder whose lease ran out stops
+    clock[0] += LEASE_MS / 1000
+    with pytest.raises(TurnLostError):
+        keeper.keep(turn)
 
 
 def test_a_record_that_cannot_get_the_turn_in_time_is_retried_and_sends_nothing():
     store = MemoryStore()
     (one,) = stored(store, ("one", NOW_MS - 1_000))
-    store.take_turn(CONVERSATION, "alive", now_ms=NOW_MS, until_ms=NOW_MS + LEASE_MS)
+    store.take_turn(CONVERSATION, "alive", now_ms=NOW_MS, until_ms=NOW_MS + 60_000)
     sender = Echoing()
     p, _ = pipeline(sender, store=store)
     with pytest.raises(RetryLaterError):

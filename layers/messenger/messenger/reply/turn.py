@@ -5,8 +5,10 @@ function in either order, side by side, or from two shards. A stream record is t
 the invocation that holds the conversation's turn (a lease on its `STATE` item) answers every pending
 message in key order, which is the order the user sent them.
 
-- The turn is a short lease (`LEASE_MS`), renewed before a send that could outlast it and never past the
-  invocation's deadline, so the turn of an invocation that died is free again within `LEASE_MS`.
+- The turn is a lease until the invocation's deadline (plus a clock margin): Lambda stops an invocation at
+  its deadline, so a live holder never outlasts its lease, and the turn of one that crashed is free again at
+  its deadline at the latest. A caller without a deadline (tools, tests) holds `LEASE_MS` at a time and
+  renews it as it goes.
 - A doorbell that finds the turn taken waits for it (the holder is usually done in well under a second)
   and then answers whatever is still pending, its own message included. So there is no moment in which a
   stored message has nobody coming for it: its own doorbell always either answers it or finds it answered.
@@ -25,13 +27,12 @@ from messenger.errors import RetryLaterError, TurnLostError
 from messenger.observability import logger
 from messenger.storage import Store, Turn, UnreadMessage
 
-# The lease: one send (connect + read timeout, providers/http.py) and its bookkeeping fit in it.
-LEASE_MS = 20_000
-# Before a send, a lease with less than this left is renewed.
-RENEW_BELOW_MS = 15_000
-# Beyond the invocation's deadline a lease never reaches: clocks of two hosts differ a little.
+# Past the invocation's deadline by this much: clocks of two hosts differ a little.
 CLOCK_MARGIN_MS = 2_000
-# Without a Lambda context (tools, tests) an invocation is taken to have this long.
+# Without an invocation deadline (tools, tests): the lease, renewed before a step once less than
+# RENEW_BELOW_MS of it is left; and how long such a caller waits for a taken turn.
+LEASE_MS = 60_000
+RENEW_BELOW_MS = 30_000
 DEFAULT_REMAINING_MS = 60_000
 # A waiting doorbell looks again after POLL_S, doubling up to MAX_POLL_S (with jitter, so records of one
 # conversation do not look in step), with a cheap read; it tries the turn only when it looks free. It keeps
@@ -48,7 +49,7 @@ class HeldTurn:
     conversation: str
     state: Turn
     until_ms: int
-    deadline_ms: int
+    deadline_ms: int | None  # the invocation's; None without one (the lease is then renewed as it goes)
 
     @property
     def token(self) -> str:
@@ -72,21 +73,22 @@ class TurnKeeper:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _lease_end(self, now_ms: int, deadline_ms: int) -> int:
-        return min(now_ms + self.lease_ms, deadline_ms + CLOCK_MARGIN_MS)
+    def _lease_end(self, now_ms: int, deadline_ms: int | None) -> int:
+        return deadline_ms + CLOCK_MARGIN_MS if deadline_ms is not None else now_ms + self.lease_ms
 
     def take(self, conversation: str, remaining_ms: int | None) -> HeldTurn:
         """The conversation's turn, once its holder lets go or its lease runs out. RetryLaterError if that
         does not happen while this invocation still has time for its own work."""
         token = uuid.uuid4().hex
         now = self._now_ms()
-        deadline = now + (remaining_ms if remaining_ms is not None else DEFAULT_REMAINING_MS)
+        deadline = now + remaining_ms if remaining_ms is not None else None
+        wait_budget_end = deadline if deadline is not None else now + DEFAULT_REMAINING_MS
         while True:
             until = self._lease_end(now, deadline)
             taken = self.store.take_turn(conversation, token, now_ms=now, until_ms=until)
             if isinstance(taken, Turn):
                 return HeldTurn(conversation, taken, until, deadline)
-            now = self._wait_until_free(conversation, deadline)
+            now = self._wait_until_free(conversation, wait_budget_end)
 
     def _wait_until_free(self, conversation: str, deadline_ms: int) -> int:
         """Sleep until the turn looks free (ended, or its lease ran out); the time then. RetryLaterError when
@@ -114,19 +116,16 @@ class TurnKeeper:
             return {}
 
     def keep(self, turn: HeldTurn) -> None:
-        """Before a send: renew the lease if the send could outlast it. TurnLostError if it was taken.
-
-        A lease already reaching the invocation's deadline is left as it is: the invocation cannot outlive
-        it, and a send cut off by the deadline is found `claimed` by the next holder (unconfirmed).
-        """
+        """Before each message and send: TurnLostError if our lease ran out; a lease without an invocation
+        deadline is renewed once less than RENEW_BELOW_MS is left. (One that reaches the deadline needs no
+        renewal: the invocation cannot outlive it, and a send the deadline cuts off is found `claimed` by the
+        next holder, so it is confirmed or given up, never sent twice.)"""
         now = self._now_ms()
         if now >= turn.until_ms:
-            # Our lease ran out (a step took longer than it): another invocation may hold the turn now.
-            raise TurnLostError("this invocation's turn ran out before it was renewed")
-        if turn.until_ms - now >= RENEW_BELOW_MS:
+            # Our lease ran out (clocks, or a caller past its deadline): another may hold the turn now.
+            raise TurnLostError("this invocation's turn ran out")
+        if turn.deadline_ms is not None or turn.until_ms - now >= RENEW_BELOW_MS:
             return
-        until = self._lease_end(now, turn.deadline_ms)
-        if until <= turn.until_ms:
-            return
+        until = self._lease_end(now, None)
         self.store.renew_turn(turn.conversation, turn.token, until_ms=until)
         turn.until_ms = until
