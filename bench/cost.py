@@ -108,6 +108,8 @@ class FunctionMeter:
     rru_table: float = 0.0
     rru_gsi: float = 0.0
     dynamodb_calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # "<operation> <item kind>" -> [calls, WRU, RRU]: where the units go (item kind = the sort key's prefix)
+    units_by_call: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0, 0.0]))
     secrets_calls: int = 0
     metrics: set[str] = field(default_factory=set)
 
@@ -132,23 +134,28 @@ class Meter:
         with self.lock:
             self.functions.clear()
 
-    def dynamodb(self, operation: str, consumed: Any, failed_write: bool) -> None:
+    def dynamodb(self, operation: str, params: dict[str, Any], consumed: Any, failed_write: bool) -> None:
         fid = self.current()
         if fid is None:
             return
         with self.lock:
             meter = self.functions[fid]
             meter.dynamodb_calls[operation] += 1
+            by_call = meter.units_by_call[f"{operation} {item_kind(params)}{' refused' if failed_write else ''}"]
+            by_call[0] += 1
+            write = operation in WRITE_OPERATIONS
             for capacity in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
-                write = operation in WRITE_OPERATIONS
                 table = (capacity.get("Table") or {}).get("CapacityUnits", capacity.get("CapacityUnits", 0.0))
                 gsi = sum(i.get("CapacityUnits", 0.0) for i in (capacity.get("GlobalSecondaryIndexes") or {}).values())
                 if write:
                     meter.wru_table, meter.wru_gsi = meter.wru_table + table, meter.wru_gsi + gsi
+                    by_call[1] += table + gsi
                 else:
                     meter.rru_table, meter.rru_gsi = meter.rru_table + table, meter.rru_gsi + gsi
+                    by_call[2] += table + gsi
             if failed_write:
                 meter.wru_table += 1.0  # a failed condition still costs the write (at least 1 WRU)
+                by_call[1] += 1.0
 
     def secret(self) -> None:
         fid = self.current()
@@ -169,6 +176,20 @@ class Meter:
 
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def item_kind(params: dict[str, Any]) -> str:
+    """The kind of item a call addresses: its sort key's prefix (`EVT#`, `REPLY#`, `MSG#`, `STATE`, ...)."""
+    key = params.get("Item") or params.get("Key")
+    if key is not None:
+        sort_keys = [str(key.get("sk", {}).get("S", "?"))]
+    else:  # a Query: the sort key's bounds are among its expression values
+        sort_keys = [str(v.get("S", "")) for v in (params.get("ExpressionAttributeValues") or {}).values()]
+    for sort_key in sort_keys:
+        for prefix in ("EVT#", "MSG#", "REPLY#", "STATE", "PROFILE", "DEL"):
+            if sort_key.startswith(prefix):
+                return prefix
+    return "?"
 
 
 def emf_metric_names(text: str) -> set[str]:
@@ -238,9 +259,10 @@ def metered(meter: Meter) -> Iterator[None]:
             response = original_call(client, operation, params)
         except ClientError as exc:
             failed = exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-            meter.dynamodb(operation, exc.response.get("ConsumedCapacity"), failed and operation in WRITE_OPERATIONS)
+            consumed = exc.response.get("ConsumedCapacity")
+            meter.dynamodb(operation, params, consumed, failed and operation in WRITE_OPERATIONS)
             raise
-        meter.dynamodb(operation, response.get("ConsumedCapacity"), False)
+        meter.dynamodb(operation, params, response.get("ConsumedCapacity"), False)
         return response
 
     def run_group(self: Any, indexes: list[int], entity: Any) -> Any:
@@ -844,7 +866,24 @@ def render(volumes: list[Volume]) -> str:
     return "\n".join(out)
 
 
-def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str, dict[str, float]], stamp: str) -> str:
+def units_by_call(measured: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per message: each function's table calls by operation and item kind, with the units they consumed."""
+    n = measured["messages"]
+    rows = [
+        {"function": fid, "call": call, "calls": c / n, "wru": w / n, "rru": r / n}
+        for fid, f in sorted(measured["functions"].items())
+        for call, (c, w, r) in sorted(f["units_by_call"].items())
+    ]
+    return sorted(rows, key=lambda row: (row["function"], -row["wru"], -row["rru"]))
+
+
+def markdown(
+    volumes: list[Volume],
+    memory: list[dict[str, Any]],
+    init: dict[str, dict[str, float]],
+    calls: list[dict[str, Any]],
+    stamp: str,
+) -> str:
     """The tables of docs/cost.md between its markers."""
     per_million = _by_volume("", "per 1M messages", "{:g}M a month", volumes, lambda v: v.lines)
     per_million.append("| **total** | " + " | ".join(f"**{v.usd_per_million:,.2f}**" for v in volumes) + " | |")
@@ -867,7 +906,10 @@ def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str
         )
         + "."
     )
-    return "\n".join([f"_{stamp}_", *per_million, *fixed, *free, *mem])
+    units = ["", "Table calls per message, by function, call and item kind (the writes and reads lines):", ""]
+    units += ["| function | call | calls | WRU | RRU |", "|---|---|---:|---:|---:|"]
+    units += [f"| {r['function']} | {r['call']} | {r['calls']:.2f} | {r['wru']:.2f} | {r['rru']:.2f} |" for r in calls]
+    return "\n".join([f"_{stamp}_", *per_million, *fixed, *free, *units, *mem])
 
 
 FIXED_TITLE = "Fixed monthly costs (the line above, spread over the month's messages):"
@@ -952,6 +994,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fid: {k: v for k, v in f.items() if k not in ("durations_ms", "cpu_ms")}
             for fid, f in measured["functions"].items()
         },
+        "units_by_call": units_by_call(measured),
         "storage": measured["storage"],
         "assumptions": {
             "provider_latency_ms": args.provider_latency_ms,
@@ -976,7 +1019,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"provider latency {args.provider_latency_ms:.0f} ms, {args.cold_share:.0%} cold"
             + (f", {args.extra_wru:+g} WRU a message" if args.extra_wru else "")
         )
-        write_doc(markdown(volumes, result["memory"], init, stamp))
+        write_doc(markdown(volumes, result["memory"], init, result["units_by_call"], stamp))
         print(f"\nwrote the table of {DOC.relative_to(ROOT)}", file=sys.stderr)
     return result
 

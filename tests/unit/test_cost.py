@@ -22,6 +22,7 @@ def measurement(**overrides):
         "rru_table": 5.0,
         "rru_gsi": 5.0,
         "dynamodb_calls": {},
+        "units_by_call": {"PutItem EVT#": [40, 60.0, 0.0], "GetItem REPLY#": [10, 0.0, 10.0]},
         "secrets_calls": 2,
         "metrics": ["MessengerWebhook/EventsStored/service"],
     }
@@ -36,6 +37,7 @@ def measurement(**overrides):
         "rru_table": 0.0,
         "rru_gsi": 0.0,
         "dynamodb_calls": {},
+        "units_by_call": {"UpdateItem STATE": [20, 25.0, 0.0], "PutItem REPLY# refused": [5, 5.0, 0.0]},
         "secrets_calls": 2,
         "metrics": ["MessengerWebhook/RepliesSent/service", "MessengerWebhook/EventsStored/service"],
     }
@@ -209,10 +211,43 @@ def test_the_template_settings_are_what_the_model_prices():
 
 def test_markdown_has_both_volumes_and_the_doc_section_is_rewritten(tmp_path, monkeypatch):
     v = [volume(1_000_000), volume(30_000_000)]
-    text = cost.markdown(v, cost.memory_choices(cost.per_message(measurement()), INIT, 250), INIT, "stamp")
+    m = measurement()
+    text = cost.markdown(v, cost.memory_choices(cost.per_message(m), INIT, 250), INIT, cost.units_by_call(m), "stamp")
     assert "| per 1M messages | 1M a month | 30M a month |" in text and "**total**" in text
+    # where the units go, per message (10 messages), the costliest write first within each function
+    assert "| ReplyFunction | UpdateItem STATE | 2.00 | 2.50 | 0.00 |" in text
+    assert text.index("UpdateItem STATE") < text.index("PutItem REPLY# refused")
+    assert "| WebhookFunction | PutItem EVT# | 4.00 | 6.00 | 0.00 |" in text
     doc = tmp_path / "cost.md"
     doc.write_text(f"# t\n\n{cost.DOC_BEGIN}\nold\n{cost.DOC_END}\n\nafter\n")
     monkeypatch.setattr(cost, "DOC", doc)
     cost.write_doc("new")
     assert doc.read_text() == f"# t\n\n{cost.DOC_BEGIN}\nnew\n{cost.DOC_END}\n\nafter\n"
+
+
+@pytest.mark.parametrize(
+    ("params", "kind"),
+    [
+        ({"Item": {"pk": {"S": "meta#p#u"}, "sk": {"S": "EVT#000001700000000#m_1"}}}, "EVT#"),
+        ({"Key": {"pk": {"S": "meta#p#u"}, "sk": {"S": "STATE"}}}, "STATE"),
+        ({"Key": {"pk": {"S": "meta#p#u"}, "sk": {"S": "REPLY#m_1"}}}, "REPLY#"),
+        (
+            {"ExpressionAttributeValues": {":pk": {"S": "meta#p#u"}, ":from": {"S": "EVT#0"}, ":to": {"S": "EVT#9"}}},
+            "EVT#",
+        ),
+        ({"ExpressionAttributeValues": {":pk": {"S": "meta#p#u"}}}, "?"),
+    ],
+)
+def test_a_call_is_attributed_to_the_kind_of_item_it_addresses(params, kind):
+    assert cost.item_kind(params) == kind
+
+
+def test_a_refused_conditional_write_is_billed_and_listed_apart():
+    meter = cost.Meter()
+    meter.local.function = "ReplyFunction"
+    key = {"Item": {"pk": {"S": "c"}, "sk": {"S": "REPLY#m_1"}}}
+    meter.dynamodb("PutItem", key, {"TableName": "t", "CapacityUnits": 1.0}, False)
+    meter.dynamodb("PutItem", key, None, True)
+    calls = meter.functions["ReplyFunction"].units_by_call
+    assert calls["PutItem REPLY#"] == [1, 1.0, 0.0] and calls["PutItem REPLY# refused"] == [1, 1.0, 0.0]
+    assert meter.functions["ReplyFunction"].wru_table == 2.0
