@@ -251,3 +251,34 @@ def test_a_refused_conditional_write_is_billed_and_listed_apart():
     calls = meter.functions["ReplyFunction"].units_by_call
     assert calls["PutItem REPLY#"] == [1, 1.0, 0.0] and calls["PutItem REPLY# refused"] == [1, 1.0, 0.0]
     assert meter.functions["ReplyFunction"].wru_table == 2.0
+
+
+def test_auto_scaled_capacity_is_priced_by_the_hour_at_70_percent_with_the_last_hours_lag():
+    # Given 9 WRU and 1 RRU a message at 30M a month (11.57 messages a second on average)
+    v = volume(30_000_000, table_capacity="AutoScaled")
+    got = lines(v)
+    assert v.table_capacity == "AutoScaled" and "DynamoDB write request units" not in got
+    rates = cost.hourly_rates(30_000_000)
+    # Then each hour provisions the higher of its own and the last hour's need at 70%, at least 5 units
+    hourly = [max(5, r * 9 / 0.7, rates[h - 1] * 9 / 0.7) for h, r in enumerate(rates)]
+    assert cost.provisioned_units(9, 30_000_000) == pytest.approx(hourly)
+    writes = sum(hourly) * 30 * cost.PRICES["dynamodb_wcu_hour"] / 30
+    assert got["DynamoDB write capacity (auto scaled)"].usd_per_million == pytest.approx(writes)
+    # And it is cheaper than on demand for this steady a day, but not free of the hours it waits for
+    on_demand = lines(volume(30_000_000))["DynamoDB write request units"].usd_per_million
+    assert 0.3 * on_demand < writes < 0.6 * on_demand
+    # And a quiet month sits on the 5-unit floor: at 100,000 messages auto scaling costs more than on demand
+    small = lines(volume(100_000, table_capacity="AutoScaled"))["DynamoDB write capacity (auto scaled)"]
+    assert small.usd_per_million > lines(volume(100_000))["DynamoDB write request units"].usd_per_million
+    # And its 8 alarms are a fixed cost; the provisioned free tier is shown apart
+    assert {line.name: line.usd_per_million for line in v.fixed}["DynamoDB auto scaling alarms"] == pytest.approx(0.8)
+    assert "DynamoDB provisioned capacity" in {line.name for line in v.free_tier}
+
+
+def test_the_doc_table_has_a_column_for_the_auto_scaled_stack_and_blanks_where_a_line_does_not_apply():
+    v = [volume(1_000_000), volume(30_000_000), volume(30_000_000, table_capacity="AutoScaled")]
+    m = measurement()
+    text = cost.markdown(v, cost.memory_choices(cost.per_message(m), INIT, 250), INIT, cost.units_by_call(m), "s")
+    assert "| per 1M messages | 1M a month | 30M a month | 30M a month, AutoScaled | basis |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| DynamoDB write request units |"))
+    assert row.split(" | ")[3] == ""  # on demand only
