@@ -50,7 +50,7 @@ sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and 
 	@echo $(SAM)
 
 sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
-	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
+	$(PY) -m sam_local_docker --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
 
 # Its Python runs the functions (so 3.13, the Lambda runtime); aws-sam-translator applies the SAM transform; pytest
 # runs tests/emulator (the shims) with ministack importable.

@@ -21,7 +21,7 @@ LAYER = ROOT / "layers" / "messenger"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.lambda_code import add_layers_to_path  # noqa: E402
+from devkit.lambda_code import add_layers_to_path  # noqa: E402
 
 add_layers_to_path()
 from local.services import (  # noqa: E402

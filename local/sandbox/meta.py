@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from devkit import payloads
+from devkit.lambda_code import add_layers_to_path
 from local.sandbox.common import SandboxReject, bearer
 from local.sandbox.faults import Fault
-from tools import payloads
-from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
 from messenger.providers.meta.limits import message_problems  # noqa: E402 - needs the layer on sys.path

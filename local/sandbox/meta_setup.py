@@ -26,10 +26,10 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from devkit.http_client import http
 from local.sandbox.common import SandboxReject
 from local.sandbox.meta import SANDBOX_APP_ID, access_token, check_token, graph_error, no_such_object
 from tools.connect.profile import PROFILE_CALLS_PER_WINDOW, PROFILE_WINDOW_S, PROPERTIES, profile_problems
-from tools.http import http
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from local.api_server import BackgroundHTTPServer
 from local.control import ANY, Answer, Request, Routes
-from local.http_api import BackgroundHTTPServer
 from local.sandbox import meta_setup, vonage_apps
 from local.sandbox.common import SandboxReject
 from local.sandbox.meta import GRAPH_PATH, graph_error

@@ -7,12 +7,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
+from devkit.sandbox_secrets import sandbox_secrets
 from local.sandbox import callbacks, meta, vonage
 from local.sandbox.common import Log
 from local.sandbox.faults import FaultStore
 from local.sandbox.meta_setup import MetaSetup
 from local.sandbox.vonage_apps import VonageApplications
-from local.services import sandbox_secrets
 
 
 class Sandbox:

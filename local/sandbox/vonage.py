@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from devkit import payloads
 from local.sandbox.common import SandboxReject, bearer
 from local.sandbox.faults import Fault
-from tools import payloads
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
+from devkit import payloads
+from devkit.http_client import http as http
+from devkit.polling import wait_until as wait_until
 from local.launcher import StackProcess
 from local.services import client
 from messenger.storage import from_item
 from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE
-from tools import payloads
-from tools.http import http as http
-from tools.polling import wait_until as wait_until
 from tools.smoke import Deployment, Secret, discover, webhook_outputs
 
 STARTUP_TIMEOUT_S = 120

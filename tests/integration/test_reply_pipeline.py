@@ -13,6 +13,7 @@ import pytest
 import requests
 import responses
 
+from devkit.streams import StreamReader, strip_internal
 from local.services import client
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
@@ -32,7 +33,6 @@ from tests.helpers import (
     vonage_inbound_v1,
     vonage_post,
 )
-from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 

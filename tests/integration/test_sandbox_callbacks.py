@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local.http_api import BackgroundHTTPServer
+from local.api_server import BackgroundHTTPServer
 from local.sandbox import CALLBACK_RETRY, Sandbox
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from local.http_api import Router, to_http
+from local.api_server import Router, to_http
 from local.stack import SECRET_NAMES, TABLE_NAME, LocalStack, Ports
 from local.template import (
     function_environment,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from devkit.lambda_code import add_layers_to_path
 from tools.connect.api import Caller
 from tools.connect.graph import Graph
 from tools.connect.plan import (
@@ -25,7 +26,6 @@ from tools.connect.plan import (
 )
 from tools.connect.profile import PROFILE_FILE, ProfileError, load_profile
 from tools.connect.vonage import Applications
-from tools.lambda_code import add_layers_to_path
 from tools.smoke import META_KEYS, Secret, SmokeError, open_stack, read_secret, webhook_outputs
 
 add_layers_to_path()

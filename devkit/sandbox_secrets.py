@@ -1,0 +1,14 @@
+"""The committed sandbox secrets (events/sandbox-secrets.json): seeded by `make dev`, signing the samples."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SANDBOX_SECRETS = Path(__file__).resolve().parent.parent / "events" / "sandbox-secrets.json"
+
+
+def sandbox_secrets() -> dict[str, dict[str, Any]]:
+    data = json.loads(SANDBOX_SECRETS.read_text(encoding="utf-8"))
+    return {"meta": data["meta"], "vonage": data["vonage"]}
