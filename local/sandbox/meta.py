@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from devkit import payloads
 from devkit.lambda_code import add_layers_to_path
+from local.sandbox.callbacks import post_callback
 from local.sandbox.common import SandboxReject, bearer
 from local.sandbox.faults import Fault
 
@@ -154,7 +155,7 @@ def post_callbacks(sandbox: Sandbox, page_id: str, psid: str, mid: str, message:
             now = payloads.now_ms()
             event.update(timestamp=now, read={"watermark": now})
         body, headers = payloads.signed_meta(payloads.meta_page(event, page_id=page_id), sandbox.meta)
-        sandbox.post_callback("meta", kind, mid, "/meta/webhook", body, headers)
+        post_callback(sandbox, "meta", kind, mid, "/meta/webhook", body, headers)
 
 
 def validate_body(body: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from devkit.http_client import http
+from devkit.messenger_profile import PROFILE_FILE
 from local.api_server import BackgroundHTTPServer
 from local.sandbox import Sandbox, SandboxServer
 from local.sandbox.meta import SANDBOX_APP_ID
@@ -32,7 +33,6 @@ from tests.helpers import META, PAGE_ID, VONAGE, assert_no_secret_in
 from tools.connect import cli
 from tools.connect.api import Caller
 from tools.connect.plan import WEBHOOK_FIELDS
-from tools.connect.profile import PROFILE_FILE
 
 pytestmark = pytest.mark.integration
 

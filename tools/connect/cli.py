@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from devkit.lambda_code import add_layers_to_path
+from devkit.messenger_profile import PROFILE_FILE, ProfileError, load_profile
 from tools.connect.api import Caller
 from tools.connect.graph import Graph
 from tools.connect.plan import (
@@ -24,7 +25,6 @@ from tools.connect.plan import (
     plan_profile,
     plan_vonage,
 )
-from tools.connect.profile import PROFILE_FILE, ProfileError, load_profile
 from tools.connect.vonage import Applications
 from tools.smoke import META_KEYS, Secret, SmokeError, open_stack, read_secret, webhook_outputs
 
