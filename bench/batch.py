@@ -14,7 +14,7 @@ from bench.common import Stack
 from bench.webhook import PAGE_ID, TEXT, floor_items, load_webhook, meta_post
 from devkit import payloads
 from devkit.lambda_context import LambdaContext
-from local.services import client
+from devkit.local_aws import client
 from messenger.providers.meta.events import MAX_EVENTS_PER_POST
 
 USERS = 100

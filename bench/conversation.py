@@ -55,6 +55,7 @@ def run(messages: int = 200) -> dict[str, Any]:
     from devkit import payloads
     from devkit.apigw_events import http_event
     from devkit.lambda_context import LambdaContext
+    from devkit.local_aws import client
     from devkit.sandbox_secrets import sandbox_secrets
     from devkit.streams import StreamReader
     from local import workers
@@ -62,7 +63,7 @@ def run(messages: int = 200) -> dict[str, Any]:
     from local.sandbox import meta as sandbox_meta
     from local.sandbox.server import SandboxServer
     from local.sandbox.state import Sandbox
-    from local.services import client, free_port
+    from local.services import free_port
     from local.template import function_spec, stream_settings
 
     secrets = sandbox_secrets()

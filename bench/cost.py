@@ -378,7 +378,7 @@ def run(messages: int, warmup: int) -> dict[str, Any]:
 
 def _scan(stack: Any) -> dict[str, Any]:
     """Items in the table and their DynamoDB-billed size (name + value bytes, 100 bytes overhead each)."""
-    from local.services import client
+    from devkit.local_aws import client
     from local.template import table_definition
 
     # The key attributes of each GSI the template declares (an item is in a GSI when it has all of them).

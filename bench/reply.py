@@ -25,8 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.common import LAYER, CountingClient, inversions  # noqa: F401  (LAYER puts the layer on sys.path)
+from devkit.local_aws import LOCAL_CREDENTIALS, client
 from devkit.sandbox_secrets import sandbox_secrets
-from local.services import LOCAL_CREDENTIALS, client, create_events_table, start_dynamodb_local
+from local.services import create_events_table, start_dynamodb_local
 
 
 class _Server(ThreadingHTTPServer):

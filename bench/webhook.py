@@ -12,8 +12,8 @@ from devkit import payloads
 from devkit.apigw_events import http_event
 from devkit.lambda_code import load_module
 from devkit.lambda_context import LambdaContext
+from devkit.local_aws import client
 from devkit.sandbox_secrets import sandbox_secrets
-from local.services import client
 from messenger.models import Event, Kind, Provider
 from messenger.storage import event_item
 

@@ -19,9 +19,9 @@ from botocore.exceptions import ClientError
 from devkit import payloads, polling
 from devkit.http_client import http
 from devkit.lambda_code import add_layers_to_path
+from devkit.local_aws import REGION
 from devkit.sandbox_secrets import sandbox_secrets
 from local.sandbox import Sandbox
-from local.services import REGION
 from local.template import http_routes, load_template
 
 add_layers_to_path()

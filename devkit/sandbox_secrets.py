@@ -12,3 +12,9 @@ SANDBOX_SECRETS = Path(__file__).resolve().parent.parent / "events" / "sandbox-s
 def sandbox_secrets() -> dict[str, dict[str, Any]]:
     data = json.loads(SANDBOX_SECRETS.read_text(encoding="utf-8"))
     return {"meta": data["meta"], "vonage": data["vonage"]}
+
+
+# The sandbox's own identities beside the secrets: the Meta app id its Graph API answers to, and the Vonage API
+# secret of its Application API (the fixed secret shape holds neither).
+SANDBOX_APP_ID = 1517776481860111
+SANDBOX_API_SECRET = "sandbox-api-secret-NOT-FOR-PRODUCTION"  # noqa: S105 - the local sandbox's own value

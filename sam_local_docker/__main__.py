@@ -36,7 +36,8 @@ from local.template import ROOT
 
 add_layers_to_path()
 
-from local.services import REGION, free_port, port_in_use  # noqa: E402
+from devkit.local_aws import REGION  # noqa: E402
+from local.services import free_port, port_in_use  # noqa: E402
 from sam_local_docker import checks  # noqa: E402
 from sam_local_docker.build import BuildError, build, python313_path  # noqa: E402
 from sam_local_docker.docker_host import Dockerd, DockerHostError, ensure_base_image, ensure_packages  # noqa: E402

@@ -14,8 +14,8 @@ from typing import Any
 
 from devkit import payloads
 from devkit.http_client import http as smoke_http
+from devkit.local_aws import client
 from devkit.sandbox_secrets import sandbox_secrets
-from local.services import client
 from local.stack import TABLE_NAME
 
 SECRETS = sandbox_secrets()

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from devkit import payloads
 from devkit.lambda_code import add_layers_to_path
+from devkit.sandbox_secrets import SANDBOX_APP_ID
 from local.sandbox.callbacks import post_callback
 from local.sandbox.common import SandboxReject, bearer
 from local.sandbox.faults import Fault
@@ -28,7 +29,6 @@ from messenger.providers.meta.limits import message_problems  # noqa: E402 - nee
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
 
-SANDBOX_APP_ID = 1517776481860111
 GRAPH_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<page_id>[^/]+)/messages$")
 MESSAGING_TYPES = {"RESPONSE", "UPDATE", "MESSAGE_TAG"}
 LIVE_TAGS = {"HUMAN_AGENT", "CUSTOMER_FEEDBACK"}

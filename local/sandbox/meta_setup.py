@@ -27,8 +27,9 @@ from urllib.parse import urlencode, urlsplit
 
 from devkit.http_client import http
 from devkit.messenger_profile import PROFILE_CALLS_PER_WINDOW, PROFILE_WINDOW_S, PROPERTIES, profile_problems
+from devkit.sandbox_secrets import SANDBOX_APP_ID
 from local.sandbox.common import SandboxReject
-from local.sandbox.meta import SANDBOX_APP_ID, access_token, check_token, graph_error, no_such_object
+from local.sandbox.meta import access_token, check_token, graph_error, no_such_object
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

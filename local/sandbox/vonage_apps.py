@@ -14,12 +14,12 @@ import copy
 import hmac
 from typing import TYPE_CHECKING, Any
 
+from devkit.sandbox_secrets import SANDBOX_API_SECRET
 from local.sandbox.vonage import VONAGE_WEBHOOK_VERSIONS, vonage_error
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
 
-SANDBOX_API_SECRET = "sandbox-api-secret-NOT-FOR-PRODUCTION"  # noqa: S105 - the local sandbox's own value
 Answer = tuple[int, dict[str, Any]]
 
 

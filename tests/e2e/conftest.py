@@ -21,9 +21,9 @@ import pytest
 
 from devkit import payloads
 from devkit.http_client import http as http
+from devkit.local_aws import client
 from devkit.polling import wait_until as wait_until
 from local.launcher import StackProcess
-from local.services import client
 from messenger.storage import from_item
 from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE

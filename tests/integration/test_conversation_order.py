@@ -36,10 +36,10 @@ import responses
 
 from bench.common import inversions
 from devkit.lambda_context import LambdaContext
+from devkit.local_aws import client
 from devkit.streams import StreamReader, strip_internal
 from local import workers
 from local.poller import CheckpointStore, StreamPoller
-from local.services import client
 from local.template import function_spec, stream_settings
 from messenger.config import get_settings
 from messenger.handover import answered_event_id

@@ -16,8 +16,8 @@ import pytest
 import responses
 
 from devkit.apigw_events import http_event
+from devkit.local_aws import client
 from devkit.streams import StreamReader, strip_internal
-from local.services import client
 from local.template import MetricRef, load_template, named_metrics, resources
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy

@@ -9,8 +9,8 @@ import uuid
 
 import pytest
 
+from devkit.local_aws import client
 from devkit.streams import StreamReader
-from local.services import client
 from tests.integration.test_reply_pipeline import USER_A, FakeProviders, ingest_meta, providers  # noqa: F401
 from tools import redrive as tool
 

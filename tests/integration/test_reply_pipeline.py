@@ -13,8 +13,8 @@ import pytest
 import requests
 import responses
 
+from devkit.local_aws import client
 from devkit.streams import StreamReader, strip_internal
-from local.services import client
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
 from messenger.handover import BOT_METADATA, bot_metadata

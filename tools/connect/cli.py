@@ -103,11 +103,10 @@ def deployed_target(args: argparse.Namespace) -> Target:
 def local_target(args: argparse.Namespace) -> Target:
     """The running local stack (`make dev`): its URLs from .local/stack-<PORT>.json, its secrets from its
     Secrets Manager (moto), the sandbox as Graph and Vonage, and the sandbox's app id and API secret."""
-    # Imported here: only the local mode needs the local stack (deployed use never imports it).
-    from local.sandbox.meta import SANDBOX_APP_ID
-    from local.sandbox.vonage_apps import SANDBOX_API_SECRET
-    from local.services import client
-    from local.stack import stack_info_file
+    # Imported here: only the local mode needs them (boto3 clients with fixed local credentials).
+    from devkit.local_aws import client
+    from devkit.sandbox_secrets import SANDBOX_API_SECRET, SANDBOX_APP_ID
+    from devkit.stack_info import stack_info_file
 
     port = int(os.environ.get("PORT", "3000"))
     try:
