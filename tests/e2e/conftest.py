@@ -46,6 +46,7 @@ class LocalStack:
     table: str
     moto_url: str = ""
     log_path: Path | None = None
+    pid: int = 0  # the stack's own process (`python -m local`)
 
     def __post_init__(self) -> None:
         self.dynamodb = client("dynamodb", self.dynamodb_url)
@@ -175,6 +176,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             table=info["table"],
             moto_url=info["moto"],
             log_path=process.log_path,
+            pid=process.process.pid if process.process else 0,
         )
     finally:
         process.stop()
