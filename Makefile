@@ -15,7 +15,7 @@ SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 MINISTACK_VERSION ?= 1.5.33
 MINISTACK_DIR := $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)
 
-.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke connect
+.PHONY: help dev stop chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke connect
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ deploy-local: deps $(SAM) $(MINISTACK_DIR)/.installed ## sam build + sam deploy 
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
 	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
+
+stop: deps ## stop the local stack running on $(PORT) (one started in the background), as Ctrl-C would
+	PORT=$(PORT) $(PY) -m local --stop
 
 chat: deps ## talk to the running local stack as a Messenger user
 	$(PY) -m local.chat

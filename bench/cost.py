@@ -337,7 +337,8 @@ def _quiet(meter: Meter, stack: Any, quiet_s: float = 0.6) -> None:
 def run(messages: int, warmup: int) -> dict[str, Any]:
     """The end-to-end run: `warmup` then `messages` inbound messages, half Meta, half Vonage."""
     from local.services import free_port
-    from local.stack import LocalStack, Options, Ports
+    from local.stack.lifecycle import LocalStack
+    from local.stack.settings import Options, Ports
 
     meter = Meter()
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as state, metered(meter):

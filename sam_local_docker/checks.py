@@ -16,7 +16,7 @@ from devkit import payloads
 from devkit.http_client import http as smoke_http
 from devkit.local_aws import client
 from devkit.sandbox_secrets import sandbox_secrets
-from local.stack import TABLE_NAME
+from local.stack.settings import TABLE_NAME
 
 SECRETS = sandbox_secrets()
 META = SECRETS["meta"]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from local.api_server import Router, to_http
-from local.stack import SECRET_NAMES, TABLE_NAME, LocalStack, Ports
+from local.stack.lifecycle import LocalStack
+from local.stack.settings import SECRET_NAMES, TABLE_NAME, Ports
 from local.template import (
     function_environment,
     function_spec,
