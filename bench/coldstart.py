@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import ROOT, Row, table
-from local.services import LOCAL_CREDENTIALS
+from devkit.local_aws import LOCAL_CREDENTIALS
 from local.template import function_environment, function_spec
 
 BUILD_DIR = ROOT / ".aws-sam" / "build"

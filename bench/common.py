@@ -21,18 +21,11 @@ LAYER = ROOT / "layers" / "messenger"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.lambda_code import add_layers_to_path  # noqa: E402
+from devkit.lambda_code import add_layers_to_path  # noqa: E402
 
 add_layers_to_path()
-from local.services import (  # noqa: E402
-    LOCAL_CREDENTIALS,
-    client,
-    create_events_table,
-    running,
-    seed_secrets,
-    start_dynamodb_local,
-    start_moto,
-)
+from devkit.local_aws import LOCAL_CREDENTIALS, client  # noqa: E402
+from local.services import create_events_table, running, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
 
 BASE_ENV = {
     **LOCAL_CREDENTIALS,

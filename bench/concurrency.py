@@ -29,9 +29,9 @@ import uuid
 from pathlib import Path
 
 from bench.common import percentile
+from devkit import payloads
+from devkit.sandbox_secrets import sandbox_secrets
 from local.launcher import StackProcess
-from local.services import sandbox_secrets
-from tools import payloads
 
 SECRETS = sandbox_secrets()
 PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))

@@ -52,17 +52,19 @@ def run(messages: int = 200) -> dict[str, Any]:
     import os
 
     from bench.cost import Meter, metered
+    from devkit import payloads
+    from devkit.apigw_events import http_event
+    from devkit.lambda_context import LambdaContext
+    from devkit.local_aws import client
+    from devkit.sandbox_secrets import sandbox_secrets
+    from devkit.streams import StreamReader
     from local import workers
-    from local.apigw import http_event
-    from local.lambda_context import LambdaContext
     from local.poller import CheckpointStore, StreamPoller
     from local.sandbox import meta as sandbox_meta
     from local.sandbox.server import SandboxServer
     from local.sandbox.state import Sandbox
-    from local.services import client, free_port, sandbox_secrets
+    from local.services import free_port
     from local.template import function_spec, stream_settings
-    from tools import payloads
-    from tools.streams import StreamReader
 
     secrets = sandbox_secrets()
     page = next(iter(secrets["meta"]["page_tokens"]))

@@ -327,8 +327,8 @@ def _http(method: str, url: str, body: bytes | None = None, headers: dict[str, s
 
 
 def _inbound(provider: str, user: str, text: str) -> tuple[str, bytes, dict[str, str]]:
-    from local.services import sandbox_secrets
-    from tools import payloads
+    from devkit import payloads
+    from devkit.sandbox_secrets import sandbox_secrets
 
     secrets = sandbox_secrets()
     page = next(iter(secrets["meta"]["page_tokens"]))
@@ -367,7 +367,8 @@ def _quiet(meter: Meter, stack: Any, quiet_s: float = 0.6) -> None:
 def run(messages: int, warmup: int) -> dict[str, Any]:
     """The end-to-end run: `warmup` then `messages` inbound messages, half Meta, half Vonage."""
     from local.services import free_port
-    from local.stack import LocalStack, Options, Ports
+    from local.stack.lifecycle import LocalStack
+    from local.stack.settings import Options, Ports
 
     meter = Meter()
     with tempfile.TemporaryDirectory(prefix="bench-cost-") as state, metered(meter):
@@ -408,7 +409,7 @@ def run(messages: int, warmup: int) -> dict[str, Any]:
 
 def _scan(stack: Any) -> dict[str, Any]:
     """Items in the table and their DynamoDB-billed size (name + value bytes, 100 bytes overhead each)."""
-    from local.services import client
+    from devkit.local_aws import client
     from local.template import table_definition
 
     # The key attributes of each GSI the template declares (an item is in a GSI when it has all of them).

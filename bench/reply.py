@@ -25,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from bench.common import LAYER, CountingClient, inversions  # noqa: F401  (LAYER puts the layer on sys.path)
-from local.services import LOCAL_CREDENTIALS, client, create_events_table, sandbox_secrets, start_dynamodb_local
+from devkit.local_aws import LOCAL_CREDENTIALS, client
+from devkit.sandbox_secrets import sandbox_secrets
+from local.services import create_events_table, start_dynamodb_local
 
 
 class _Server(ThreadingHTTPServer):
@@ -104,7 +106,7 @@ class FakeProvider:
 
     def sends(self) -> list[tuple[str, str]]:
         """(recipient, metadata) of every Send API call so far, in the order they arrived."""
-        from tools.http import http
+        from devkit.http_client import http
 
         return [(recipient, metadata) for recipient, metadata in http("GET", f"{self.url}/sends")[1]]
 
@@ -115,9 +117,9 @@ class FakeProvider:
 
 def make_records(n: int, conversations: int, provider: str = "meta", page: str = "107083064136738") -> list[dict]:
     """Stream INSERT records of `n` inbound messages spread over `conversations`, as the table streams them."""
+    from devkit.payloads import stream_record
     from messenger.models import Event, Kind, Provider
     from messenger.storage import event_item
-    from tools.payloads import stream_record
 
     now = int(time.time() * 1000)
     run = uuid.uuid4().hex[:8]
@@ -263,12 +265,12 @@ def lanes_run(
     from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
+    from devkit.streams import StreamReader
     from local.poller import CheckpointStore, StreamPoller
     from local.template import stream_settings
     from messenger.handover import answered_event_id
     from messenger.models import Event, Kind, Provider
     from messenger.storage import DynamoStore
-    from tools.streams import StreamReader
 
     table = f"bench-lanes-{uuid.uuid4().hex[:8]}"
     stream_arn = create_events_table(client("dynamodb", endpoint), table)

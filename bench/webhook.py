@@ -8,13 +8,14 @@ from types import ModuleType
 from typing import Any
 
 from bench.common import ROOT, Row, Stack, interleaved
-from local.apigw import http_event
-from local.lambda_context import LambdaContext
-from local.services import client, sandbox_secrets
+from devkit import payloads
+from devkit.apigw_events import http_event
+from devkit.lambda_code import load_module
+from devkit.lambda_context import LambdaContext
+from devkit.local_aws import client
+from devkit.sandbox_secrets import sandbox_secrets
 from messenger.models import Event, Kind, Provider
 from messenger.storage import event_item
-from tools import payloads
-from tools.lambda_code import load_module
 
 SECRETS = sandbox_secrets()
 PAGE_ID = next(iter(SECRETS["meta"]["page_tokens"]))

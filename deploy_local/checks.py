@@ -16,12 +16,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from devkit import payloads, polling
+from devkit.http_client import http
+from devkit.lambda_code import add_layers_to_path
+from devkit.local_aws import REGION
+from devkit.sandbox_secrets import sandbox_secrets
 from local.sandbox import Sandbox
-from local.services import REGION, sandbox_secrets
 from local.template import http_routes, load_template
-from tools import payloads, polling
-from tools.http import http
-from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
 from messenger.storage import from_item  # noqa: E402 - needs the layer on sys.path

@@ -32,14 +32,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from local.sam_local.build import BuildError, build, python313_path
+from devkit.http_client import http
+from devkit.local_aws import REGION
+from devkit.sandbox_secrets import SANDBOX_API_SECRET, SANDBOX_APP_ID
+from devkit.teardown import cleanup_always, keep_logs_unless_passed
 from local.sandbox import Sandbox, SandboxServer
-from local.sandbox.meta import SANDBOX_APP_ID
-from local.sandbox.vonage_apps import SANDBOX_API_SECRET
-from local.services import REGION, LocalStackError, end_process, free_port, wait_for_port
+from local.services import LocalStackError, end_process, free_port, wait_for_port
 from local.template import ROOT
-from tools.http import http
-from tools.teardown import cleanup_always, keep_logs_unless_passed
+from sam_local_docker.build import BuildError, build, python313_path
 
 STACK = "messenger-webhook-local"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}  # ministack's root caller

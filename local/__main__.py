@@ -1,6 +1,7 @@
 """`make dev`: start the Docker-free local stack and keep it running until Ctrl-C (SIGINT) or SIGTERM.
 
     python -m local [--reset]
+    python -m local --stop        # `make stop`: stop the stack running on PORT (e.g. one started in the background)
 
 `--reset` (`make dev RESET=1`) deletes the data kept from the last run first. Settings come from the
 environment: PORT, DYNAMODB_PORT, MOTO_PORT, SANDBOX_PORT, LOCAL_CONCURRENCY, LOCAL_REPLY_CONCURRENCY,
@@ -20,7 +21,9 @@ import time
 
 from local.poller import ORDERS
 from local.services import LocalStackError
-from local.stack import AlreadyRunningError, LocalStack, Options, Ports
+from local.stack.lifecycle import LocalStack
+from local.stack.recovery import AlreadyRunningError, stop_running
+from local.stack.settings import Options, Ports
 from local.workers import WorkerError
 
 _print_lock = threading.Lock()
@@ -65,6 +68,7 @@ def options_from_env(reset: bool, env: dict[str, str] | None = None) -> Options:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__.split("\n\n")[0])
     parser.add_argument("--reset", action="store_true", help="delete the data kept from the last run first")
+    parser.add_argument("--stop", action="store_true", help="stop the stack running on PORT (SIGTERM) and wait")
     args = parser.parse_args(argv)
     try:
         ports = Ports.from_env()
@@ -72,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     except LocalStackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.stop:
+        try:
+            log(stop_running(ports.api))
+        except LocalStackError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        return 0
     stack = LocalStack(ports, log=log, options=options)
     stop = threading.Event()
 

@@ -22,14 +22,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from local.services import client, sandbox_secrets
-from tools.http import http
-from tools.lambda_code import add_layers_to_path
+from devkit.http_client import http
+from devkit.lambda_code import add_layers_to_path
+from devkit.local_aws import client
+from devkit.sandbox_secrets import sandbox_secrets
 
 add_layers_to_path()
+from devkit import payloads  # noqa: E402
 from messenger.models import conversation_id  # noqa: E402 - needs the layer on sys.path
 from messenger.storage import DynamoStore  # noqa: E402
-from tools import payloads  # noqa: E402
 
 STICKER_ID = 369239263222822  # Meta's "like" thumbs-up sticker
 STICKER_URL = "https://cdn.example.com/sticker-like.png"

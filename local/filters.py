@@ -1,10 +1,13 @@
-"""Lambda event filtering (FilterCriteria) rule semantics, for the local stream poller.
+"""Lambda event filtering (FilterCriteria), sized to what template.yaml's stream filter holds.
 
-A pattern is a JSON object whose leaves are arrays of rules; a record matches when every key of the
-pattern matches (AND), any rule of a leaf array matches (OR), and any of several patterns matches (OR).
-Rules: exact strings/numbers/null, `prefix`, `suffix`, `equals-ignore-case`, `anything-but`
-(values, or `{"prefix": ...}`/`{"suffix": ...}`), `exists`, `numeric` ranges, and nested objects.
-An array in the record matches when any of its elements matches (as in EventBridge and Lambda).
+The template's filter is one pattern of exact values in nested objects:
+`{"eventName": ["INSERT"], "dynamodb": {"NewImage": {"record_type": {"S": ["inbound"]}}}}`. For that kind of
+pattern the semantics are Lambda's: a record matches when every key of the pattern matches (AND), any value of
+a leaf array matches (OR), and any of several patterns matches (OR); a missing key matches nothing; strings,
+numbers (by value), booleans and null match only their own kind; an array in the record matches when any of
+its elements does. Content-filter operators (`prefix`, `anything-but`, `numeric`, `exists`, ...) are refused
+when the pattern is read, so a template that starts using one fails loudly here instead of filtering wrongly:
+implement the operator (with its tests) first.
 """
 
 from __future__ import annotations
@@ -13,17 +16,11 @@ import json
 from typing import Any
 
 _MISSING = object()
-_NUMERIC_OPS = {
-    "=": lambda a, b: a == b,
-    "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b,
-    ">": lambda a, b: a > b,
-    ">=": lambda a, b: a >= b,
-}
+Exact = str | int | float | bool | None
 
 
 class FilterPatternError(ValueError):
-    """The pattern is not a valid Lambda filter pattern."""
+    """The pattern is not one the local poller can apply (not a filter pattern, or an operator it lacks)."""
 
 
 def parse_pattern(pattern: str | dict[str, Any]) -> dict[str, Any]:
@@ -45,74 +42,29 @@ def matches(pattern: dict[str, Any], record: Any) -> bool:
     for key, rule in pattern.items():
         value = record.get(key, _MISSING)
         if isinstance(rule, dict):
-            if not _match_object(rule, value):
+            if not (any(matches(rule, item) for item in value) if isinstance(value, list) else matches(rule, value)):
                 return False
-        elif not _match_leaf(rule, value):
+        elif not any(_equal(expected, actual) for expected in rule for actual in _values(value)):
             return False
     return True
 
 
-def _match_object(rule: dict[str, Any], value: Any) -> bool:
+def _values(value: Any) -> list[Any]:
     if isinstance(value, list):
-        return any(matches(rule, item) for item in value)
-    return matches(rule, value)
+        return value or [_MISSING]
+    return [value]
 
 
-def _match_leaf(rules: list[Any], value: Any) -> bool:
-    values = value if isinstance(value, list) else [value]
-    if value is not _MISSING and isinstance(value, list) and not value:
-        values = [_MISSING]
-    return any(_match_rule(rule, v) for rule in rules for v in values)
-
-
-def _match_rule(rule: Any, value: Any) -> bool:
-    if isinstance(rule, dict):
-        ((op, arg),) = rule.items()
-        return _match_operator(op, arg, value)
-    if value is _MISSING:
+def _equal(expected: Exact, actual: Any) -> bool:
+    if actual is _MISSING:
         return False
-    if rule is None:
-        return value is None
-    if isinstance(rule, bool) or isinstance(value, bool):
-        return isinstance(rule, bool) and isinstance(value, bool) and rule == value
-    if isinstance(rule, int | float):
-        return isinstance(value, int | float) and float(rule) == float(value)
-    return isinstance(value, str) and rule == value
-
-
-def _match_operator(op: str, arg: Any, value: Any) -> bool:
-    if op == "exists":
-        return (value is not _MISSING) == bool(arg)
-    if value is _MISSING:
-        return False
-    if op == "prefix":
-        return isinstance(value, str) and value.startswith(arg)
-    if op == "suffix":
-        return isinstance(value, str) and value.endswith(arg)
-    if op == "equals-ignore-case":
-        return isinstance(value, str) and value.casefold() == str(arg).casefold()
-    if op == "anything-but":
-        return _anything_but(arg, value)
-    if op == "numeric":
-        return _numeric(arg, value)
-    raise FilterPatternError(f"unsupported filter operator {op!r}")
-
-
-def _anything_but(arg: Any, value: Any) -> bool:
-    if isinstance(arg, dict):
-        ((op, inner),) = arg.items()
-        if op in ("prefix", "suffix"):
-            return isinstance(value, str) and not _match_operator(op, inner, value)
-        raise FilterPatternError(f"unsupported anything-but operator {op!r}")
-    excluded = arg if isinstance(arg, list) else [arg]
-    return not any(_match_rule(item, value) for item in excluded)
-
-
-def _numeric(arg: list[Any], value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    pairs = zip(arg[0::2], arg[1::2], strict=True)
-    return all(_NUMERIC_OPS[op](value, bound) for op, bound in pairs)
+    if expected is None:
+        return actual is None
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
+    if isinstance(expected, int | float):
+        return isinstance(actual, int | float) and float(expected) == float(actual)
+    return isinstance(actual, str) and expected == actual
 
 
 def _validate(pattern: dict[str, Any]) -> None:
@@ -124,27 +76,10 @@ def _validate(pattern: dict[str, Any]) -> None:
             raise FilterPatternError(f"the value of {key!r} must be a non-empty array or an object")
         for item in rule:
             if isinstance(item, dict):
-                _validate_operator(key, item)
-
-
-def _validate_operator(key: str, item: dict[str, Any]) -> None:
-    if len(item) != 1:
-        raise FilterPatternError(f"{key!r}: a rule object has exactly one operator")
-    ((op, arg),) = item.items()
-    if op == "numeric":
-        if not isinstance(arg, list) or len(arg) not in (2, 4) or len(arg) % 2:
-            raise FilterPatternError(f"{key!r}: numeric takes [op, n] or [op, n, op, n]")
-        for operator, bound in zip(arg[0::2], arg[1::2], strict=True):
-            if operator not in _NUMERIC_OPS or isinstance(bound, bool) or not isinstance(bound, int | float):
-                raise FilterPatternError(f"{key!r}: invalid numeric comparison {operator!r} {bound!r}")
-    elif op == "exists":
-        if not isinstance(arg, bool):
-            raise FilterPatternError(f"{key!r}: exists takes true or false")
-    elif op in ("prefix", "suffix", "equals-ignore-case"):
-        if not isinstance(arg, str):
-            raise FilterPatternError(f"{key!r}: {op} takes a string")
-    elif op == "anything-but":
-        if isinstance(arg, dict) and (len(arg) != 1 or next(iter(arg)) not in ("prefix", "suffix")):
-            raise FilterPatternError(f"{key!r}: anything-but takes values, or one prefix/suffix")
-    else:
-        raise FilterPatternError(f"{key!r}: unsupported filter operator {op!r}")
+                operators = ", ".join(sorted(item)) or "{}"
+                raise FilterPatternError(
+                    f"{key!r}: filter operator {operators} is not implemented by the local poller, which applies "
+                    "exact values only (all template.yaml's filter uses); add it to local/filters.py with its tests"
+                )
+            if isinstance(item, list):
+                raise FilterPatternError(f"{key!r}: a leaf array holds values, not arrays")

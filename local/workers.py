@@ -28,9 +28,9 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import IO, Any
 
-from local.lambda_context import ACCOUNT_ID, REGION, LambdaContext
+from devkit.lambda_code import load_module
+from devkit.lambda_context import ACCOUNT_ID, REGION, LambdaContext
 from local.template import ROOT, FunctionSpec
-from tools.lambda_code import load_module
 
 Log = Callable[[str], None]
 _HEADER = struct.Struct(">I")

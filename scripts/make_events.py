@@ -28,19 +28,20 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.lambda_code import add_layers_to_path  # noqa: E402
+from devkit.lambda_code import add_layers_to_path  # noqa: E402
 
 add_layers_to_path()
-from local.apigw import http_event  # noqa: E402
-from local.services import sandbox_secrets  # noqa: E402
+from devkit import payloads  # noqa: E402
+from devkit.apigw_events import http_event  # noqa: E402
+from devkit.payloads import meta_message as meta_item  # noqa: E402
+from devkit.sam_env import env_json  # noqa: E402
+from devkit.sandbox_secrets import sandbox_secrets  # noqa: E402
 from messenger.handover import BOT_METADATA  # noqa: E402  (what our own sends carry, echoed back by Meta)
 from messenger.models import Event  # noqa: E402
 from messenger.providers.meta import events as meta_events  # noqa: E402
 from messenger.providers.meta.signed_request import make_signed_request  # noqa: E402
 from messenger.providers.vonage import events as vonage_events  # noqa: E402
 from messenger.storage import event_item  # noqa: E402
-from tools import payloads  # noqa: E402
-from tools.payloads import meta_message as meta_item  # noqa: E402
 
 EVENTS = ROOT / "events"
 SECRETS = sandbox_secrets()
@@ -61,32 +62,6 @@ LOCAL_STACK = {
     "moto": "http://host.docker.internal:5000",
     "sandbox": "http://host.docker.internal:3001",
 }
-
-
-def function_env(dynamodb: str, moto: str, sandbox: str) -> dict[str, str]:
-    """`sam local --env-vars` values that point both functions at a local stack.
-
-    Only variables the template declares: SAM CLI ignores the others, and the AWS_ACCESS_KEY_ID/AWS_REGION
-    family is reserved by Lambda (SAM passes the shell's own; DynamoDB Local runs with -sharedDb so any key
-    sees the same tables).
-    """
-    return {
-        "EVENTS_TABLE": "messenger-events",
-        "META_SECRET_ID": "local/meta",
-        "VONAGE_SECRET_ID": "local/vonage",
-        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb,
-        "AWS_ENDPOINT_URL_SECRETS_MANAGER": moto,
-        "AWS_ENDPOINT_URL_SQS": moto,
-        "GRAPH_API_BASE": sandbox,
-        "VONAGE_API_BASE": sandbox,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-    }
-
-
-def env_json(dynamodb: str, moto: str, sandbox: str) -> dict[str, dict[str, str]]:
-    """The whole --env-vars file: the same values for both functions."""
-    env = function_env(dynamodb, moto, sandbox)
-    return {"WebhookFunction": dict(env), "ReplyFunction": dict(env)}
 
 
 # -- bodies ---------------------------------------------------------------------------------------

@@ -29,8 +29,9 @@ for _name, _value in {
 for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 
-from local.lambda_context import LambdaContext  # noqa: E402
-from local.services import client, create_events_table, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
+from devkit.lambda_context import LambdaContext  # noqa: E402
+from devkit.local_aws import client  # noqa: E402
+from local.services import create_events_table, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
 from messenger import webhook  # noqa: E402
 from messenger.config import get_settings  # noqa: E402
 from messenger.secrets import clear_cache as clear_secret_cache  # noqa: E402

@@ -1,4 +1,4 @@
-"""Test helpers: load the handlers as sam would, sign bodies with the production signers (tools.payloads)."""
+"""Test helpers: load the handlers as sam would, sign bodies with the production signers (devkit.payloads)."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from local.apigw import http_event
-from local.services import sandbox_secrets
+from devkit import payloads
+from devkit.apigw_events import http_event
+from devkit.lambda_code import load_function
+from devkit.sandbox_secrets import sandbox_secrets
 from messenger.models import Event, Kind, Provider
 from messenger.storage import event_item, to_item
-from tools import payloads
-from tools.lambda_code import load_function
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

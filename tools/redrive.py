@@ -24,8 +24,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from tools.lambda_code import add_layers_to_path
-from tools.streams import lambda_record
+from devkit.lambda_code import add_layers_to_path
+from devkit.streams import lambda_record
 
 ProcessFn = Callable[[list[dict[str, Any]]], dict[str, Any]]
 

@@ -34,12 +34,12 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tools.http import http
-from tools.lambda_code import add_layers_to_path
+from devkit.http_client import http
+from devkit.lambda_code import add_layers_to_path
 
 add_layers_to_path()
+from devkit import payloads  # noqa: E402
 from messenger.handover import BOT_METADATA  # noqa: E402 - needs the layer on sys.path
-from tools import payloads  # noqa: E402
 
 META_KEYS = ("app_secret", "verify_token", "page_tokens")
 OUTPUTS = ("MetaWebhookUrl", "VonageInboundUrl", "VonageStatusUrl", "MetaSecretArn", "VonageSecretArn")

@@ -22,8 +22,9 @@ Command line: `python -m local.sandbox fault meta 5xx --count 2`, `... requests`
 
 Package layout: `meta.py` and `vonage.py` (the two fake providers: validation, faults applied, callbacks built),
 `meta_setup.py` and `vonage_apps.py` (their setup APIs), `faults.py` (the fault store), `callbacks.py` (retry
-schedules and the signed-callback sender), `state.py` (`Sandbox`: secrets, recorded requests, settings),
-`server.py` (HTTP server and the control route table), `cli.py` (the command line).
+schedules and the signed-callback sender), `state.py` (`Sandbox`: secrets, recorded requests, settings, what the
+setup APIs hold), `server.py` (HTTP server and the control route table), `cli.py` (the command line). Imports go
+one way: state.py imports none of the modules that act on it (tests/build/test_imports.py checks it).
 """
 
 from local.sandbox.callbacks import CALLBACK_RETRY, META_CALLBACK_RETRY, VONAGE_CALLBACK_RETRY, RetrySchedule

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tools.http import http
+from devkit.http_client import http
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox

@@ -8,10 +8,10 @@ import os
 from typing import Any
 from urllib.parse import urlencode
 
+from devkit.http_client import http
 from local.sandbox.faults import FAULTS
 from local.sandbox.server import SandboxServer
 from local.sandbox.state import Sandbox
-from tools.http import http
 
 DESCRIPTION = "Sandbox providers: a local Graph Send API and Vonage Messages API that validate, record and call back."
 

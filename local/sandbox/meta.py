@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from devkit import payloads
+from devkit.lambda_code import add_layers_to_path
+from devkit.sandbox_secrets import SANDBOX_APP_ID
+from local.sandbox.callbacks import post_callback
 from local.sandbox.common import SandboxReject, bearer
 from local.sandbox.faults import Fault
-from tools import payloads
-from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
 from messenger.providers.meta.limits import message_problems  # noqa: E402 - needs the layer on sys.path
@@ -27,7 +29,6 @@ from messenger.providers.meta.limits import message_problems  # noqa: E402 - nee
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
 
-SANDBOX_APP_ID = 1517776481860111
 GRAPH_PATH = re.compile(r"^/(?P<version>v\d+\.\d+)/(?P<page_id>[^/]+)/messages$")
 MESSAGING_TYPES = {"RESPONSE", "UPDATE", "MESSAGE_TAG"}
 LIVE_TAGS = {"HUMAN_AGENT", "CUSTOMER_FEEDBACK"}
@@ -154,7 +155,7 @@ def post_callbacks(sandbox: Sandbox, page_id: str, psid: str, mid: str, message:
             now = payloads.now_ms()
             event.update(timestamp=now, read={"watermark": now})
         body, headers = payloads.signed_meta(payloads.meta_page(event, page_id=page_id), sandbox.meta)
-        sandbox.post_callback("meta", kind, mid, "/meta/webhook", body, headers)
+        post_callback(sandbox, "meta", kind, mid, "/meta/webhook", body, headers)
 
 
 def validate_body(body: dict[str, Any]) -> None:

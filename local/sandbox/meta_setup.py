@@ -8,7 +8,7 @@ subscribed apps and its Messenger profile.
   ever goes to a loopback address.
 - `GET|POST /{version}/{page-id}/subscribed_apps` (the Page's token): `subscribed_fields` is required.
 - `GET|POST|DELETE /{version}/me/messenger_profile` (or `/{page-id}/messenger_profile`; the Page's token): the
-  POST is checked with `make connect`'s own profile check (tools/connect/profile.py, Meta's documented limits,
+  POST is checked with `make connect`'s own profile check (devkit/messenger_profile.py, Meta's documented limits,
   Graph error 100 with the first problem); every call counts against the Page's 10 calls per 10 minutes, the
   11th answers Graph error 613 with an `X-Business-Use-Case-Usage` header saying when access returns.
 
@@ -20,16 +20,16 @@ from __future__ import annotations
 import json
 import math
 import secrets as pysecrets
-import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from devkit.http_client import http
+from devkit.messenger_profile import PROFILE_CALLS_PER_WINDOW, PROFILE_WINDOW_S, PROPERTIES, profile_problems
+from devkit.sandbox_secrets import SANDBOX_APP_ID
 from local.sandbox.common import SandboxReject
-from local.sandbox.meta import SANDBOX_APP_ID, access_token, check_token, graph_error, no_such_object
-from tools.connect.profile import PROFILE_CALLS_PER_WINDOW, PROFILE_WINDOW_S, PROPERTIES, profile_problems
-from tools.http import http
+from local.sandbox.meta import access_token, check_token, graph_error, no_such_object
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
@@ -60,23 +60,6 @@ OBJECTS = frozenset({"page", "user", "permissions", "instagram"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 HANDSHAKE_TIMEOUT_S = 10.0
 Answer = tuple[int, dict[str, Any]]
-
-
-class MetaSetup:
-    """The Meta app's subscriptions, each Page's subscribed fields and Messenger profile, and the profile calls
-    each Page made in the current rate-limit window."""
-
-    def __init__(self, version: str = "v25.0") -> None:
-        self.version = version
-        self.lock = threading.Lock()
-        self.subscriptions: dict[str, dict[str, Any]] = {}  # object -> {callback_url, fields}
-        self.page_fields: dict[str, list[str]] = {}  # page id -> fields our app is subscribed to
-        self.profiles: dict[str, dict[str, Any]] = {}  # page id -> properties
-        self.profile_calls: dict[str, deque[float]] = {}  # page id -> times of its profile calls
-
-    def reset_rate_limits(self) -> None:
-        with self.lock:
-            self.profile_calls.clear()
 
 
 def handle(

@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from local.api_server import BackgroundHTTPServer
 from local.control import ANY, Answer, Request, Routes
-from local.http_api import BackgroundHTTPServer
-from local.sandbox import meta_setup, vonage_apps
+from local.sandbox import meta, meta_setup, vonage, vonage_apps
 from local.sandbox.common import SandboxReject
 from local.sandbox.meta import GRAPH_PATH, graph_error
 from local.sandbox.state import Sandbox
@@ -167,9 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
                     else vonage_error(400, "Bad Request", "Body is not JSON.", "#bad-request")
                 )
             if graph:
-                status, payload, callback = sandbox.graph_send(graph["page_id"], query, headers, dict(body))
+                status, payload, callback = meta.send(sandbox, graph["page_id"], query, headers, dict(body))
             else:
-                status, payload, callback = sandbox.vonage_send(headers, body)
+                status, payload, callback = vonage.send(sandbox, headers, body)
         except SandboxReject as reject:
             status, payload = reject.status, reject.body
         entry.update(status=status, response=payload)

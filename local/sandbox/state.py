@@ -1,22 +1,58 @@
-"""The sandbox's state: the secrets it checks against, recorded requests, pending faults and callbacks sent."""
+"""The sandbox's state: the secrets it checks against, recorded requests, pending faults, callbacks sent and what
+the setup APIs hold. It imports none of the modules that act on it (meta, vonage, callbacks, the setup APIs)."""
 
 from __future__ import annotations
 
+import copy
 import threading
+from collections import deque
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from local.sandbox import callbacks, meta, vonage
+from devkit.sandbox_secrets import sandbox_secrets
 from local.sandbox.common import Log
 from local.sandbox.faults import FaultStore
-from local.sandbox.meta_setup import MetaSetup
-from local.sandbox.vonage_apps import VonageApplications
-from local.services import sandbox_secrets
+
+
+class MetaSetup:
+    """The Meta app's subscriptions, each Page's subscribed fields and Messenger profile, and the profile calls
+    each Page made in the current rate-limit window."""
+
+    def __init__(self, version: str = "v25.0") -> None:
+        self.version = version
+        self.lock = threading.Lock()
+        self.subscriptions: dict[str, dict[str, Any]] = {}  # object -> {callback_url, fields}
+        self.page_fields: dict[str, list[str]] = {}  # page id -> fields our app is subscribed to
+        self.profiles: dict[str, dict[str, Any]] = {}  # page id -> properties
+        self.profile_calls: dict[str, deque[float]] = {}  # page id -> times of its profile calls
+
+    def reset_rate_limits(self) -> None:
+        with self.lock:
+            self.profile_calls.clear()
+
+
+class VonageApplications:
+    """The sandbox's one Vonage application."""
+
+    def __init__(self, application_id: str, public_key: Any) -> None:
+        pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.lock = threading.Lock()
+        self.application: dict[str, Any] = {
+            "id": application_id,
+            "name": "messenger-webhook sandbox",
+            "capabilities": {},
+            "privacy": {"improve_ai": False},
+            "keys": {"public_key": pem.decode()},
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return copy.deepcopy(self.application)
 
 
 class Sandbox:
-    """Both providers' state; `graph_send` / `vonage_send` answer a send, `post_callback` posts one callback."""
+    """Both providers' state; meta.send / vonage.send answer a send, callbacks.post_callback posts one callback."""
 
     def __init__(
         self,
@@ -112,18 +148,3 @@ class Sandbox:
             "meta": {"subscriptions": subscriptions, "page_fields": page_fields, "profiles": profiles},
             "vonage": {"application": application},
         }
-
-    # -- the providers ----------------------------------------------------------------------------
-
-    def graph_send(
-        self, page_id: str, query: dict[str, str], headers: dict[str, str], body: dict[str, Any]
-    ) -> meta.Sent:
-        return meta.send(self, page_id, query, headers, body)
-
-    def vonage_send(self, headers: dict[str, str], body: dict[str, Any]) -> vonage.Sent:
-        return vonage.send(self, headers, body)
-
-    def post_callback(
-        self, provider: str, kind: str, message_id: str, target: str, body: bytes, headers: dict[str, str]
-    ) -> None:
-        callbacks.post_callback(self, provider, kind, message_id, target, body, headers)

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from devkit import payloads
+from local.sandbox.callbacks import post_callback
 from local.sandbox.common import SandboxReject, bearer
 from local.sandbox.faults import Fault
-from tools import payloads
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
@@ -109,7 +110,7 @@ def post_callbacks(sandbox: Sandbox, request: dict[str, Any], message_uuid: str)
         if status == "submitted":
             payload["usage"] = {"currency": "EUR", "price": "0.0000"}
         body, headers = payloads.signed_vonage(payload, sandbox.vonage, application_id=sandbox.vonage["application_id"])
-        sandbox.post_callback("vonage", status, message_uuid, url or path, body, headers)
+        post_callback(sandbox, "vonage", status, message_uuid, url or path, body, headers)
 
 
 def validate_body(body: dict[str, Any], pages: set[str]) -> list[dict[str, str]]:

@@ -12,37 +12,15 @@ from __future__ import annotations
 import base64
 import copy
 import hmac
-import threading
 from typing import TYPE_CHECKING, Any
 
-from cryptography.hazmat.primitives import serialization
-
+from devkit.sandbox_secrets import SANDBOX_API_SECRET
 from local.sandbox.vonage import VONAGE_WEBHOOK_VERSIONS, vonage_error
 
 if TYPE_CHECKING:
     from local.sandbox.state import Sandbox
 
-SANDBOX_API_SECRET = "sandbox-api-secret-NOT-FOR-PRODUCTION"  # noqa: S105 - the local sandbox's own value
 Answer = tuple[int, dict[str, Any]]
-
-
-class VonageApplications:
-    """The sandbox's one Vonage application."""
-
-    def __init__(self, application_id: str, public_key: Any) -> None:
-        pem = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.lock = threading.Lock()
-        self.application: dict[str, Any] = {
-            "id": application_id,
-            "name": "messenger-webhook sandbox",
-            "capabilities": {},
-            "privacy": {"improve_ai": False},
-            "keys": {"public_key": pem.decode()},
-        }
-
-    def snapshot(self) -> dict[str, Any]:
-        with self.lock:
-            return copy.deepcopy(self.application)
 
 
 def handle(sandbox: Sandbox, method: str, application_id: str, headers: dict[str, str], body: Any) -> Answer:

@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
+from devkit import payloads
+from devkit.http_client import http as http
+from devkit.local_aws import client
+from devkit.polling import wait_until as wait_until
 from local.launcher import StackProcess
-from local.services import client
 from messenger.storage import from_item
 from tests.conftest import CALLER_AWS_ENV
 from tests.helpers import META, PAGE_ID, VONAGE
-from tools import payloads
-from tools.http import http as http
-from tools.polling import wait_until as wait_until
 from tools.smoke import Deployment, Secret, discover, webhook_outputs
 
 STARTUP_TIMEOUT_S = 120
@@ -46,6 +46,7 @@ class LocalStack:
     table: str
     moto_url: str = ""
     log_path: Path | None = None
+    pid: int = 0  # the stack's own process (`python -m local`)
 
     def __post_init__(self) -> None:
         self.dynamodb = client("dynamodb", self.dynamodb_url)
@@ -175,6 +176,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
             table=info["table"],
             moto_url=info["moto"],
             log_path=process.log_path,
+            pid=process.process.pid if process.process else 0,
         )
     finally:
         process.stop()

@@ -10,13 +10,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from devkit.messenger_profile import PROFILE_FILE, load_profile, offers
 from local.chat import Chat, Endpoints
 from messenger.messages import InboundMessage
 from messenger.responder import RuleResponder
 from tests.e2e.conftest import LocalStack, http, new_user
 from tests.helpers import PAGE_ID, ROOT, assert_no_secret_in
 from tools.connect.plan import WEBHOOK_FIELDS
-from tools.connect.profile import PROFILE_FILE, load_profile, offers
 
 pytestmark = pytest.mark.e2e
 

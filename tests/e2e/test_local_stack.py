@@ -5,6 +5,7 @@ Each test uses its own user (PSID), so the recorded sends and stored items of on
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import subprocess
 import sys
@@ -12,7 +13,8 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import urlencode
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -310,3 +312,80 @@ def test_each_function_logs_with_its_own_name_and_context(stack: LocalStack) -> 
     accepted = [line for line in lines if line["message"] == "events accepted"]
     assert accepted and {line["function_name"] for line in accepted} == {"WebhookFunction"}
     assert all(line["function_request_id"] for line in sent + accepted)
+
+
+# -- what the stack listens on -----------------------------------------------------------------------
+
+PROC = Path("/proc")
+LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp's `st` column
+
+
+def process_tree(root: int) -> set[int]:
+    """`root` and every process below it (by parent pid, read from /proc/<pid>/stat)."""
+    children: dict[int, list[int]] = {}
+    for stat in PROC.glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo += children.get(pid, [])
+    return tree
+
+
+def socket_inodes(pids: set[int]) -> set[str]:
+    inodes = set()
+    for pid in pids:
+        for fd in (PROC / str(pid) / "fd").glob("*"):
+            try:
+                target = fd.readlink().as_posix()
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def proc_address(hex_address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address as /proc/net/tcp{,6} prints it: 32-bit words in host (little-endian) byte order."""
+    raw = b"".join(bytes.fromhex(hex_address[i : i + 8])[::-1] for i in range(0, len(hex_address), 8))
+    address = ipaddress.ip_address(raw)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def listening_sockets(pids: set[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket in LISTEN state that one of `pids` holds."""
+    inodes = socket_inodes(pids)
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in (PROC / "net" / table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == LISTEN and fields[9] in inodes:
+                address, port = fields[1].split(":")
+                found.add((str(proc_address(address)), int(port, 16)))
+    return found
+
+
+def test_proc_addresses_are_decoded() -> None:
+    assert str(proc_address("0100007F")) == "127.0.0.1"
+    assert str(proc_address("00000000")) == "0.0.0.0"
+    assert str(proc_address("0000000000000000FFFF00000100007F")) == "127.0.0.1"  # ::ffff:127.0.0.1
+    assert str(proc_address("00000000000000000000000001000000")) == "::1"
+    assert str(proc_address("00000000000000000000000000000000")) == "::"
+
+
+@pytest.mark.skipif(not (PROC / "net" / "tcp").exists(), reason="reads Linux's /proc/net/tcp")
+def test_everything_the_stack_started_listens_on_loopback_only(stack: LocalStack) -> None:
+    # Given the running stack (LOCAL_BIND_HOST unset) / When we list the listening sockets of its process tree
+    sockets = listening_sockets(process_tree(stack.pid))
+    # Then the API, DynamoDB Local, moto and the sandbox are among them, and every one is on 127.0.0.1
+    ports = {port for _address, port in sockets}
+    for url in (stack.api, stack.dynamodb_url, stack.moto_url, stack.sandbox):
+        assert urlsplit(url).port in ports, (url, sockets)
+    assert {address for address, _port in sockets} == {"127.0.0.1"}, sockets

@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 
+from devkit import payloads
 from local.launcher import StackProcess, get_json
 from local.services import free_port
 from messenger.outbox import TERMINAL
 from tests.e2e.conftest import DEPLOYED, FAST, LocalStack, meta_body, meta_message, new_user, wait_until
 from tests.helpers import META, ROOT
-from tools import payloads
 
 pytestmark = [
     pytest.mark.e2e,

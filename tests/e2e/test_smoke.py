@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from local.services import client
+from devkit.local_aws import client
 from tests.e2e.conftest import LocalStack
 from tests.helpers import ROOT, assert_no_secret_in
 from tools import smoke

@@ -22,17 +22,16 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from local.http_api import BackgroundHTTPServer
+from devkit.http_client import http
+from devkit.local_aws import client
+from devkit.messenger_profile import PROFILE_FILE
+from devkit.sandbox_secrets import SANDBOX_API_SECRET, SANDBOX_APP_ID
+from local.api_server import BackgroundHTTPServer
 from local.sandbox import Sandbox, SandboxServer
-from local.sandbox.meta import SANDBOX_APP_ID
-from local.sandbox.vonage_apps import SANDBOX_API_SECRET
-from local.services import client
 from tests.helpers import META, PAGE_ID, VONAGE, assert_no_secret_in
 from tools.connect import cli
 from tools.connect.api import Caller
 from tools.connect.plan import WEBHOOK_FIELDS
-from tools.connect.profile import PROFILE_FILE
-from tools.http import http
 
 pytestmark = pytest.mark.integration
 

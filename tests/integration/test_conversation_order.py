@@ -35,16 +35,16 @@ import pytest
 import responses
 
 from bench.common import inversions
+from devkit.lambda_context import LambdaContext
+from devkit.local_aws import client
+from devkit.streams import StreamReader, strip_internal
 from local import workers
-from local.lambda_context import LambdaContext
 from local.poller import CheckpointStore, StreamPoller
-from local.services import client
 from local.template import function_spec, stream_settings
 from messenger.config import get_settings
 from messenger.handover import answered_event_id
 from messenger.reply.wiring import pipeline_for
 from tests.helpers import dumps, load_handler, meta_body, meta_message, meta_post
-from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 

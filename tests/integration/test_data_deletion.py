@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from local.apigw import http_event
+from devkit.apigw_events import http_event
 from messenger.providers.meta.signed_request import make_signed_request
 from tests.helpers import META, dumps, load_handler, meta_body, meta_message, meta_post
 

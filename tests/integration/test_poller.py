@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from devkit.local_aws import client
+from devkit.streams import StreamReader
 from local.poller import RECORD_AGE_EXCEEDED, RETRY_EXHAUSTED, CheckpointStore, StreamPoller, seq
-from local.services import client
 from local.template import stream_settings
 from tests.conftest import Table
-from tools.streams import StreamReader
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from local.services import client
+from devkit.local_aws import client
+from devkit.streams import StreamReader
 from tests.integration.test_reply_pipeline import USER_A, FakeProviders, ingest_meta, providers  # noqa: F401
 from tools import redrive as tool
-from tools.streams import StreamReader
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import pytest
 import requests
 import responses
 
-from local.services import client
+from devkit.local_aws import client
+from devkit.streams import StreamReader, strip_internal
 from messenger.config import get_settings
 from messenger.delivery import RetryPolicy
 from messenger.handover import BOT_METADATA, bot_metadata
@@ -32,7 +33,6 @@ from tests.helpers import (
     vonage_inbound_v1,
     vonage_post,
 )
-from tools.streams import StreamReader, strip_internal
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from local.http_api import BackgroundHTTPServer
+from local.api_server import BackgroundHTTPServer
 from local.sandbox import CALLBACK_RETRY, Sandbox
+from local.sandbox.callbacks import post_callback
 
 
 class _Scripted(BaseHTTPRequestHandler):
@@ -50,7 +51,7 @@ def test_meta_callbacks_are_retried_until_accepted(webhook: Any) -> None:
     webhook.script[:] = [503, 403]
     sandbox = sandbox_for(webhook)
     # When the sandbox posts an echo
-    sandbox.post_callback("meta", "echo", "m_1", "/meta/webhook", b"{}", {})
+    post_callback(sandbox, "meta", "echo", "m_1", "/meta/webhook", b"{}", {})
     # Then Meta's schedule re-sent it until it was accepted, and the final answer is recorded
     assert webhook.received == [503, 403, 200]
     assert sandbox.callbacks[-1] | {"at": 0} == {
@@ -67,7 +68,7 @@ def test_meta_callbacks_are_retried_until_accepted(webhook: Any) -> None:
 def test_vonage_does_not_retry_a_4xx_other_than_429(webhook: Any) -> None:
     webhook.script[:] = [429, 500, 401]
     sandbox = sandbox_for(webhook)
-    sandbox.post_callback("vonage", "delivered", "uuid-1", "/vonage/status", b"{}", {})
+    post_callback(sandbox, "vonage", "delivered", "uuid-1", "/vonage/status", b"{}", {})
     assert webhook.received == [429, 500, 401], "429 and 5xx are retried, the 401 ends it"
     assert sandbox.callbacks[-1]["status"] == 401 and sandbox.callbacks[-1]["attempts"] == 3
 
@@ -75,12 +76,12 @@ def test_vonage_does_not_retry_a_4xx_other_than_429(webhook: Any) -> None:
 def test_retries_stop_at_the_end_of_the_window(webhook: Any) -> None:
     webhook.script[:] = [500] * 100
     sandbox = sandbox_for(webhook)
-    sandbox.post_callback("meta", "read", "m_2", "/meta/webhook", b"{}", {})
+    post_callback(sandbox, "meta", "read", "m_2", "/meta/webhook", b"{}", {})
     attempts = 1 + len(CALLBACK_RETRY["meta"].delays())
     assert webhook.received == [500] * attempts and sandbox.callbacks[-1]["attempts"] == attempts
 
 
 def test_an_unreachable_webhook_is_retried() -> None:
     sandbox = Sandbox("http://127.0.0.1:9", retry_time_scale=100_000, log=lambda _: None)
-    sandbox.post_callback("vonage", "submitted", "uuid-2", "/vonage/status", b"{}", {})
+    post_callback(sandbox, "vonage", "submitted", "uuid-2", "/vonage/status", b"{}", {})
     assert sandbox.callbacks[-1]["status"] == 0 and sandbox.callbacks[-1]["attempts"] > 1

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from local.services import client
+from devkit.local_aws import client
 from tools import smoke
 
 pytestmark = pytest.mark.integration

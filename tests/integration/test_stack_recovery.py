@@ -1,4 +1,4 @@
-"""On start the stack ends its own leftovers (recorded in its state file) and nothing else (local/stack.py)."""
+"""On start the stack ends its own leftovers (recorded in its state file) and nothing else (local/stack/recovery.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from local.services import free_port, process_command
-from local.stack import AlreadyRunningError, LocalStack, Ports
+from local.services import LocalStackError, free_port, process_command
+from local.stack import recovery
+from local.stack.lifecycle import LocalStack
+from local.stack.recovery import AlreadyRunningError
+from local.stack.settings import Ports
 
 
 @pytest.fixture
@@ -68,12 +71,11 @@ def test_leftovers_of_a_killed_stack_are_ended_and_reported(stack: LocalStack, s
         ],
     )
     # When a new stack recovers (a worker gets a moment to finish its invocation; this one never will)
-    stack_module = sys.modules[LocalStack.__module__]
-    original, stack_module.WORKER_DRAIN_S = stack_module.WORKER_DRAIN_S, 0.5
+    original, recovery.WORKER_DRAIN_S = recovery.WORKER_DRAIN_S, 0.5
     try:
         stack.recover()
     finally:
-        stack_module.WORKER_DRAIN_S = original
+        recovery.WORKER_DRAIN_S = original
     # Then both are ended, and it says so
     assert service.wait(5) is not None and worker.wait(5) is not None
     said = "\n".join(stack.lines)  # type: ignore[attr-defined]
@@ -113,3 +115,28 @@ def test_a_port_held_by_another_program_is_named_with_its_owner(stack: LocalStac
     message = str(raised.value)
     assert f"MOTO_PORT={stack.ports.moto} is held by pid {os.getpid()}" in message
     assert "not a leftover of this stack" in message
+
+
+def test_stop_running_terminates_the_recorded_stack_and_waits_for_it(stack: LocalStack, sleepers: list) -> None:
+    # Given a record whose stack process runs its recorded command (a sleeper that SIGTERM ends)
+    running = sleeper(sleepers, session=False)
+    save_state(stack, running.pid, [])
+    state = json.loads(stack.state_file.read_text())
+    state["command"] = command_of(running)
+    stack.state_file.write_text(json.dumps(state))
+    # When `make stop` runs for its port / Then it is gone, and the message names it
+    said = recovery.stop_running(stack.ports.api, timeout=10)
+    assert running.poll() is not None or running.wait(5) is not None
+    assert said == f"stopped the local stack on port {stack.ports.api} (pid {running.pid})"
+
+
+def test_stop_running_refuses_without_a_running_stack(stack: LocalStack, sleepers: list) -> None:
+    # Given no record / Then nothing is signalled
+    with pytest.raises(LocalStackError, match="no local stack is running"):
+        recovery.stop_running(stack.ports.api)
+    # Given a record whose pid now runs something else / Then it is left alone
+    other = sleeper(sleepers, session=False)
+    save_state(stack, other.pid, [])
+    with pytest.raises(LocalStackError, match="no local stack is running"):
+        recovery.stop_running(stack.ports.api)
+    assert other.poll() is None

@@ -29,7 +29,7 @@ def handler(stack_env):
 
 
 def test_meta_verify_handshake_echoes_challenge(handler, lambda_context):
-    from local.apigw import http_event
+    from devkit.apigw_events import http_event
 
     # Given the verify token from the Meta secret
     query = {"hub.mode": "subscribe", "hub.verify_token": META["verify_token"], "hub.challenge": "1158201444"}
@@ -50,7 +50,7 @@ def test_meta_verify_handshake_echoes_challenge(handler, lambda_context):
     ],
 )
 def test_meta_verify_rejects_wrong_token_or_mode(handler, lambda_context, query):
-    from local.apigw import http_event
+    from devkit.apigw_events import http_event
 
     response = handler(http_event("GET", "/meta/webhook", query=query), lambda_context)
     assert response["statusCode"] == 403

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
+from devkit.http_client import Reply
 from tools.connect import api
 from tools.connect.api import Caller, ConnectError
 from tools.connect.cli import Output
 from tools.connect.graph import Token, graph_error
 from tools.connect.vonage import update_body, vonage_error
-from tools.http import Reply
 
 PAGE = Token("page-token-value", "Page 1's token", "put a fresh Page access token", "pages_messaging")
 
@@ -28,7 +28,7 @@ def graph(
 
 
 class Script:
-    """Stands in for tools.http.request: answers each call with the next reply (or raises it)."""
+    """Stands in for devkit.http_client.request: answers each call with the next reply (or raises it)."""
 
     def __init__(self, *replies: Reply | OSError) -> None:
         self.replies = list(replies)

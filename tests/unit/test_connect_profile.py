@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from devkit.messenger_profile import PROFILE_FILE, ProfileError, load_profile, offers, profile_problems
 from messenger.messages import InboundMessage
 from messenger.responder import RuleResponder
 from tools.connect.plan import covers
-from tools.connect.profile import PROFILE_FILE, ProfileError, load_profile, offers, profile_problems
 
 SHIPPED = json.loads(PROFILE_FILE.read_text(encoding="utf-8"))
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from local.control import ANY, Answer, Request, Routes
 from local.sandbox.server import CONTROL as SANDBOX_CONTROL
-from local.stack import CONTROL as STACK_CONTROL
+from local.stack.control_routes import CONTROL as STACK_CONTROL
 
 
 def echo(context: list[str], request: Request) -> Answer:

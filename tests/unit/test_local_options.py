@@ -5,7 +5,7 @@ import pytest
 from local import services
 from local.__main__ import options_from_env
 from local.services import LocalStackError
-from local.stack import Options
+from local.stack.settings import Options
 
 
 def test_defaults() -> None:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from local.http_api import Router, to_http
-from local.stack import SECRET_NAMES, TABLE_NAME, LocalStack, Ports
+from local.api_server import Router, to_http
+from local.stack.lifecycle import LocalStack
+from local.stack.settings import SECRET_NAMES, TABLE_NAME, Ports
 from local.template import (
     function_environment,
     function_spec,

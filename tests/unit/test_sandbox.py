@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from local.sandbox import Sandbox, SandboxReject
+from local.sandbox import Sandbox, SandboxReject, meta
+from local.sandbox import vonage as vonage_api
 from messenger.messages import Button, Element, OutgoingMessage, QuickReply, Template
 from messenger.policy import SendPolicy
 from messenger.providers.meta.send import plan_messages
@@ -22,8 +23,8 @@ def sandbox() -> Sandbox:
 def graph(sandbox: Sandbox, message: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     body = {"recipient": {"id": "psid"}, "messaging_type": "RESPONSE", "message": message}
     try:
-        status, payload, _callback = sandbox.graph_send(
-            PAGE_ID, {"access_token": META["page_tokens"][PAGE_ID]}, {}, body
+        status, payload, _callback = meta.send(
+            sandbox, PAGE_ID, {"access_token": META["page_tokens"][PAGE_ID]}, {}, body
         )
     except SandboxReject as reject:
         return reject.status, reject.body
@@ -122,7 +123,7 @@ def vonage(sandbox: Sandbox, **fields: Any) -> tuple[int, dict[str, Any]]:
         **fields,
     }
     try:
-        status, payload, _callback = sandbox.vonage_send({"authorization": f"Bearer {token}"}, body)
+        status, payload, _callback = vonage_api.send(sandbox, {"authorization": f"Bearer {token}"}, body)
     except SandboxReject as reject:
         return reject.status, reject.body
     return status, payload

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
+from devkit.sandbox_secrets import SANDBOX_API_SECRET, SANDBOX_APP_ID
 from local.sandbox import Sandbox, SandboxReject, meta_setup, vonage_apps
-from local.sandbox.meta import SANDBOX_APP_ID
-from local.sandbox.vonage_apps import SANDBOX_API_SECRET
 from tests.helpers import META, PAGE_ID, VONAGE
 
 PAGE_TOKEN = META["page_tokens"][PAGE_ID]

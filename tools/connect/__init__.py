@@ -20,6 +20,7 @@ A second run changes nothing and says so. `--check` changes nothing and exits 1 
 a menu edited in the Page inbox). No secret value is ever printed. GRAPH_API_BASE, GRAPH_API_VERSION and
 VONAGE_API_BASE point it elsewhere (the local mode defaults them to the sandbox).
 
-Modules: `profile` (the profile file and Meta's limits), `api` (retries and errors), `graph` and `vonage` (the
-two APIs), `plan` (current vs wanted, and the writes), `cli` (discovery, output, confirmation).
+Modules: `api` (retries and errors), `graph` and `vonage` (the
+two APIs), `plan` (current vs wanted, and the writes), `cli` (discovery, output, confirmation); the profile
+file and Meta's limits are `devkit.messenger_profile` (the local sandbox checks with it too).
 """

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from tools.http import Reply, request
+from devkit.http_client import Reply, request
 
 DEFAULT_ATTEMPTS = 3
 DEFAULT_BACKOFF_S = 1.0

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from devkit.lambda_code import add_layers_to_path
+from devkit.messenger_profile import PROFILE_FILE, ProfileError, load_profile
 from tools.connect.api import Caller
 from tools.connect.graph import Graph
 from tools.connect.plan import (
@@ -23,9 +25,7 @@ from tools.connect.plan import (
     plan_profile,
     plan_vonage,
 )
-from tools.connect.profile import PROFILE_FILE, ProfileError, load_profile
 from tools.connect.vonage import Applications
-from tools.lambda_code import add_layers_to_path
 from tools.smoke import META_KEYS, Secret, SmokeError, open_stack, read_secret, webhook_outputs
 
 add_layers_to_path()
@@ -103,11 +103,10 @@ def deployed_target(args: argparse.Namespace) -> Target:
 def local_target(args: argparse.Namespace) -> Target:
     """The running local stack (`make dev`): its URLs from .local/stack-<PORT>.json, its secrets from its
     Secrets Manager (moto), the sandbox as Graph and Vonage, and the sandbox's app id and API secret."""
-    # Imported here: only the local mode needs the local stack (deployed use never imports it).
-    from local.sandbox.meta import SANDBOX_APP_ID
-    from local.sandbox.vonage_apps import SANDBOX_API_SECRET
-    from local.services import client
-    from local.stack import stack_info_file
+    # Imported here: only the local mode needs them (boto3 clients with fixed local credentials).
+    from devkit.local_aws import client
+    from devkit.sandbox_secrets import SANDBOX_API_SECRET, SANDBOX_APP_ID
+    from devkit.stack_info import stack_info_file
 
     port = int(os.environ.get("PORT", "3000"))
     try:

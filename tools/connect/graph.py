@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from devkit.http_client import Reply
+from devkit.lambda_code import add_layers_to_path
 from tools.connect.api import Caller, ConnectError, wait_text
-from tools.http import Reply
-from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
 from messenger.providers.meta.send import THROTTLE_CODES, appsecret_proof  # noqa: E402 - needs the layer

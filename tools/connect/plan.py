@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from devkit.messenger_profile import PROFILE_CALLS_PER_WINDOW, PROFILE_WINDOW_S
 from tools.connect.api import ConnectError
 from tools.connect.graph import Graph, Token
-from tools.connect.profile import PROFILE_CALLS_PER_WINDOW, PROFILE_WINDOW_S
 from tools.connect.vonage import Applications, messages_webhooks, update_body, wanted_webhooks
 
 # Every Messenger webhook field the webhook handles (docs/messenger-coverage.md), subscribed at both the app

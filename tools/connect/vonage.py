@@ -19,8 +19,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from devkit.http_client import Reply
 from tools.connect.api import Caller, ConnectError, wait_text
-from tools.http import Reply
 
 WEBHOOK_VERSION = "v1"
 WEBHOOK_METHOD = "POST"

@@ -12,10 +12,11 @@ import urllib.request
 import uuid
 from typing import Any
 
-from local.services import client, sandbox_secrets
-from local.stack import TABLE_NAME
-from tools import payloads
-from tools.http import http as smoke_http
+from devkit import payloads
+from devkit.http_client import http as smoke_http
+from devkit.local_aws import client
+from devkit.sandbox_secrets import sandbox_secrets
+from local.stack.settings import TABLE_NAME
 
 SECRETS = sandbox_secrets()
 META = SECRETS["meta"]
@@ -53,13 +54,6 @@ EXPECTED: dict[str, Any] = {
     "stream_status_ignored.json": NO_FAILURES,
 }
 SAMPLE_PREFIXES = ("meta_", "vonage_", "stream_")
-
-
-def env_for_stack(dynamodb: str, moto: str, sandbox: str) -> dict[str, dict[str, str]]:
-    """The --env-vars file for a local stack at these URLs: events/env.json's shape, from the same code."""
-    from scripts.make_events import env_json
-
-    return env_json(dynamodb, moto, sandbox)
 
 
 def function_for(name: str) -> str:

@@ -1,6 +1,6 @@
 """Run SAM CLI with its Lambda containers on the host network (for a dockerd that has no bridge).
 
-    <sam venv>/bin/python local/sam_local/sam_host_network.py local invoke ...   # same arguments as `sam`
+    <sam venv>/bin/python sam_local_docker/sam_host_network.py local invoke ...   # same arguments as `sam`
 
 Runs inside SAM CLI's own virtualenv (`make sam-cli`), so it imports nothing from this project. SAM CLI
 1.170's `--docker-network host` only skips attaching a network; the container itself still asks for the

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from tools.lambda_code import ROOT, add_layers_to_path
+from devkit.lambda_code import ROOT, add_layers_to_path
 
 add_layers_to_path()
 from messenger.providers.meta.limits import PAYLOAD_MAX  # noqa: E402 - needs the layer on sys.path

@@ -1,6 +1,6 @@
 """Serve template.yaml's HttpApi routes on localhost, like `sam local start-api`, without Docker.
 
-Each request becomes an API Gateway payload-2.0 event (local.apigw.http_event) and is passed to the real
+Each request becomes an API Gateway payload-2.0 event (devkit.apigw_events.http_event) and is passed to the real
 `lambda_handler` of the route's function, run in a pool of worker processes (local.workers): requests run
 concurrently up to the pool's size, each in its own warm "container". The Lambda result is turned back into
 HTTP the way API Gateway does it. Until the stack is ready (functions imported, poller running) requests wait.
@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from local.apigw import http_event
+from devkit.apigw_events import http_event
 from local.template import Route
 from local.workers import Function, FunctionError, WorkerError
 

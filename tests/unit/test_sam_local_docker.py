@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from local.sam_local import checks
-from local.sam_local.build import LOCAL_MIN_TIMEOUT_S, x86_64_template
-from local.sam_local.docker_host import DOCKERD_NETWORK_FLAGS, debian_mirror
-from local.sam_local.sam_host_network import HostNetworkError, host_network_kwargs, is_lambda_container
+from devkit.sam_env import env_json
 from local.template import ROOT, load_template
+from sam_local_docker import checks
+from sam_local_docker.build import LOCAL_MIN_TIMEOUT_S, x86_64_template
+from sam_local_docker.docker_host import DOCKERD_NETWORK_FLAGS, debian_mirror
+from sam_local_docker.sam_host_network import HostNetworkError, host_network_kwargs, is_lambda_container
 
 # What SAM CLI 1.170's Container.create passes to docker-py for a Lambda container (no debugging).
 SAM_KWARGS = {
@@ -134,7 +135,7 @@ def test_invoke_answers_are_checked(name, answer, ok):
 def test_env_vars_for_a_stack_have_events_env_json_shape():
     # Given events/env.json (the default ports) / When the file is made for other URLs
     committed = json.loads((ROOT / "events" / "env.json").read_text())
-    made = checks.env_for_stack("http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
+    made = env_json("http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
     # Then the same variables, only the URLs differ
     assert {f: set(v) for f, v in made.items()} == {f: set(v) for f, v in committed.items()}
     assert made["WebhookFunction"]["AWS_ENDPOINT_URL_DYNAMODB"] == "http://127.0.0.1:1"

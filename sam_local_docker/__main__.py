@@ -1,6 +1,6 @@
 """`make sam-local`: every sample event and the webhook routes through SAM CLI's own emulator, checked.
 
-    python -m local.sam_local --sam <path of the pinned sam> --cache-dir <cache outside the repo>
+    python -m sam_local_docker --sam <path of the pinned sam> --cache-dir <cache outside the repo>
 
 As root (dockerd needs it): installs docker.io, containerd, runc and debootstrap if missing; starts a private
 dockerd with no bridge networking; builds (once, then cached) a python3.13 Lambda base image; builds an
@@ -29,16 +29,18 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import IO, Any
 
+from devkit.lambda_code import add_layers_to_path
+from devkit.sam_env import env_json
+from devkit.teardown import cleanup_always, keep_logs_unless_passed
 from local.template import ROOT
-from tools.lambda_code import add_layers_to_path
-from tools.teardown import cleanup_always, keep_logs_unless_passed
 
 add_layers_to_path()
 
-from local.sam_local import checks  # noqa: E402
-from local.sam_local.build import BuildError, build, python313_path  # noqa: E402
-from local.sam_local.docker_host import Dockerd, DockerHostError, ensure_base_image, ensure_packages  # noqa: E402
-from local.services import REGION, free_port, port_in_use  # noqa: E402
+from devkit.local_aws import REGION  # noqa: E402
+from local.services import free_port, port_in_use  # noqa: E402
+from sam_local_docker import checks  # noqa: E402
+from sam_local_docker.build import BuildError, build, python313_path  # noqa: E402
+from sam_local_docker.docker_host import Dockerd, DockerHostError, ensure_base_image, ensure_packages  # noqa: E402
 
 WRAPPER = Path(__file__).resolve().parent / "sam_host_network.py"
 STACK_START_TIMEOUT_S = 120
@@ -244,7 +246,7 @@ def sample_events() -> list[Path]:
     names = sorted(p for p in (ROOT / "events").glob("*.json") if p.name.startswith(checks.SAMPLE_PREFIXES))
     unknown = [p.name for p in names if p.name not in checks.EXPECTED]
     if unknown:
-        raise SamLocalError(f"no expected answer for {', '.join(unknown)}: add them to local/sam_local/checks.py")
+        raise SamLocalError(f"no expected answer for {', '.join(unknown)}: add them to sam_local_docker/checks.py")
     return names
 
 
@@ -364,7 +366,7 @@ def run(sam_path: Path, cache: Path, jobs: int, cleanup: contextlib.ExitStack) -
     build_root = cache / "build" / hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
     sam.template = build([str(sam_path)], build_root, python313_path(sam.env), log)
     log(f"built {sam.template} ({time.monotonic() - phase:.0f}s)")
-    env = checks.env_for_stack(stack.url("DYNAMODB_PORT"), stack.url("MOTO_PORT"), stack.url("SANDBOX_PORT"))
+    env = env_json(stack.url("DYNAMODB_PORT"), stack.url("MOTO_PORT"), stack.url("SANDBOX_PORT"))
     sam.env_file.write_text(json.dumps(env, indent=2))
     log(f"env vars for the stack: {sam.env_file}")
     samples = sample_events()

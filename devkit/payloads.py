@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from tools.lambda_code import add_layers_to_path
+from devkit.lambda_code import add_layers_to_path
 
 add_layers_to_path()
 from messenger.providers.meta.signature import sign  # noqa: E402 - needs the layer on sys.path
@@ -104,7 +104,7 @@ def stream_record(
     """The record of a Lambda DynamoDB stream event that stored `item` (a DynamoDB-typed item).
 
     Without `stream_arn` the short form the handlers read; with it (and `region`, `created_s`) every field
-    Lambda delivers, in its order (see tools/streams.py `lambda_record`).
+    Lambda delivers, in its order (see devkit/streams.py `lambda_record`).
     """
     change = {"Keys": stream_keys(item), "NewImage": item, "SequenceNumber": f"{sequence:021d}"}
     if stream_arn is None:
