@@ -145,7 +145,7 @@ def test_table_capacity_is_on_demand_by_default_and_auto_scaled_on_request():
     assert table["ProvisionedThroughput"]["Fn::If"][2] == {"Ref": "AWS::NoValue"}  # on demand: no figures
     # AutoScaled: reads and writes each a scalable target of the table with a 70% target-tracking policy
     scaled = {}
-    for name, resource in resources().items():
+    for resource in resources().values():
         if resource["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy":
             assert resource["Condition"] == "TableAutoScaled"
             target = resources()[resource["Properties"]["ScalingTargetId"]["Ref"]]
