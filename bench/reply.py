@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import resource
+import sys
 import threading
 import time
 import uuid
@@ -217,15 +218,25 @@ def dynamodb_local_ceiling(
 
 
 def batch_function(pipeline: Any, workers: int) -> Any:
-    """The reply function's batch processing (functions/reply/app.py) around `pipeline`: event -> response."""
+    """The reply function's batch processing (functions/reply/app.py) around `pipeline`: event -> response.
+    Each invocation has the template's timeout as its deadline, as in Lambda: the conversation's turn is a
+    lease until that deadline (messenger/reply/turn.py)."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
+    from local.template import function_spec
     from messenger.reply.batch import ConversationOrderedProcessor
 
-    def handler(records: list[Any], lambda_context: Any) -> dict[str, str]:
-        return pipeline.answer([record.inbound for record in records])  # one conversation's doorbells
+    timeout_s = function_spec("ReplyFunction").timeout_s
 
     def invoke(event: dict[str, Any]) -> Any:
+        deadline = time.monotonic() + timeout_s
+
+        def remaining_ms() -> int:
+            return int((deadline - time.monotonic()) * 1000)
+
+        def handler(records: list[Any], lambda_context: Any) -> dict[str, str]:
+            return pipeline.answer([record.inbound for record in records], remaining_ms)  # one conversation's
+
         processor = ConversationOrderedProcessor(max_workers=workers, finish=None)
         return process_partial_response(event, handler, processor)
 
@@ -310,7 +321,11 @@ def lanes_run(
     )
     before = len(provider.sends())
     started = time.perf_counter()
-    poller.drain(timeout=600)
+    try:
+        poller.drain(timeout=600)
+        drained = True
+    except TimeoutError:  # reported below (unanswered), not a crash that loses every other figure
+        drained = False
     elapsed = time.perf_counter() - started
     answered: dict[str, list[str]] = {}
     for recipient, metadata in provider.sends()[before:]:
@@ -324,6 +339,7 @@ def lanes_run(
         "batch_size": settings.batch_size,
         "split": split,
         "order": order,
+        "drained": drained,
         "seconds": round(elapsed, 2),
         "sends_per_s": round(replies / elapsed),
         "floor_sends_per_s": round(n / floor_s),
@@ -337,6 +353,14 @@ def lanes_run(
     }
 
 
+class _Shown(dict[str, Any]):
+    """The results, each also printed (stderr) the moment it is measured: a later failure loses nothing."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        print(json.dumps({key: value}), file=sys.stderr, flush=True)
+
+
 def main() -> dict[str, Any]:
     import logging
 
@@ -345,7 +369,7 @@ def main() -> dict[str, Any]:
 
     logger.setLevel("WARNING")
     dynamodb_local = start_dynamodb_local()
-    results: dict[str, Any] = {}
+    results: dict[str, Any] = _Shown()
     try:
         endpoint = dynamodb_local.endpoint
         table = f"bench-{uuid.uuid4().hex[:8]}"
