@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nreply pipeline (bench/reply.py) ...", flush=True)
         from bench import reply
 
-        results = reply.main()
+        results = reply.main([])
         goals = [
             (
                 "concurrent vs sequential, pipeline (in-memory ledger)",
