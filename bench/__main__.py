@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nreply pipeline (bench/reply.py) ...", flush=True)
         from bench import reply
 
-        results = reply.main()
+        results = reply.main([])
         goals = [
             (
                 "concurrent vs sequential, pipeline (in-memory ledger)",
@@ -94,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                 "<=",
                 0,
             ),
-            ("table writes per answered message", results["table_calls_per_reply"]["writes"], "<=", 3),
+            # 3 (claim, outbound message, settle) + the turn's 2 (lease, cursor): docs/design.md, "Ordering"
+            (
+                "table writes per answered message (3 + the turn's 2)",
+                results["table_calls_per_reply"]["writes"],
+                "<=",
+                5,
+            ),
             ("table reads per answered message", results["table_calls_per_reply"]["reads"], "<=", 1),
             ("Vonage JWT signatures per 1,000 sends", results["vonage_jwt"]["signatures"], "<=", 1),
             ("peak RSS MB", results["peak_rss_mb"], "<=", 150),
