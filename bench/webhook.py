@@ -11,7 +11,7 @@ from bench.common import ROOT, Row, Stack, interleaved
 from local.apigw import http_event
 from local.lambda_context import LambdaContext
 from local.services import client, sandbox_secrets
-from messenger.models import Event, Kind, Provider
+from messenger.events import Event, Kind, Provider
 from messenger.storage import event_item
 from tools import payloads
 from tools.lambda_code import load_module

@@ -27,7 +27,7 @@ from tools.http import http
 from tools.lambda_code import add_layers_to_path
 
 add_layers_to_path()
-from messenger.models import conversation_id  # noqa: E402 - needs the layer on sys.path
+from messenger.events import conversation_id  # noqa: E402 - needs the layer on sys.path
 from messenger.storage import DynamoStore  # noqa: E402
 from tools import payloads  # noqa: E402
 

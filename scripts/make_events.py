@@ -33,8 +33,8 @@ from tools.lambda_code import add_layers_to_path  # noqa: E402
 add_layers_to_path()
 from local.apigw import http_event  # noqa: E402
 from local.services import sandbox_secrets  # noqa: E402
+from messenger.events import Event  # noqa: E402
 from messenger.handover import BOT_METADATA  # noqa: E402  (what our own sends carry, echoed back by Meta)
-from messenger.models import Event  # noqa: E402
 from messenger.providers.meta import events as meta_events  # noqa: E402
 from messenger.providers.meta.signed_request import make_signed_request  # noqa: E402
 from messenger.providers.vonage import events as vonage_events  # noqa: E402

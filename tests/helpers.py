@@ -9,7 +9,7 @@ from typing import Any
 
 from local.apigw import http_event
 from local.services import sandbox_secrets
-from messenger.models import Event, Kind, Provider
+from messenger.events import Event, Kind, Provider
 from messenger.storage import event_item, to_item
 from tools import payloads
 from tools.lambda_code import load_function

@@ -7,11 +7,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messenger import webhook
 from messenger.config import Settings, get_settings
 from messenger.errors import MessengerError, UnsignedCallbackError
-from messenger.http import form_fields, public_base_url, raw_body, status_for
-from messenger.ingest import IngestResult
+from messenger.inbound import routes
+from messenger.inbound.ingest import IngestResult
+from messenger.inbound.request import form_fields, public_base_url, raw_body, status_for
 from messenger.observability import logger, metrics, tracer
 
 app = APIGatewayHttpResolver()
@@ -20,7 +20,7 @@ app = APIGatewayHttpResolver()
 @app.get("/meta/webhook")
 def meta_verify() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
-    challenge = webhook.meta_verify(
+    challenge = routes.meta_verify(
         get_settings(), query.get("hub.mode"), query.get("hub.verify_token"), query.get("hub.challenge")
     )
     return Response(200, content_types.TEXT_PLAIN, challenge)
@@ -29,21 +29,21 @@ def meta_verify() -> Response[Any]:
 @app.post("/meta/webhook")
 def meta_receive() -> Response[Any]:
     settings, body = _settings_and_body()
-    result = webhook.meta_receive(settings, body, app.current_event.headers.get("x-hub-signature-256"))
+    result = routes.meta_receive(settings, body, app.current_event.headers.get("x-hub-signature-256"))
     return _accepted("meta", result)
 
 
 @app.post("/vonage/inbound")
 def vonage_inbound() -> Response[Any]:
     settings, body = _settings_and_body()
-    result = webhook.vonage_inbound(settings, body, app.current_event.headers.get("authorization"))
+    result = routes.vonage_inbound(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
 
 
 @app.post("/vonage/status")
 def vonage_status() -> Response[Any]:
     settings, body = _settings_and_body()
-    result = webhook.vonage_status(settings, body, app.current_event.headers.get("authorization"))
+    result = routes.vonage_status(settings, body, app.current_event.headers.get("authorization"))
     return _accepted("vonage", result)
 
 
@@ -51,14 +51,14 @@ def vonage_status() -> Response[Any]:
 def meta_data_deletion() -> Response[Any]:
     settings, body = _settings_and_body()
     base = public_base_url(app.current_event.raw_event) + "/meta/data-deletion"
-    answer = webhook.meta_data_deletion(settings, form_fields(body), base)
+    answer = routes.meta_data_deletion(settings, form_fields(body), base)
     logger.info("data deletion completed", extra={"confirmation_code": answer["confirmation_code"]})
     return Response(200, content_types.APPLICATION_JSON, answer)
 
 
 @app.get("/meta/data-deletion/<code>")
 def meta_data_deletion_status(code: str) -> Response[Any]:
-    return Response(200, content_types.APPLICATION_JSON, webhook.meta_data_deletion_status(get_settings(), code))
+    return Response(200, content_types.APPLICATION_JSON, routes.meta_data_deletion_status(get_settings(), code))
 
 
 def _settings_and_body() -> tuple[Settings, bytes]:

@@ -157,7 +157,7 @@ def test_built_package_imports_from_its_bytecode_alone(tmp_path: Path, default_b
 
     # When the package is imported from it without writing bytecode (its dependencies from this virtualenv)
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import messenger.webhook as w, fakepure; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import messenger.inbound.routes as w, fakepure; "
         "print(w.__file__, w.__spec__.cached)"
     )
     imported = subprocess.run(

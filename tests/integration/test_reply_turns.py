@@ -18,16 +18,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bench.common import CountingClient
-from messenger.delivery import SendResult
 from messenger.errors import TurnLostError
-from messenger.ingest import ingest
+from messenger.events import Event, Kind, Provider
+from messenger.inbound.ingest import ingest
 from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.models import Event, Kind, Provider
-from messenger.outbox import ReplyLedger
+from messenger.reply.ledger import ReplyLedger
 from messenger.reply.pipeline import ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
 from messenger.reply.turn import RESERVE_MS, TurnKeeper
+from messenger.sending import SendResult
 from messenger.storage import DynamoStore, NewClaim, event_key
 from messenger.storage.codec import UNREAD_LIMIT
 from tests.helpers import inbound_event, stream_record

@@ -6,7 +6,7 @@ import pytest
 
 from bench.common import CountingClient
 from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.outbox import ReplyLedger
+from messenger.reply.ledger import ReplyLedger
 from messenger.reply.pipeline import ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats

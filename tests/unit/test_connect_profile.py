@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from messenger.messages import InboundMessage
-from messenger.responder import RuleResponder
+from messenger.reply.responder import RuleResponder
 from tools.connect.plan import covers
 from tools.connect.profile import PROFILE_FILE, ProfileError, load_profile, offers, profile_problems
 

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import pytest
 
-from messenger.delivery import AmbiguousSendError, RetryPolicy, TransientSendError
+from devkit.memory_store import MemoryStore
 from messenger.errors import RetryLaterError, TurnLostError
+from messenger.events import Event, Kind, Provider
 from messenger.handover import bot_metadata
-from messenger.ingest import ingest
+from messenger.inbound.ingest import ingest
 from messenger.messages import InboundMessage
-from messenger.models import Event, Kind, Provider
-from messenger.outbox import MAX_ATTEMPTS
+from messenger.reply.ledger import MAX_ATTEMPTS
 from messenger.reply.turn import CLOCK_MARGIN_MS, LEASE_MS, MAX_POLL_S, RENEW_BELOW_MS, TurnKeeper
+from messenger.sending import AmbiguousSendError, RetryPolicy, TransientSendError
 from messenger.storage import codec
-from messenger.storage.memory import MemoryStore
 from tests.helpers import NOW_MS, inbound_event
 from tests.unit.test_reply_pipeline import FakeSender, pipeline
 

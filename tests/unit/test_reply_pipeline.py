@@ -6,21 +6,21 @@ from typing import Any
 
 import pytest
 
-from messenger.delivery import (
+from devkit.memory_store import MemoryStore
+from messenger.errors import RetryLaterError
+from messenger.messages import InboundMessage, OutgoingMessage
+from messenger.reply.ledger import ClaimState, ReplyLedger
+from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.profiles import ProfileCache
+from messenger.reply.records import inbound_from_record
+from messenger.reply.stats import ReplyStats
+from messenger.sending import (
     AmbiguousSendError,
     PermanentSendError,
     RetryPolicy,
     SendResult,
     TransientSendError,
 )
-from messenger.errors import RetryLaterError
-from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.outbox import ClaimState, ReplyLedger
-from messenger.profiles import ProfileCache
-from messenger.reply.pipeline import ReplyPipeline
-from messenger.reply.records import inbound_from_record
-from messenger.reply.stats import ReplyStats
-from messenger.storage.memory import MemoryStore
 from tests.helpers import NOW_MS, inbound_record
 
 

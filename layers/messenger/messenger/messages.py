@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from messenger.models import Kind, RecordType
+from messenger.events import Kind, RecordType
 
 SENDER_ACTIONS = frozenset({"typing_on", "typing_off", "mark_seen"})
 ATTACHMENT_TYPES = frozenset({"image", "audio", "video", "file"})

@@ -10,7 +10,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from messenger.config import DEFAULT_HANDOVER_PAUSE_S
-from messenger.delivery import (
+from messenger.errors import MessengerError, RetryLaterError, StorageError, TurnLostError
+from messenger.messages import InboundMessage, OutgoingMessage
+from messenger.observability import logger
+from messenger.policy import PolicyRefusedError, decide
+from messenger.reply.ledger import MAX_ATTEMPTS, Claim, ClaimState, ReplyLedger, Settled
+from messenger.reply.profiles import ProfileCache
+from messenger.reply.responder import Responder
+from messenger.reply.stats import STATS, ReplyStats
+from messenger.reply.turn import RESERVE_MS, HeldTurn, TurnKeeper
+from messenger.sending import (
     AmbiguousSendError,
     PermanentSendError,
     RetryPolicy,
@@ -19,15 +28,6 @@ from messenger.delivery import (
     SendResult,
     TransientSendError,
 )
-from messenger.errors import MessengerError, RetryLaterError, StorageError, TurnLostError
-from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.observability import logger
-from messenger.outbox import MAX_ATTEMPTS, Claim, ClaimState, ReplyLedger, Settled
-from messenger.policy import PolicyRefusedError, decide
-from messenger.profiles import ProfileCache
-from messenger.reply.stats import STATS, ReplyStats
-from messenger.reply.turn import RESERVE_MS, HeldTurn, TurnKeeper
-from messenger.responder import Responder
 from messenger.storage import UnreadMessage, event_key
 from messenger.storage.codec import still_unread
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from messenger.events import answerable
 from messenger.messages import InboundMessage
-from messenger.models import answerable
 from messenger.observability import logger
 from messenger.storage import new_inbound, record_conversation
 

@@ -2,8 +2,10 @@
 
 - `port.py`: the `Store` Protocol and the records it exchanges;
 - `codec.py`: keys and the item codec (boto3's TypeSerializer/TypeDeserializer);
-- `dynamodb.py`: `DynamoStore`, the only code that writes a DynamoDB expression;
-- `memory.py`: `MemoryStore`, the in-memory twin for unit tests and benchmarks (imported from there).
+- `dynamodb.py`: `DynamoStore`, the only code that writes a DynamoDB expression.
+
+Its in-memory twin for unit tests and benchmarks, `MemoryStore`, is dev support (devkit/memory_store.py):
+it is not deployed.
 """
 
 from messenger.storage.codec import (

@@ -19,7 +19,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from messenger.models import STATUS_RANK, Event, RecordType
+from messenger.events import STATUS_RANK, Event, RecordType
 from messenger.storage.port import NewClaim, OutboundMessage, Turn, UnreadMessage
 
 EVENT = "EVT#"
@@ -370,7 +370,7 @@ UNREAD = "unread"
 # item every turn writes twice, and a write costs a unit per KB of the item: for a user who reads, the list
 # holds the last reply or two (1 KB); for one who never reads, 20 Meta message ids make it about 2.5 KB.
 UNREAD_LIMIT = 20
-# Claim states an echo or a status callback with our reference settles as sent (outbox.ClaimState).
+# Claim states an echo or a status callback with our reference settles as sent (reply/ledger.py, ClaimState).
 CONFIRMABLE = ("unconfirmed", "ambiguous")
 
 

@@ -12,8 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from messenger.config import Settings
 from messenger.errors import BadRequestError, NotFoundError
-from messenger.ingest import INGEST_WORKERS, IngestResult, ingest
-from messenger.models import Event, Kind
+from messenger.events import Event, Kind
+from messenger.inbound.ingest import INGEST_WORKERS, IngestResult, ingest
 from messenger.observability import logger, metrics
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta import signature as meta_signature
@@ -98,7 +98,7 @@ def vonage_status(settings: Settings, body: bytes, authorization: str | None) ->
 
 def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_url_base: str) -> dict[str, str]:
     """Verify Meta's signed_request, delete that user's data, answer {url, confirmation_code}."""
-    from messenger import deletion
+    from messenger.inbound import deletion
     from messenger.providers.meta.signed_request import parse_signed_request
 
     secret = get_meta_secret(settings.require_meta_secret_id(), settings.secret_max_age_seconds)
@@ -114,7 +114,7 @@ def meta_data_deletion(settings: Settings, form: dict[str, list[str]], status_ur
 def meta_data_deletion_status(settings: Settings, code: str) -> dict[str, Any]:
     if not code.isalnum() or len(code) > 64:
         raise NotFoundError("unknown confirmation code")
-    from messenger import deletion
+    from messenger.inbound import deletion
 
     status = deletion.deletion_status(store_for(settings), code)
     if status is None:

@@ -8,7 +8,7 @@ Claim states (attribute `state`):
                         \\--(no confirmation by `confirm_by_ms`)--> ambiguous (given up, alarmed)
 
 Every update after the claim is fenced by the owner's `claim_token`, so two workers can never both send.
-Claims are only made by the holder of the conversation's reply turn (reply/conversation.py), so a
+Claims are only made by the holder of the conversation's reply turn (reply/turn.py), so a
 `claimed` item found by the next holder belongs to an invocation that ended mid-send (its turn ran out):
 whether the request left is unknown, so it becomes `unconfirmed` and is never sent again blindly.
 """

@@ -1,4 +1,5 @@
-"""HTTP details shared by the webhook routes: the raw body bytes and the error -> status mapping."""
+"""The HTTP request as the webhook routes read it: the raw body bytes, form fields, the public base URL, and
+the error -> status mapping."""
 
 from __future__ import annotations
 
