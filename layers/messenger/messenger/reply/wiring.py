@@ -12,7 +12,7 @@ from messenger.providers.meta.send import MetaSendClient, MetaSender
 from messenger.providers.vonage.send import VonageSendClient, VonageSender
 from messenger.reply.batch import DEFAULT_WORKERS
 from messenger.reply.ledger import ReplyLedger
-from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.pipeline import Outcome, ReplyPipeline
 from messenger.reply.profiles import ProfileCache
 from messenger.reply.records import ReplyRecord
 from messenger.reply.responder import load_responder
@@ -76,7 +76,7 @@ def current_pipeline() -> ReplyPipeline:
     return pipeline_for(get_settings())
 
 
-def conversation_handler(records: list[ReplyRecord], lambda_context: LambdaContext | None = None) -> dict[str, str]:
+def conversation_handler(records: list[ReplyRecord], lambda_context: LambdaContext | None = None) -> dict[str, Outcome]:
     """The records of one conversation in a batch: answer its pending messages (outcomes by event id)."""
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
     return current_pipeline().answer([record.inbound for record in records], remaining)

@@ -302,20 +302,6 @@ def record_conversation(record: dict[str, Any]) -> str | None:
     return pk if pk and not pk.startswith(f"{DELETION}#") else None
 
 
-def new_inbound(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The decoded item of a stream INSERT of an inbound event (with its `conversation_id`); None otherwise."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if image.get("record_type", {}).get("S") != RecordType.INBOUND.value:
-        return None
-    if not image.get("sk", {}).get("S", "").startswith(EVENT):
-        return None
-    item = from_item(image)
-    item["conversation_id"] = item["pk"]
-    return item
-
-
 OUTBOUND_TEXT_LIMIT = 2000
 
 
