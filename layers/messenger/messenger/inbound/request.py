@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -21,6 +23,17 @@ from messenger.errors import (
     StorageError,
     UnsignedCallbackError,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A POST as its route reads it: the exact bytes the provider signed (size-checked, base64-decoded if need
+    be), its headers (names in any case) and the API Gateway event it came in."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    event: Mapping[str, Any]
+
 
 STATUS_BY_ERROR: dict[type[MessengerError], int] = {
     BadRequestError: 400,
@@ -43,7 +56,7 @@ def status_for(error: MessengerError) -> int:
     return 500
 
 
-def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
+def raw_body(event: Mapping[str, Any], max_bytes: int) -> bytes:
     """The exact bytes the provider signed: API Gateway base64-encodes bodies it does not treat as text."""
     body = event.get("body") or ""
     if not isinstance(body, str):
@@ -74,7 +87,7 @@ def form_fields(body: bytes) -> dict[str, list[str]]:
         raise BadRequestError("form body has too many fields") from None
 
 
-def public_base_url(event: dict[str, Any]) -> str:
+def public_base_url(event: Mapping[str, Any]) -> str:
     """The URL callers used to reach this API (for links we hand back, like the deletion status page)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     host = headers.get("host") or event.get("requestContext", {}).get("domainName", "localhost")
