@@ -6,8 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs
 
 from messenger.errors import (
@@ -25,10 +24,10 @@ from messenger.errors import (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
+class Post(NamedTuple):
     """A POST as its route reads it: the exact bytes the provider signed (size-checked, base64-decoded if need
-    be), its headers (names in any case) and the API Gateway event it came in."""
+    be), its headers (names in any case) and the API Gateway event it came in. (A NamedTuple: a dataclass
+    costs the cold start a few milliseconds, docs/design.md.)"""
 
     body: bytes
     headers: Mapping[str, str]

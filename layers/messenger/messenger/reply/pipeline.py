@@ -91,7 +91,11 @@ class ReplyPipeline:
 
     def __post_init__(self, turn_keeper: TurnKeeper | None) -> None:
         # The conversation's turn: the one given, else on the ledger's table with this pipeline's clock.
-        self.turns = turn_keeper or TurnKeeper(self.ledger.store, clock=self.clock, sleep=self.sleep)
+        self.turns = (
+            turn_keeper
+            if turn_keeper is not None
+            else TurnKeeper(self.ledger.store, clock=self.clock, sleep=self.sleep)
+        )
 
     def handle(self, inbound: InboundMessage | None, remaining_ms: RemainingMs | None = None) -> Outcome:
         """`answer` for one doorbell: that message's outcome (IGNORED for a record we do not answer)."""
