@@ -1,5 +1,6 @@
 """What the deployed layer holds is what the two handlers import: every module of layers/messenger/messenger
-is in the handlers' import closure, computed statically (AST) over the package, lazy imports included."""
+is in the handlers' import closure, computed statically (AST) over the package, lazy imports included; and its
+imports go down: each function's side (inbound/, reply/) imports itself and the shared kernels, never the other."""
 
 from __future__ import annotations
 
@@ -82,3 +83,22 @@ def test_the_closure_follows_lazy_imports_and_skips_type_checking_ones(tmp_path)
     root.write_text("import messenger.a\n")
     # Then the closure holds a, b and the package, not c
     assert import_closure([root], package) == {"messenger", "messenger.a", "messenger.b"}
+
+
+def side(module: str) -> str:
+    """`inbound` or `reply` for a module of a function's side, `kernel` for what both share below them."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ("inbound", "reply") else "kernel"
+
+
+def test_each_side_imports_only_itself_and_the_kernels_below_it():
+    # Given the modules of the layer and what each imports
+    modules = layer_modules()
+    upward = [
+        (name, imported)
+        for name, path in modules.items()
+        for imported in imported_modules(path, modules)
+        if side(imported) not in ("kernel", side(name))
+    ]
+    # Then no kernel imports a side and neither side imports the other
+    assert upward == []
