@@ -1,5 +1,7 @@
 """Webhook Lambda: HTTP routing only. Verification, parsing and storage live in the messenger layer."""
 
+from __future__ import annotations
+
 from collections.abc import Callable
 from typing import Any
 

@@ -97,7 +97,7 @@ def invocation(store: DynamoStore, sender: Recorder, *, confirm_window_ms: int =
         responder=Echo(),
         senders={"meta": sender},
         stats=ReplyStats(),
-        turn_keeper=TurnKeeper(store),
+        turns=TurnKeeper(store),
     )
 
 

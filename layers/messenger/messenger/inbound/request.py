@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import parse_qs
 
 from messenger.errors import (
@@ -24,14 +24,17 @@ from messenger.errors import (
 )
 
 
-class Post(NamedTuple):
+class Post:
     """A POST as its route reads it: the exact bytes the provider signed (size-checked, base64-decoded if need
-    be), its headers (names in any case) and the API Gateway event it came in. (A NamedTuple: a dataclass
-    costs the cold start a few milliseconds, docs/design.md.)"""
+    be), its headers (names in any case) and the API Gateway event it came in. (A plain class: a dataclass or
+    a NamedTuple costs every cold start more, docs/design.md.)"""
 
-    body: bytes
-    headers: Mapping[str, str]
-    event: Mapping[str, Any]
+    __slots__ = ("body", "event", "headers")
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], event: Mapping[str, Any]) -> None:
+        self.body = body
+        self.headers = headers
+        self.event = event
 
 
 STATUS_BY_ERROR: dict[type[MessengerError], int] = {

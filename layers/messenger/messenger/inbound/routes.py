@@ -9,9 +9,8 @@ The data-deletion routes' modules are imported when first used: a cold start for
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.metrics import MetricUnit
 
@@ -148,7 +147,10 @@ def meta_data_deletion_status(settings: Settings, code: str) -> dict[str, Any]:
     return status
 
 
-PostAction = Callable[[Settings, Post], dict[str, Any]]
+if TYPE_CHECKING:  # a type only: building the alias at import would cost every cold start
+    from collections.abc import Callable
+
+    PostAction = Callable[[Settings, Post], dict[str, Any]]
 
 # Every POST route of the HTTP API (template.yaml) and what it does; the handler registers exactly these.
 POST_ROUTES: dict[str, PostAction] = {

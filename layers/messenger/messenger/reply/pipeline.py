@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import InitVar, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -74,28 +74,40 @@ class _Progress:
     keeps_unread: bool = True
 
 
-@dataclass
 class ReplyPipeline:
-    ledger: ReplyLedger
-    responder: Responder
-    senders: Mapping[str, Sender]
-    human_agent_enabled: bool = False
-    handover_pause_s: int = DEFAULT_HANDOVER_PAUSE_S
-    profiles: ProfileCache | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-    stats: ReplyStats = field(default_factory=lambda: STATS)
-    turn_keeper: InitVar[TurnKeeper | None] = None
-    turns: TurnKeeper = field(init=False)
+    """Answers a conversation's pending messages in its turn.
 
-    def __post_init__(self, turn_keeper: TurnKeeper | None) -> None:
+    A plain class, not a dataclass: `@dataclass` compiles its methods at import, a cost every cold start pays
+    (docs/design.md, "Cold start: bytecode, a lean import path").
+    """
+
+    def __init__(
+        self,
+        *,
+        ledger: ReplyLedger,
+        responder: Responder,
+        senders: Mapping[str, Sender],
+        human_agent_enabled: bool = False,
+        handover_pause_s: int = DEFAULT_HANDOVER_PAUSE_S,
+        profiles: ProfileCache | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        stats: ReplyStats = STATS,
+        turns: TurnKeeper | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.responder = responder
+        self.senders = senders
+        self.human_agent_enabled = human_agent_enabled
+        self.handover_pause_s = handover_pause_s
+        self.profiles = profiles
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self.stats = stats
         # The conversation's turn: the one given, else on the ledger's table with this pipeline's clock.
-        self.turns = (
-            turn_keeper
-            if turn_keeper is not None
-            else TurnKeeper(self.ledger.store, clock=self.clock, sleep=self.sleep)
-        )
+        self.turns = turns if turns is not None else TurnKeeper(ledger.store, clock=clock, sleep=sleep)
 
     def handle(self, inbound: InboundMessage | None, remaining_ms: RemainingMs | None = None) -> Outcome:
         """`answer` for one doorbell: that message's outcome (IGNORED for a record we do not answer)."""
