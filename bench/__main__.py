@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nreply pipeline (bench/reply.py) ...", flush=True)
         from bench import reply
 
-        results = reply.main()
+        results = reply.main([])
         goals = [
             (
                 "concurrent vs sequential, pipeline (in-memory ledger)",
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         ceiling = results["dynamodb_local_ceiling"]
         print(
             f"\nDynamoDB Local alone ({ceiling['threads']} threads, bare claim puts): "
-            f"{ceiling['calls_per_s']} calls/s, so at most {ceiling['sends_per_s_ceiling_at_4_calls']} "
-            "answered messages/s at 3 writes + 1 read each."
+            f"{ceiling['calls_per_s']} calls/s, so at most {ceiling['sends_per_s_ceiling']} "
+            f"answered messages/s at {ceiling['calls_per_reply']} table calls each."
         )
     if not args.skip_cost:
         # A fresh interpreter: the cost run counts what the handlers print, so it must import them itself.

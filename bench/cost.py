@@ -57,6 +57,8 @@ PRICES = {
     "lambda_gb_s_arm64": 0.0000133334,  # first 7.5B GB-s a month; INIT billed too since 2025-08-01
     "dynamodb_wru_per_million": 0.625,  # on-demand, Standard class (after the 2024-11-01 cut)
     "dynamodb_rru_per_million": 0.125,
+    "dynamodb_wcu_hour": 0.00065,  # provisioned, Standard class
+    "dynamodb_rcu_hour": 0.00013,
     "dynamodb_storage_gb_month": 0.25,
     "dynamodb_pitr_gb_month": 0.20,
     "secret_month": 0.40,
@@ -78,7 +80,13 @@ FREE_TIER = {
     "dashboards": 3,
     "logs_gb": 5,
     "xray_traces": 100_000,
+    "dynamodb_wcu": 25,  # provisioned capacity units, all month
+    "dynamodb_rcu": 25,
 }
+# TableCapacity=AutoScaled: target tracking keeps consumed / provisioned near 70%; it scales in only after
+# 15 minutes well below the target, so each hour is priced at the higher of its own and the last hour's
+# need. Never below the template's 5 units. Application Auto Scaling makes 4 CloudWatch alarms per policy.
+AUTO_SCALING_TARGET, AUTO_SCALING_MIN_UNITS, AUTO_SCALING_ALARMS_PER_POLICY = 0.70, 5, 4
 # CloudWatch Logs bills each event's UTF-8 bytes plus 26 bytes of metadata.
 LOG_EVENT_OVERHEAD = 26
 # Lambda's X-Ray sampling, which a function cannot change: the first request each second, then 5%.
@@ -108,6 +116,8 @@ class FunctionMeter:
     rru_table: float = 0.0
     rru_gsi: float = 0.0
     dynamodb_calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # "<operation> <item kind>" -> [calls, WRU, RRU]: where the units go (item kind = the sort key's prefix)
+    units_by_call: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0.0, 0.0]))
     secrets_calls: int = 0
     metrics: set[str] = field(default_factory=set)
 
@@ -132,23 +142,28 @@ class Meter:
         with self.lock:
             self.functions.clear()
 
-    def dynamodb(self, operation: str, consumed: Any, failed_write: bool) -> None:
+    def dynamodb(self, operation: str, params: dict[str, Any], consumed: Any, failed_write: bool) -> None:
         fid = self.current()
         if fid is None:
             return
         with self.lock:
             meter = self.functions[fid]
             meter.dynamodb_calls[operation] += 1
+            by_call = meter.units_by_call[f"{operation} {item_kind(params)}{' refused' if failed_write else ''}"]
+            by_call[0] += 1
+            write = operation in WRITE_OPERATIONS
             for capacity in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
-                write = operation in WRITE_OPERATIONS
                 table = (capacity.get("Table") or {}).get("CapacityUnits", capacity.get("CapacityUnits", 0.0))
                 gsi = sum(i.get("CapacityUnits", 0.0) for i in (capacity.get("GlobalSecondaryIndexes") or {}).values())
                 if write:
                     meter.wru_table, meter.wru_gsi = meter.wru_table + table, meter.wru_gsi + gsi
+                    by_call[1] += table + gsi
                 else:
                     meter.rru_table, meter.rru_gsi = meter.rru_table + table, meter.rru_gsi + gsi
+                    by_call[2] += table + gsi
             if failed_write:
                 meter.wru_table += 1.0  # a failed condition still costs the write (at least 1 WRU)
+                by_call[1] += 1.0
 
     def secret(self) -> None:
         fid = self.current()
@@ -169,6 +184,20 @@ class Meter:
 
 
 WRITE_OPERATIONS = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+
+
+def item_kind(params: dict[str, Any]) -> str:
+    """The kind of item a call addresses: its sort key's prefix (`EVT#`, `REPLY#`, `MSG#`, `STATE`, ...)."""
+    key = params.get("Item") or params.get("Key")
+    if key is not None:
+        sort_keys = [str(key.get("sk", {}).get("S", "?"))]
+    else:  # a Query: the sort key's bounds are among its expression values
+        sort_keys = [str(v.get("S", "")) for v in (params.get("ExpressionAttributeValues") or {}).values()]
+    for sort_key in sort_keys:
+        for prefix in ("EVT#", "MSG#", "REPLY#", "STATE", "PROFILE", "DEL"):
+            if sort_key.startswith(prefix):
+                return prefix
+    return "?"
 
 
 def emf_metric_names(text: str) -> set[str]:
@@ -238,9 +267,10 @@ def metered(meter: Meter) -> Iterator[None]:
             response = original_call(client, operation, params)
         except ClientError as exc:
             failed = exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-            meter.dynamodb(operation, exc.response.get("ConsumedCapacity"), failed and operation in WRITE_OPERATIONS)
+            consumed = exc.response.get("ConsumedCapacity")
+            meter.dynamodb(operation, params, consumed, failed and operation in WRITE_OPERATIONS)
             raise
-        meter.dynamodb(operation, response.get("ConsumedCapacity"), False)
+        meter.dynamodb(operation, params, response.get("ConsumedCapacity"), False)
         return response
 
     def run_group(self: Any, indexes: list[int], entity: Any) -> Any:
@@ -480,6 +510,7 @@ class Settings:
     alarm_metrics: int
     dashboards: int
     secrets: int
+    table_capacity: str = "OnDemand"
 
 
 def template_settings() -> Settings:
@@ -503,6 +534,7 @@ def template_settings() -> Settings:
         alarm_metrics=alarm_metrics,
         dashboards=sum(r.get("Type") == "AWS::CloudWatch::Dashboard" for r in res.values()),
         secrets=sum(r.get("Type") == "AWS::SecretsManager::Secret" for r in res.values()),
+        table_capacity=defaults.get("TableCapacity", "OnDemand"),
     )
 
 
@@ -522,6 +554,7 @@ class Volume:
     lines: list[Line]
     fixed: list[Line]  # USD a month, not per message
     free_tier: list[Line]  # USD a month the always-free tier would take off
+    table_capacity: str = "OnDemand"
 
     @property
     def fixed_usd_per_month(self) -> float:
@@ -530,6 +563,42 @@ class Volume:
     @property
     def usd_per_million(self) -> float:
         return sum(line.usd_per_million for line in self.lines)
+
+
+def provisioned_units(units_per_message: float, messages_per_month: int) -> list[float]:
+    """TableCapacity=AutoScaled: the capacity units provisioned in each hour of a day (see AUTO_SCALING_TARGET)."""
+    need = [rate * units_per_message / AUTO_SCALING_TARGET for rate in hourly_rates(messages_per_month)]
+    return [max(AUTO_SCALING_MIN_UNITS, need[hour], need[hour - 1]) for hour in range(len(need))]
+
+
+def table_request_lines(pm: PerMessage, messages_per_month: int, table_capacity: str) -> list[Line]:
+    """The table's writes and reads: per request on demand, or capacity-hours when auto scaled."""
+    if table_capacity != "AutoScaled":
+        return [
+            Line(
+                "DynamoDB write request units",
+                pm.wru * PRICES["dynamodb_wru_per_million"],
+                f"{pm.wru:.2f} WRU a message (ConsumedCapacity)",
+            ),
+            Line(
+                "DynamoDB read request units",
+                pm.rru * PRICES["dynamodb_rru_per_million"],
+                f"{pm.rru:.2f} RRU a message",
+            ),
+        ]
+    lines = []
+    for kind, units, price in (("write", pm.wru, "dynamodb_wcu_hour"), ("read", pm.rru, "dynamodb_rcu_hour")):
+        hourly = provisioned_units(units, messages_per_month)
+        usd_month = sum(hourly) * MONTH_DAYS * PRICES[price]
+        lines.append(
+            Line(
+                f"DynamoDB {kind} capacity (auto scaled)",
+                usd_month / (messages_per_month / 1e6),
+                f"{units:.2f} units a message at {AUTO_SCALING_TARGET:.0%} use: {min(hourly):,.0f} to "
+                f"{max(hourly):,.0f} units provisioned over the day",
+            )
+        )
+    return lines
 
 
 def hourly_rates(messages_per_month: int) -> list[float]:
@@ -647,8 +716,11 @@ def model(
     messages_per_month: int,
     provider_latency_ms: float = 250.0,
     cold_share: float = 0.01,
+    table_capacity: str | None = None,
 ) -> Volume:
+    """The bill of `messages_per_month`, with the template's table capacity unless `table_capacity` says."""
     millions = messages_per_month / 1e6
+    capacity = table_capacity or settings.table_capacity
     webhook = pm.invocations.get("WebhookFunction", 0.0)
     invocations = sum(pm.invocations.values())
     lines = [
@@ -673,16 +745,7 @@ def model(
     lines.append(
         Line("Lambda duration (arm64)", gb_s_per_message * 1e6 * PRICES["lambda_gb_s_arm64"], "; ".join(basis))
     )
-    lines.append(
-        Line(
-            "DynamoDB write request units",
-            pm.wru * PRICES["dynamodb_wru_per_million"],
-            f"{pm.wru:.2f} WRU a message (ConsumedCapacity)",
-        )
-    )
-    lines.append(
-        Line("DynamoDB read request units", pm.rru * PRICES["dynamodb_rru_per_million"], f"{pm.rru:.2f} RRU a message")
-    )
+    lines += table_request_lines(pm, messages_per_month, capacity)
     # Steady state: each message's items stay `retention_days` (TTL deletes are free), so the table holds
     # retention_days of messages; billed by the GB-month, PITR on the same size.
     table_gb = pm.stored_bytes * messages_per_month * settings.retention_days / MONTH_DAYS / 1e9
@@ -730,7 +793,7 @@ def model(
             ),
         )
     )
-    fixed = fixed_costs(pm, settings, messages_per_month, provider_latency_ms)
+    fixed = fixed_costs(pm, settings, messages_per_month, provider_latency_ms, capacity)
     lines.append(
         Line(
             "fixed monthly costs, per message",
@@ -767,7 +830,16 @@ def model(
             "100,000 traces recorded",
         ),
     ]
-    return Volume(messages_per_month, lines, fixed, free)
+    if capacity == "AutoScaled":
+        free.append(
+            Line(
+                "DynamoDB provisioned capacity",
+                FREE_TIER["dynamodb_wcu"] * 24 * MONTH_DAYS * PRICES["dynamodb_wcu_hour"]
+                + FREE_TIER["dynamodb_rcu"] * 24 * MONTH_DAYS * PRICES["dynamodb_rcu_hour"],
+                "25 WCU and 25 RCU",
+            )
+        )
+    return Volume(messages_per_month, lines, fixed, free, capacity)
 
 
 def peak_concurrency(pm: PerMessage, fid: str, memory_mb: int, messages_per_month: int, latency_ms: float) -> int:
@@ -776,7 +848,9 @@ def peak_concurrency(pm: PerMessage, fid: str, memory_mb: int, messages_per_mont
     return max(1, math.ceil(peak * function_ms(pm, fid, memory_mb, latency_ms) / 1000))
 
 
-def fixed_costs(pm: PerMessage, settings: Settings, messages_per_month: int, latency_ms: float) -> list[Line]:
+def fixed_costs(
+    pm: PerMessage, settings: Settings, messages_per_month: int, latency_ms: float, table_capacity: str = "OnDemand"
+) -> list[Line]:
     """USD a month that do not follow messages (the `usd_per_million` field holds USD a month here)."""
     containers = sum(
         peak_concurrency(pm, fid, settings.memory_mb.get(fid, 1024), messages_per_month, latency_ms)
@@ -802,7 +876,17 @@ def fixed_costs(pm: PerMessage, settings: Settings, messages_per_month: int, lat
             secret_calls / 1e4 * PRICES["secrets_per_10k_calls"],
             f"{containers} warm containers at the peak x {settings.secrets} secrets every {SECRET_MAX_AGE_S} s",
         ),
-    ]
+    ] + (
+        [
+            Line(
+                "DynamoDB auto scaling alarms",
+                2 * AUTO_SCALING_ALARMS_PER_POLICY * PRICES["alarm_metric_month"],
+                f"{AUTO_SCALING_ALARMS_PER_POLICY} alarms for each of the 2 target-tracking policies",
+            )
+        ]
+        if table_capacity == "AutoScaled"
+        else []
+    )
 
 
 def memory_choices(
@@ -833,7 +917,7 @@ def render(volumes: list[Volume]) -> str:
     """The plain-text report: each volume's lines, its fixed costs and free tier."""
     out = []
     for volume in volumes:
-        out.append(f"\n{volume.messages_per_month / 1e6:g}M messages a month: ${volume.usd_per_million:,.2f} per 1M")
+        out.append(f"\n{_column(volume)}: ${volume.usd_per_million:,.2f} per 1M messages")
         width = max(len(line.name) for line in volume.lines)
         for line in volume.lines:
             out.append(f"  {line.name:<{width}}  {line.usd_per_million:>7.2f}  {line.basis}")
@@ -844,13 +928,30 @@ def render(volumes: list[Volume]) -> str:
     return "\n".join(out)
 
 
-def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str, dict[str, float]], stamp: str) -> str:
+def units_by_call(measured: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per message: each function's table calls by operation and item kind, with the units they consumed."""
+    n = measured["messages"]
+    rows = [
+        {"function": fid, "call": call, "calls": c / n, "wru": w / n, "rru": r / n}
+        for fid, f in sorted(measured["functions"].items())
+        for call, (c, w, r) in sorted(f["units_by_call"].items())
+    ]
+    return sorted(rows, key=lambda row: (row["function"], -row["wru"], -row["rru"]))
+
+
+def markdown(
+    volumes: list[Volume],
+    memory: list[dict[str, Any]],
+    init: dict[str, dict[str, float]],
+    calls: list[dict[str, Any]],
+    stamp: str,
+) -> str:
     """The tables of docs/cost.md between its markers."""
-    per_million = _by_volume("", "per 1M messages", "{:g}M a month", volumes, lambda v: v.lines)
+    per_million = _by_volume("", "per 1M messages", volumes, lambda v: v.lines)
     per_million.append("| **total** | " + " | ".join(f"**{v.usd_per_million:,.2f}**" for v in volumes) + " | |")
-    fixed = _by_volume(FIXED_TITLE, "fixed", "USD a month at {:g}M", volumes, lambda v: v.fixed)
+    fixed = _by_volume(FIXED_TITLE, "fixed", volumes, lambda v: v.fixed, per_month=True)
     fixed.append("| **total** | " + " | ".join(f"**{v.fixed_usd_per_month:,.2f}**" for v in volumes) + " | |")
-    free = _by_volume(FREE_TITLE, "free tier", "USD a month at {:g}M", volumes, lambda v: v.free_tier)
+    free = _by_volume(FREE_TITLE, "free tier", volumes, lambda v: v.free_tier, per_month=True)
     mem = ["", "Memory per function (its share of the duration line; cold start = INIT + the first request):", ""]
     mem += ["| function | MB | cold start ms | warm ms | USD per 1M |", "|---|---:|---:|---:|---:|"]
     mem += [
@@ -867,22 +968,33 @@ def markdown(volumes: list[Volume], memory: list[dict[str, Any]], init: dict[str
         )
         + "."
     )
-    return "\n".join([f"_{stamp}_", *per_million, *fixed, *free, *mem])
+    units = ["", "Table calls per message, by function, call and item kind (the writes and reads lines):", ""]
+    units += ["| function | call | calls | WRU | RRU |", "|---|---|---:|---:|---:|"]
+    units += [f"| {r['function']} | {r['call']} | {r['calls']:.2f} | {r['wru']:.2f} | {r['rru']:.2f} |" for r in calls]
+    return "\n".join([f"_{stamp}_", *per_million, *fixed, *free, *units, *mem])
 
 
 FIXED_TITLE = "Fixed monthly costs (the line above, spread over the month's messages):"
 FREE_TITLE = "Always-free tier (per account, shared with its other workloads), not in the totals:"
 
 
-def _by_volume(title: str, first: str, column: str, volumes: list[Volume], lines: Any) -> list[str]:
-    """A markdown table of `lines(volume)`, one column per volume, then the basis at the last volume."""
-    heads = " | ".join(column.format(v.messages_per_month / 1e6) for v in volumes)
-    last = f"{volumes[-1].messages_per_month / 1e6:g}M"
+def _column(volume: Volume) -> str:
+    head = f"{volume.messages_per_month / 1e6:g}M a month"
+    return head if volume.table_capacity == "OnDemand" else f"{head}, {volume.table_capacity}"
+
+
+def _by_volume(title: str, first: str, volumes: list[Volume], lines: Any, per_month: bool = False) -> list[str]:
+    """A markdown table of `lines(volume)`, one column per volume (a line a volume lacks is blank), then the
+    basis at the last volume that has the line."""
+    heads = " | ".join(("USD a month at " if per_month else "") + _column(v) for v in volumes)
     out = ["", title, ""] if title else [""]
-    out += [f"| {first} | {heads} | basis (at {last}) |", "|---|" + "---:|" * len(volumes) + "---|"]
-    for index, line in enumerate(lines(volumes[0])):
-        cells = " | ".join(f"{lines(v)[index].usd_per_million:,.2f}" for v in volumes)
-        out.append(f"| {line.name} | {cells} | {lines(volumes[-1])[index].basis} |")
+    out += [f"| {first} | {heads} | basis |", "|---|" + "---:|" * len(volumes) + "---|"]
+    names = list(dict.fromkeys(line.name for v in volumes for line in lines(v)))
+    for name in names:
+        found = [next((line for line in lines(v) if line.name == name), None) for v in volumes]
+        cells = " | ".join(f"{line.usd_per_million:,.2f}" if line else "" for line in found)
+        basis = [line for line in found if line][-1].basis
+        out.append(f"| {name} | {cells} | {basis} |")
     return out
 
 
@@ -933,6 +1045,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     init = init_cost(settings.tracing_active)
     pm = per_message(measured, args.extra_wru)
     volumes = [model(pm, settings, init, v, args.provider_latency_ms, args.cold_share) for v in VOLUMES]
+    # The same stack at the goal's volume deployed with TableCapacity=AutoScaled (template.yaml), the
+    # capacity a Page with steady daily traffic would choose there.
+    auto_scaled = model(pm, settings, init, GOAL_VOLUME, args.provider_latency_ms, args.cold_share, "AutoScaled")
     goal = next(v for v in volumes if v.messages_per_month == GOAL_VOLUME)
     wru_margin = (GOAL_USD_PER_MILLION - goal.usd_per_million) / PRICES["dynamodb_wru_per_million"]
     result: dict[str, Any] = {
@@ -943,7 +1058,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "met": goal.usd_per_million < GOAL_USD_PER_MILLION,
             "margin_usd_per_million": round(GOAL_USD_PER_MILLION - goal.usd_per_million, 4),
             "margin_wru_per_message": round(wru_margin, 2),
+            "auto_scaled_usd_per_million": round(auto_scaled.usd_per_million, 4),
+            "met_auto_scaled": auto_scaled.usd_per_million < GOAL_USD_PER_MILLION,
         },
+        # `volumes` prices the template's defaults (TableCapacity=OnDemand); this, the goal's volume auto scaled
+        "auto_scaled": {"table_capacity": "AutoScaled", **as_json([auto_scaled])[0]},
         "per_message": asdict(pm),
         "settings": asdict(settings),
         "init": init,
@@ -952,6 +1071,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             fid: {k: v for k, v in f.items() if k not in ("durations_ms", "cpu_ms")}
             for fid, f in measured["functions"].items()
         },
+        "units_by_call": units_by_call(measured),
         "storage": measured["storage"],
         "assumptions": {
             "provider_latency_ms": args.provider_latency_ms,
@@ -964,11 +1084,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json:
         print(json.dumps(result, indent=2, default=list))
     else:
-        print(render(volumes))
+        print(render([*volumes, auto_scaled]))
         print(
             f"\ngoal: under ${GOAL_USD_PER_MILLION:.0f} per 1M at {GOAL_VOLUME / 1e6:g}M a month: "
             f"{'met' if result['goal']['met'] else 'MISSED'}, margin ${result['goal']['margin_usd_per_million']:,.2f}"
-            f" ({wru_margin:+.1f} WRU a message)"
+            f" ({wru_margin:+.1f} WRU a message); with TableCapacity=AutoScaled "
+            f"${auto_scaled.usd_per_million:,.2f}: {'met' if result['goal']['met_auto_scaled'] else 'MISSED'}"
         )
     if not args.no_doc and not args.json:
         stamp = (
@@ -976,7 +1097,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"provider latency {args.provider_latency_ms:.0f} ms, {args.cold_share:.0%} cold"
             + (f", {args.extra_wru:+g} WRU a message" if args.extra_wru else "")
         )
-        write_doc(markdown(volumes, result["memory"], init, stamp))
+        write_doc(markdown([*volumes, auto_scaled], result["memory"], init, result["units_by_call"], stamp))
         print(f"\nwrote the table of {DOC.relative_to(ROOT)}", file=sys.stderr)
     return result
 

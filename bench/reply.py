@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import resource
+import sys
 import threading
 import time
 import uuid
@@ -184,9 +185,12 @@ def memory_ledger() -> Any:
     return ReplyLedger(MemoryStore())
 
 
-def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: int = 1200) -> dict[str, Any]:
+def dynamodb_local_ceiling(
+    table: str, endpoint: str, calls_per_reply: float, threads: int = 32, calls: int = 1200
+) -> dict[str, Any]:
     """DynamoDB Local's own rate for claim-sized PutItems from `threads` threads: the most table calls per
-    second any pipeline can get from it on this machine (no pipeline, no provider in the loop)."""
+    second any pipeline can get from it on this machine (no pipeline, no provider in the loop), and so the
+    most answered messages per second at `calls_per_reply` table calls each."""
     from concurrent.futures import ThreadPoolExecutor
 
     from messenger.storage import NewClaim
@@ -208,20 +212,31 @@ def dynamodb_local_ceiling(table: str, endpoint: str, threads: int = 32, calls: 
         "threads": threads,
         "puts": calls,
         "calls_per_s": round(per_s),
-        "sends_per_s_ceiling_at_4_calls": round(per_s / 4),
+        "calls_per_reply": calls_per_reply,
+        "sends_per_s_ceiling": round(per_s / calls_per_reply),
     }
 
 
 def batch_function(pipeline: Any, workers: int) -> Any:
-    """The reply function's batch processing (functions/reply/app.py) around `pipeline`: event -> response."""
+    """The reply function's batch processing (functions/reply/app.py) around `pipeline`: event -> response.
+    Each invocation has the template's timeout as its deadline, as in Lambda: the conversation's turn is a
+    lease until that deadline (messenger/reply/turn.py)."""
     from aws_lambda_powertools.utilities.batch import process_partial_response
 
+    from local.template import function_spec
     from messenger.reply.batch import ConversationOrderedProcessor
 
-    def handler(records: list[Any], lambda_context: Any) -> dict[str, str]:
-        return pipeline.answer([record.inbound for record in records])  # one conversation's doorbells
+    timeout_s = function_spec("ReplyFunction").timeout_s
 
     def invoke(event: dict[str, Any]) -> Any:
+        deadline = time.monotonic() + timeout_s
+
+        def remaining_ms() -> int:
+            return int((deadline - time.monotonic()) * 1000)
+
+        def handler(records: list[Any], lambda_context: Any) -> dict[str, str]:
+            return pipeline.answer([record.inbound for record in records], remaining_ms)  # one conversation's
+
         processor = ConversationOrderedProcessor(max_workers=workers, finish=None)
         return process_partial_response(event, handler, processor)
 
@@ -306,7 +321,11 @@ def lanes_run(
     )
     before = len(provider.sends())
     started = time.perf_counter()
-    poller.drain(timeout=600)
+    try:
+        poller.drain(timeout=600)
+        drained = True
+    except TimeoutError:  # reported below (unanswered), not a crash that loses every other figure
+        drained = False
     elapsed = time.perf_counter() - started
     answered: dict[str, list[str]] = {}
     for recipient, metadata in provider.sends()[before:]:
@@ -320,6 +339,7 @@ def lanes_run(
         "batch_size": settings.batch_size,
         "split": split,
         "order": order,
+        "drained": drained,
         "seconds": round(elapsed, 2),
         "sends_per_s": round(replies / elapsed),
         "floor_sends_per_s": round(n / floor_s),
@@ -333,15 +353,48 @@ def lanes_run(
     }
 
 
-def main() -> dict[str, Any]:
+class _Shown(dict[str, Any]):
+    """The results, each also printed (stderr) the moment it is measured: a later failure loses nothing."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        print(json.dumps({key: value}), file=sys.stderr, flush=True)
+
+
+def lanes_rows(results: dict[str, Any], provider: FakeProvider) -> None:
+    """Messages read back from a table's stream by the poller: lanes by full item key, then two child shards
+    handed out newest first; 10 messages per person, so their order matters. Each on a DynamoDB Local of its
+    own: one that has taken the rows above is several times slower, and the floor must see the same one."""
+    for name, options in (("lanes", {}), ("lanes_split_newest_first", {"split": 2, "order": "newest-first"})):
+        fresh = start_dynamodb_local()
+        try:
+            results[name] = lanes_run(fresh.endpoint, provider, 1000, 100, **options)
+        finally:
+            fresh.stop()
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import argparse
     import logging
+
+    parser = argparse.ArgumentParser(prog="python -m bench.reply", description=__doc__)
+    parser.add_argument("--lanes-only", action="store_true", help="only the two stream-lanes rows")
+    args = parser.parse_args(argv)
 
     logging.getLogger("messenger-webhook").setLevel(logging.WARNING)
     from messenger.observability import logger
 
     logger.setLevel("WARNING")
+    if args.lanes_only:
+        results: dict[str, Any] = _Shown()
+        fast = FakeProvider(0.010)
+        try:
+            lanes_rows(results, fast)
+        finally:
+            fast.close()
+        return results
     dynamodb_local = start_dynamodb_local()
-    results: dict[str, Any] = {}
+    results = _Shown()
     try:
         endpoint = dynamodb_local.endpoint
         table = f"bench-{uuid.uuid4().hex[:8]}"
@@ -421,14 +474,14 @@ def main() -> dict[str, Any]:
                 "sends_per_s": round(n / elapsed_mem),
                 "failures": failures_mem,
             }
-            # Messages read back from a table's stream by the poller: lanes by full item key, then two child
-            # shards handed out newest first. 10 messages per person, so their order matters.
-            results["lanes"] = lanes_run(endpoint, fast, 1000, 100)
-            results["lanes_split_newest_first"] = lanes_run(endpoint, fast, 1000, 100, split=2, order="newest-first")
+            lanes_rows(results, fast)
         finally:
             fast.close()
         # Last, when DynamoDB Local's JIT is as warm as it was for the rows above.
-        results["dynamodb_local_ceiling"] = dynamodb_local_ceiling(table, endpoint)
+        per_reply = results["table_calls_per_reply"]
+        results["dynamodb_local_ceiling"] = dynamodb_local_ceiling(
+            table, endpoint, calls_per_reply=per_reply["writes"] + per_reply["reads"]
+        )
     finally:
         dynamodb_local.stop()
     results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -52,7 +52,8 @@ def table_definition(table_name: str, logical_id: str = "EventsTable") -> dict[s
         "TableName": table_name,
         "AttributeDefinitions": props["AttributeDefinitions"],
         "KeySchema": props["KeySchema"],
-        "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        # DynamoDB Local does not meter capacity: the template's TableCapacity changes nothing here.
+        "BillingMode": "PAY_PER_REQUEST",
     }
     if props.get("GlobalSecondaryIndexes"):
         definition["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]

@@ -22,6 +22,7 @@ def measurement(**overrides):
         "rru_table": 5.0,
         "rru_gsi": 5.0,
         "dynamodb_calls": {},
+        "units_by_call": {"PutItem EVT#": [40, 60.0, 0.0], "GetItem REPLY#": [10, 0.0, 10.0]},
         "secrets_calls": 2,
         "metrics": ["MessengerWebhook/EventsStored/service"],
     }
@@ -36,6 +37,7 @@ def measurement(**overrides):
         "rru_table": 0.0,
         "rru_gsi": 0.0,
         "dynamodb_calls": {},
+        "units_by_call": {"UpdateItem STATE": [20, 25.0, 0.0], "PutItem REPLY# refused": [5, 5.0, 0.0]},
         "secrets_calls": 2,
         "metrics": ["MessengerWebhook/RepliesSent/service", "MessengerWebhook/EventsStored/service"],
     }
@@ -209,10 +211,74 @@ def test_the_template_settings_are_what_the_model_prices():
 
 def test_markdown_has_both_volumes_and_the_doc_section_is_rewritten(tmp_path, monkeypatch):
     v = [volume(1_000_000), volume(30_000_000)]
-    text = cost.markdown(v, cost.memory_choices(cost.per_message(measurement()), INIT, 250), INIT, "stamp")
+    m = measurement()
+    text = cost.markdown(v, cost.memory_choices(cost.per_message(m), INIT, 250), INIT, cost.units_by_call(m), "stamp")
     assert "| per 1M messages | 1M a month | 30M a month |" in text and "**total**" in text
+    # where the units go, per message (10 messages), the costliest write first within each function
+    assert "| ReplyFunction | UpdateItem STATE | 2.00 | 2.50 | 0.00 |" in text
+    assert text.index("UpdateItem STATE") < text.index("PutItem REPLY# refused")
+    assert "| WebhookFunction | PutItem EVT# | 4.00 | 6.00 | 0.00 |" in text
     doc = tmp_path / "cost.md"
     doc.write_text(f"# t\n\n{cost.DOC_BEGIN}\nold\n{cost.DOC_END}\n\nafter\n")
     monkeypatch.setattr(cost, "DOC", doc)
     cost.write_doc("new")
     assert doc.read_text() == f"# t\n\n{cost.DOC_BEGIN}\nnew\n{cost.DOC_END}\n\nafter\n"
+
+
+@pytest.mark.parametrize(
+    ("params", "kind"),
+    [
+        ({"Item": {"pk": {"S": "meta#p#u"}, "sk": {"S": "EVT#000001700000000#m_1"}}}, "EVT#"),
+        ({"Key": {"pk": {"S": "meta#p#u"}, "sk": {"S": "STATE"}}}, "STATE"),
+        ({"Key": {"pk": {"S": "meta#p#u"}, "sk": {"S": "REPLY#m_1"}}}, "REPLY#"),
+        (
+            {"ExpressionAttributeValues": {":pk": {"S": "meta#p#u"}, ":from": {"S": "EVT#0"}, ":to": {"S": "EVT#9"}}},
+            "EVT#",
+        ),
+        ({"ExpressionAttributeValues": {":pk": {"S": "meta#p#u"}}}, "?"),
+    ],
+)
+def test_a_call_is_attributed_to_the_kind_of_item_it_addresses(params, kind):
+    assert cost.item_kind(params) == kind
+
+
+def test_a_refused_conditional_write_is_billed_and_listed_apart():
+    meter = cost.Meter()
+    meter.local.function = "ReplyFunction"
+    key = {"Item": {"pk": {"S": "c"}, "sk": {"S": "REPLY#m_1"}}}
+    meter.dynamodb("PutItem", key, {"TableName": "t", "CapacityUnits": 1.0}, False)
+    meter.dynamodb("PutItem", key, None, True)
+    calls = meter.functions["ReplyFunction"].units_by_call
+    assert calls["PutItem REPLY#"] == [1, 1.0, 0.0] and calls["PutItem REPLY# refused"] == [1, 1.0, 0.0]
+    assert meter.functions["ReplyFunction"].wru_table == 2.0
+
+
+def test_auto_scaled_capacity_is_priced_by_the_hour_at_70_percent_with_the_last_hours_lag():
+    # Given 9 WRU and 1 RRU a message at 30M a month (11.57 messages a second on average)
+    v = volume(30_000_000, table_capacity="AutoScaled")
+    got = lines(v)
+    assert v.table_capacity == "AutoScaled" and "DynamoDB write request units" not in got
+    rates = cost.hourly_rates(30_000_000)
+    # Then each hour provisions the higher of its own and the last hour's need at 70%, at least 5 units
+    hourly = [max(5, r * 9 / 0.7, rates[h - 1] * 9 / 0.7) for h, r in enumerate(rates)]
+    assert cost.provisioned_units(9, 30_000_000) == pytest.approx(hourly)
+    writes = sum(hourly) * 30 * cost.PRICES["dynamodb_wcu_hour"] / 30
+    assert got["DynamoDB write capacity (auto scaled)"].usd_per_million == pytest.approx(writes)
+    # And it is cheaper than on demand for this steady a day, but not free of the hours it waits for
+    on_demand = lines(volume(30_000_000))["DynamoDB write request units"].usd_per_million
+    assert 0.3 * on_demand < writes < 0.6 * on_demand
+    # And a quiet month sits on the 5-unit floor: at 100,000 messages auto scaling costs more than on demand
+    small = lines(volume(100_000, table_capacity="AutoScaled"))["DynamoDB write capacity (auto scaled)"]
+    assert small.usd_per_million > lines(volume(100_000))["DynamoDB write request units"].usd_per_million
+    # And its 8 alarms are a fixed cost; the provisioned free tier is shown apart
+    assert {line.name: line.usd_per_million for line in v.fixed}["DynamoDB auto scaling alarms"] == pytest.approx(0.8)
+    assert "DynamoDB provisioned capacity" in {line.name for line in v.free_tier}
+
+
+def test_the_doc_table_has_a_column_for_the_auto_scaled_stack_and_blanks_where_a_line_does_not_apply():
+    v = [volume(1_000_000), volume(30_000_000), volume(30_000_000, table_capacity="AutoScaled")]
+    m = measurement()
+    text = cost.markdown(v, cost.memory_choices(cost.per_message(m), INIT, 250), INIT, cost.units_by_call(m), "s")
+    assert "| per 1M messages | 1M a month | 30M a month | 30M a month, AutoScaled | basis |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| DynamoDB write request units |"))
+    assert row.split(" | ")[3] == ""  # on demand only

@@ -18,6 +18,7 @@ def test_the_template_conditions_for_the_local_deploy() -> None:
         "HasAlarmEmail": False,
         "PointInTimeRecoveryOn": False,
         "ReplyConcurrencyUnreserved": False,
+        "TableAutoScaled": False,
         "TracingActive": False,
     }
     with_existing = condition_values(

@@ -135,6 +135,31 @@ def test_retention_and_point_in_time_recovery_are_parameters_fit_for_short_lived
     }
 
 
+def test_table_capacity_is_on_demand_by_default_and_auto_scaled_on_request():
+    parameters, conditions = template()["Parameters"], template()["Conditions"]
+    assert parameters["TableCapacity"]["Default"] == "OnDemand"
+    assert conditions["TableAutoScaled"] == {"Fn::Equals": [{"Ref": "TableCapacity"}, "AutoScaled"]}
+    table = props("EventsTable")
+    assert table["BillingMode"] == {"Fn::If": ["TableAutoScaled", "PROVISIONED", "PAY_PER_REQUEST"]}
+    assert table["ProvisionedThroughput"]["Fn::If"][0] == "TableAutoScaled"
+    assert table["ProvisionedThroughput"]["Fn::If"][2] == {"Ref": "AWS::NoValue"}  # on demand: no figures
+    # AutoScaled: reads and writes each a scalable target of the table with a 70% target-tracking policy
+    scaled = {}
+    for resource in resources().values():
+        if resource["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy":
+            assert resource["Condition"] == "TableAutoScaled"
+            target = resources()[resource["Properties"]["ScalingTargetId"]["Ref"]]
+            assert target["Condition"] == "TableAutoScaled"
+            assert target["Properties"]["ResourceId"] == {"Fn::Sub": "table/${EventsTable}"}
+            config = resource["Properties"]["TargetTrackingScalingPolicyConfiguration"]
+            metric = config["PredefinedMetricSpecification"]["PredefinedMetricType"]
+            scaled[target["Properties"]["ScalableDimension"]] = (metric, config["TargetValue"])
+    assert scaled == {
+        "dynamodb:table:WriteCapacityUnits": ("DynamoDBWriteCapacityUtilization", 70),
+        "dynamodb:table:ReadCapacityUnits": ("DynamoDBReadCapacityUtilization", 70),
+    }
+
+
 LOCAL_OVERRIDES = {
     "AWS_ENDPOINT_URL_DYNAMODB": "",
     "AWS_ENDPOINT_URL_SECRETS_MANAGER": "",
