@@ -98,6 +98,8 @@ typecheck: deps ## mypy --strict on what Lambda runs (pyproject.toml [tool.mypy]
 	@# One call per handler: both modules are named `app`.
 	$(PY) -m mypy functions/webhook/app.py
 	$(PY) -m mypy functions/reply/app.py
+	@# The Store port's in-memory twin (dev support, not deployed) keeps to the port's types as DynamoStore does.
+	$(PY) -m mypy devkit/memory_store.py
 
 format: deps ## ruff format, then the lint fixes ruff can make
 	$(PY) -m ruff format .

@@ -5,7 +5,7 @@
 Real DynamoDB Local table (claims and outbound items are real writes, counted by wrapping the client);
 a tiny threaded HTTP server on 127.0.0.1 plays the Send API / Messages API with a fixed latency and records
 which person each send went to and which message it answers (its `metadata`). The "pipeline only" rows swap
-in the in-memory store (messenger.storage.memory) to isolate the pipeline's own cost. The "lanes" rows store
+in the in-memory store (devkit.memory_store) to isolate the pipeline's own cost. The "lanes" rows store
 the messages in the table and read them back from its stream through the local poller (local/poller.py):
 the template's event source mapping with ParallelizationFactor lanes by full item key, once in stream order
 and once split into two child shards handed out newest first, and count the replies that reached the
@@ -119,7 +119,7 @@ class FakeProvider:
 def make_records(n: int, conversations: int, provider: str = "meta", page: str = "107083064136738") -> list[dict]:
     """Stream INSERT records of `n` inbound messages spread over `conversations`, as the table streams them."""
     from devkit.payloads import stream_record
-    from messenger.models import Event, Kind, Provider
+    from messenger.events import Event, Kind, Provider
     from messenger.storage import event_item
 
     now = int(time.time() * 1000)
@@ -147,12 +147,12 @@ _EVENTS: dict[str, Any] = {}  # the messages of make_records' records, by event 
 def build(table: str, endpoint: str, base: str, workers: int) -> tuple[Any, Any, CountingClient]:
     from botocore.config import Config
 
-    from messenger.outbox import ReplyLedger
     from messenger.providers.meta.send import MetaSendClient, MetaSender
     from messenger.providers.vonage.send import VonageSendClient, VonageSender
+    from messenger.reply.ledger import ReplyLedger
     from messenger.reply.pipeline import ReplyPipeline
+    from messenger.reply.responder import RuleResponder
     from messenger.reply.stats import ReplyStats
-    from messenger.responder import RuleResponder
     from messenger.secrets import MetaSecret, VonageSecret
     from messenger.storage import DynamoStore
 
@@ -181,8 +181,8 @@ def build(table: str, endpoint: str, base: str, workers: int) -> tuple[Any, Any,
 
 
 def memory_ledger() -> Any:
-    from messenger.outbox import ReplyLedger
-    from messenger.storage.memory import MemoryStore
+    from devkit.memory_store import MemoryStore
+    from messenger.reply.ledger import ReplyLedger
 
     return ReplyLedger(MemoryStore())
 
@@ -279,8 +279,8 @@ def lanes_run(
     from devkit.streams import StreamReader
     from local.poller import CheckpointStore, StreamPoller
     from local.template import stream_settings
+    from messenger.events import Event, Kind, Provider
     from messenger.handover import answered_event_id
-    from messenger.models import Event, Kind, Provider
     from messenger.storage import DynamoStore
 
     table = f"bench-lanes-{uuid.uuid4().hex[:8]}"

@@ -14,7 +14,7 @@ from devkit.lambda_code import load_module
 from devkit.lambda_context import LambdaContext
 from devkit.local_aws import client
 from devkit.sandbox_secrets import sandbox_secrets
-from messenger.models import Event, Kind, Provider
+from messenger.events import Event, Kind, Provider
 from messenger.storage import event_item
 
 SECRETS = sandbox_secrets()

@@ -29,7 +29,7 @@ from devkit.sandbox_secrets import sandbox_secrets
 
 add_layers_to_path()
 from devkit import payloads  # noqa: E402
-from messenger.models import conversation_id  # noqa: E402 - needs the layer on sys.path
+from messenger.events import conversation_id  # noqa: E402 - needs the layer on sys.path
 from messenger.storage import DynamoStore  # noqa: E402
 
 STICKER_ID = 369239263222822  # Meta's "like" thumbs-up sticker

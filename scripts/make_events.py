@@ -36,8 +36,8 @@ from devkit.apigw_events import http_event  # noqa: E402
 from devkit.payloads import meta_message as meta_item  # noqa: E402
 from devkit.sam_env import env_json  # noqa: E402
 from devkit.sandbox_secrets import sandbox_secrets  # noqa: E402
+from messenger.events import Event  # noqa: E402
 from messenger.handover import BOT_METADATA  # noqa: E402  (what our own sends carry, echoed back by Meta)
-from messenger.models import Event  # noqa: E402
 from messenger.providers.meta import events as meta_events  # noqa: E402
 from messenger.providers.meta.signed_request import make_signed_request  # noqa: E402
 from messenger.providers.vonage import events as vonage_events  # noqa: E402

@@ -32,8 +32,8 @@ for _name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
 from devkit.lambda_context import LambdaContext  # noqa: E402
 from devkit.local_aws import client  # noqa: E402
 from local.services import create_events_table, seed_secrets, start_dynamodb_local, start_moto  # noqa: E402
-from messenger import webhook  # noqa: E402
 from messenger.config import get_settings  # noqa: E402
+from messenger.inbound import routes  # noqa: E402
 from messenger.secrets import clear_cache as clear_secret_cache  # noqa: E402
 
 
@@ -45,7 +45,7 @@ def lambda_context() -> LambdaContext:
 def reset_caches() -> None:
     get_settings.cache_clear()
     clear_secret_cache()
-    webhook.event_store.cache_clear()
+    routes.event_store.cache_clear()
 
 
 @pytest.fixture(autouse=True)

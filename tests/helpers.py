@@ -11,7 +11,7 @@ from devkit import payloads
 from devkit.apigw_events import http_event
 from devkit.lambda_code import load_function
 from devkit.sandbox_secrets import sandbox_secrets
-from messenger.models import Event, Kind, Provider
+from messenger.events import Event, Kind, Provider
 from messenger.storage import event_item, to_item
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,8 @@
 """Webhook Lambda: HTTP routing only. Verification, parsing and storage live in the messenger layer."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -7,11 +10,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from messenger import webhook
-from messenger.config import Settings, get_settings
+from messenger.config import get_settings
 from messenger.errors import MessengerError, UnsignedCallbackError
-from messenger.http import form_fields, public_base_url, raw_body, status_for
-from messenger.ingest import IngestResult
+from messenger.inbound import routes
+from messenger.inbound.request import Post, raw_body, status_for
 from messenger.observability import logger, metrics, tracer
 
 app = APIGatewayHttpResolver()
@@ -20,67 +22,31 @@ app = APIGatewayHttpResolver()
 @app.get("/meta/webhook")
 def meta_verify() -> Response[Any]:
     query = app.current_event.query_string_parameters or {}
-    challenge = webhook.meta_verify(
+    challenge = routes.meta_verify(
         get_settings(), query.get("hub.mode"), query.get("hub.verify_token"), query.get("hub.challenge")
     )
     return Response(200, content_types.TEXT_PLAIN, challenge)
 
 
-@app.post("/meta/webhook")
-def meta_receive() -> Response[Any]:
-    settings, body = _settings_and_body()
-    result = webhook.meta_receive(settings, body, app.current_event.headers.get("x-hub-signature-256"))
-    return _accepted("meta", result)
-
-
-@app.post("/vonage/inbound")
-def vonage_inbound() -> Response[Any]:
-    settings, body = _settings_and_body()
-    result = webhook.vonage_inbound(settings, body, app.current_event.headers.get("authorization"))
-    return _accepted("vonage", result)
-
-
-@app.post("/vonage/status")
-def vonage_status() -> Response[Any]:
-    settings, body = _settings_and_body()
-    result = webhook.vonage_status(settings, body, app.current_event.headers.get("authorization"))
-    return _accepted("vonage", result)
-
-
-@app.post("/meta/data-deletion")
-def meta_data_deletion() -> Response[Any]:
-    settings, body = _settings_and_body()
-    base = public_base_url(app.current_event.raw_event) + "/meta/data-deletion"
-    answer = webhook.meta_data_deletion(settings, form_fields(body), base)
-    logger.info("data deletion completed", extra={"confirmation_code": answer["confirmation_code"]})
-    return Response(200, content_types.APPLICATION_JSON, answer)
-
-
 @app.get("/meta/data-deletion/<code>")
 def meta_data_deletion_status(code: str) -> Response[Any]:
-    return Response(200, content_types.APPLICATION_JSON, webhook.meta_data_deletion_status(get_settings(), code))
+    return Response(200, content_types.APPLICATION_JSON, routes.meta_data_deletion_status(get_settings(), code))
 
 
-def _settings_and_body() -> tuple[Settings, bytes]:
-    """The settings and the exact bytes the provider signed (size-checked, base64-decoded if need be)."""
-    settings = get_settings()
-    return settings, raw_body(app.current_event.raw_event, settings.max_body_bytes)
+def _post(action: routes.PostAction) -> Callable[[], Response[Any]]:
+    """A POST route's handler: the exact bytes the provider signed (size-checked, base64-decoded if need be),
+    then the route's action; its answer is the 200's JSON body."""
+
+    def handle() -> Response[Any]:
+        settings, event = get_settings(), app.current_event
+        post = Post(raw_body(event.raw_event, settings.max_body_bytes), event.headers, event.raw_event)
+        return Response(200, content_types.APPLICATION_JSON, action(settings, post))
+
+    return handle
 
 
-def _accepted(provider: str, result: IngestResult) -> Response[Any]:
-    metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=result.stored)
-    if result.duplicates:  # a zero is bytes in every request's metric line and a metric billed every hour
-        metrics.add_metric(name="DuplicateEvents", unit=MetricUnit.Count, value=result.duplicates)
-    logger.info(
-        "events accepted",
-        extra={
-            "provider": provider,
-            "stored": result.stored,
-            "duplicates": result.duplicates,
-            "statuses": result.statuses_applied,
-        },
-    )
-    return Response(200, content_types.APPLICATION_JSON, {"stored": result.stored, "duplicates": result.duplicates})
+for path, action in routes.POST_ROUTES.items():  # the one table of the POST routes
+    app.post(path)(_post(action))
 
 
 @app.exception_handler(MessengerError)

@@ -127,12 +127,31 @@ def test_layer_target_installs_the_arm64_wheels_copies_the_package_and_compiles_
     site = default_build
     assert (site / "fakenative" / "__init__.py").read_text() == "ARCH = 'aarch64'\n"
     assert (site / "fakepure" / "sub.py").is_file()
-    assert (site / "messenger" / "webhook.py").is_file()
-    assert {p.name for p in (LAYER_SRC / "messenger").rglob("*.py")} <= {p.name for p in site.rglob("*.py")}
+    assert (site / "messenger" / "inbound" / "routes.py").is_file()
     assert assert_all_unchecked_hash_bytecode(site) > 20
     # and nothing the Lambda runtime cannot use: no console scripts, no stale bytecode from the source tree
     assert not (site / "bin").exists()
     assert not (site / "messenger" / "__pycache__" / "stale.cpython-313.pyc").exists()
+
+
+def package_files(package: Path) -> set[str]:
+    """The files of a package tree (modules and data), without bytecode, by path inside it."""
+    return {
+        p.relative_to(package).as_posix() for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    }
+
+
+def test_layer_artifact_holds_the_layer_source_tree_and_nothing_else(default_build: Path) -> None:
+    # sam build runs this same Makefile target (template.yaml: BuildMethod makefile) in a copy of
+    # layers/messenger/, so what it leaves in python/ is what the deployed layer holds.
+    # Then the messenger package in the artifact is exactly the layer's source tree, file for file
+    shipped = package_files(default_build / "messenger")
+    assert shipped == package_files(LAYER_SRC / "messenger")
+    assert "inbound/routes.py" in shipped and "reply/rules/default.json" in shipped
+    # and beside it only what requirements.txt installs: no dev support (devkit/, the in-memory store), no tests
+    top = {p.name for p in default_build.iterdir()}
+    assert top == {"messenger", "fakenative", "fakepure", "fakenative-1.0.dist-info", "fakepure-1.0.dist-info"}
+    assert not any("memory" in name for name in shipped)
 
 
 def test_layer_target_takes_x86_64_wheels_when_asked_and_refuses_other_architectures(
@@ -152,12 +171,12 @@ def test_built_package_imports_from_its_bytecode_alone(tmp_path: Path, default_b
     # Given a built layer whose sources are then replaced by code that fails if run
     site = tmp_path / "python"
     shutil.copytree(default_build, site)
-    for module in ("webhook", "config"):
+    for module in ("inbound/routes", "config"):
         (site / "messenger" / f"{module}.py").write_text("raise SystemExit('the source was read')\n")
 
     # When the package is imported from it without writing bytecode (its dependencies from this virtualenv)
     code = (
-        "import sys; sys.path.insert(0, sys.argv[1]); import messenger.webhook as w, fakepure; "
+        "import sys; sys.path.insert(0, sys.argv[1]); import messenger.inbound.routes as w, fakepure; "
         "print(w.__file__, w.__spec__.cached)"
     )
     imported = subprocess.run(
@@ -170,8 +189,8 @@ def test_built_package_imports_from_its_bytecode_alone(tmp_path: Path, default_b
     # Then it imports from the shipped pycs: unchecked-hash bytecode never looks at the source
     assert imported.returncode == 0, imported.stderr
     source, cached = imported.stdout.split()
-    assert Path(source) == site / "messenger" / "webhook.py"
-    assert Path(cached) == pyc_of(site / "messenger" / "webhook.py")
+    assert Path(source) == site / "messenger" / "inbound" / "routes.py"
+    assert Path(cached) == pyc_of(site / "messenger" / "inbound" / "routes.py")
 
 
 @pytest.mark.parametrize("function_id, code_uri", [("WebhookFunction", "webhook"), ("ReplyFunction", "reply")])

@@ -13,7 +13,7 @@ import pytest
 from devkit.messenger_profile import PROFILE_FILE, load_profile, offers
 from local.chat import Chat, Endpoints
 from messenger.messages import InboundMessage
-from messenger.responder import RuleResponder
+from messenger.reply.responder import RuleResponder
 from tests.e2e.conftest import LocalStack, http, new_user
 from tests.helpers import PAGE_ID, ROOT, assert_no_secret_in
 from tools.connect.plan import WEBHOOK_FIELDS

@@ -18,9 +18,9 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from messenger.delivery import RetryPolicy
 from messenger.handover import answered_event_id
-from messenger.outbox import MAX_ATTEMPTS
+from messenger.reply.ledger import MAX_ATTEMPTS
+from messenger.sending import RetryPolicy
 from tests.e2e.conftest import (
     LocalStack,
     http,

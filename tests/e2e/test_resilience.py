@@ -22,7 +22,7 @@ import pytest
 from devkit import payloads
 from local.launcher import StackProcess, get_json
 from local.services import free_port
-from messenger.outbox import TERMINAL
+from messenger.reply.ledger import TERMINAL
 from tests.e2e.conftest import DEPLOYED, FAST, LocalStack, meta_body, meta_message, new_user, wait_until
 from tests.helpers import META, ROOT
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from messenger.events import conversation_id
 from messenger.handover import BOT_METADATA
-from messenger.models import conversation_id
 from tests.helpers import PAGE_ID, dumps, load_handler, meta_body, meta_post
 
 pytestmark = pytest.mark.integration

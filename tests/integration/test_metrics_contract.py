@@ -20,9 +20,9 @@ from devkit.local_aws import client
 from devkit.streams import StreamReader, strip_internal
 from local.template import MetricRef, load_template, named_metrics, resources
 from messenger.config import get_settings
-from messenger.delivery import RetryPolicy
-from messenger.outbox import MAX_ATTEMPTS
+from messenger.reply.ledger import MAX_ATTEMPTS
 from messenger.reply.wiring import current_pipeline, pipeline_for
+from messenger.sending import RetryPolicy
 from tests.helpers import dumps, load_handler, meta_body, meta_message, meta_post, vonage_post
 
 pytestmark = pytest.mark.integration

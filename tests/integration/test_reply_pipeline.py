@@ -16,12 +16,12 @@ import responses
 from devkit.local_aws import client
 from devkit.streams import StreamReader, strip_internal
 from messenger.config import get_settings
-from messenger.delivery import RetryPolicy
+from messenger.events import conversation_id
 from messenger.handover import BOT_METADATA, bot_metadata
-from messenger.models import conversation_id
-from messenger.outbox import ReplyLedger
+from messenger.reply.ledger import ReplyLedger
 from messenger.reply.records import inbound_from_record
 from messenger.reply.wiring import current_pipeline, pipeline_for
+from messenger.sending import RetryPolicy
 from tests.helpers import (
     META,
     PAGE_ID,

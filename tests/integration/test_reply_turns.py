@@ -18,16 +18,16 @@ import pytest
 from botocore.exceptions import ClientError
 
 from bench.common import CountingClient
-from messenger.delivery import SendResult
 from messenger.errors import TurnLostError
-from messenger.ingest import ingest
+from messenger.events import Event, Kind, Provider
+from messenger.inbound.ingest import ingest
 from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.models import Event, Kind, Provider
-from messenger.outbox import ReplyLedger
-from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.ledger import ReplyLedger
+from messenger.reply.pipeline import Outcome, ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
 from messenger.reply.turn import RESERVE_MS, TurnKeeper
+from messenger.sending import SendResult
 from messenger.storage import DynamoStore, NewClaim, event_key
 from messenger.storage.codec import UNREAD_LIMIT
 from tests.helpers import inbound_event, stream_record
@@ -176,7 +176,7 @@ def test_two_invocations_ringing_for_one_conversation_answer_each_message_once_i
     assert claims(table) == dict.fromkeys([*ids, "m.two.6"], "sent")
     # And each outcome was reported by whoever answered it; the others found it answered
     outcomes = Counter(outcome for result in results for outcome in result.values())
-    assert outcomes["sent"] == 7 and set(outcomes) <= {"sent", "already_sent"}
+    assert outcomes[Outcome.SENT] == 7 and set(outcomes) <= {Outcome.SENT, Outcome.ALREADY_SENT}
     # And the turn was let go, with the cursor on the newest message
     state = state_item(table)
     assert "turn_token" not in state and "turn_until_ms" not in state
@@ -193,9 +193,9 @@ def test_a_message_delivered_before_an_earlier_one_waits_for_it(table):
     outcomes = invocation(store, sender).answer([doorbells[1]])
     # Then the turn answered the first one before it
     assert sender.answered == ["m.early.0", "m.early.1"]
-    assert outcomes == {"m.early.0": "sent", "m.early.1": "sent"}
+    assert outcomes == {"m.early.0": Outcome.SENT, "m.early.1": Outcome.SENT}
     # And the first's own doorbell, when it rings at last, sends nothing
-    assert invocation(store, sender).answer([doorbells[0]]) == {"m.early.0": "already_sent"}
+    assert invocation(store, sender).answer([doorbells[0]]) == {"m.early.0": Outcome.ALREADY_SENT}
     assert len(sender.sent) == 2
 
 
@@ -219,7 +219,7 @@ def test_a_turn_held_by_a_dead_invocation_is_taken_over_when_its_lease_runs_out(
     # When a doorbell rings while the dead invocation's lease still runs
     outcomes = invocation(store, sender).answer([doorbells[1]])
     # Then it waited for the lease to run out, took the turn over, and answered both in order
-    assert outcomes == {"m.dead.0": "sent", "m.dead.1": "sent"}
+    assert outcomes == {"m.dead.0": Outcome.SENT, "m.dead.1": Outcome.SENT}
     assert sender.answered == ["m.dead.0", "m.dead.1"] and sender.sent[0][1] > until
     # And the dead invocation, were it to come back, could not end the new holder's work or move the cursor
     cursor = state_item(table)["answered_through"]
@@ -239,7 +239,7 @@ def test_a_send_cut_off_by_a_dead_invocation_is_never_sent_again_and_is_given_up
     outcomes = invocation(store, sender, confirm_window_ms=2_000).answer([doorbells[0]])
     # Then the first is awaited as unconfirmed (never sent again) and given up as ambiguous when no echo came
     # within the window from the dead invocation's last write; only then is the second answered
-    assert outcomes == {"m.cut.0": "ambiguous", "m.cut.1": "sent"}
+    assert outcomes == {"m.cut.0": Outcome.AMBIGUOUS, "m.cut.1": Outcome.SENT}
     claim = table.find("REPLY#m.cut.0")
     assert claim["state"] == "ambiguous" and claim["confirm_by_ms"] == claimed_at + 2_000
     assert claim["settled_at_ms"] >= claim["confirm_by_ms"]
@@ -256,9 +256,9 @@ def test_a_turn_taken_with_little_time_left_still_sends_once_and_settles_the_cla
     # When it answers
     outcomes = invocation(store, sender).answer(doorbells, lambda: RESERVE_MS + 500)
     # Then the reply went out once and the claim is settled (never left `claimed`, as a cut-off send is)
-    assert outcomes == {"m.short.0": "sent"} and sender.answered == ["m.short.0"]
+    assert outcomes == {"m.short.0": Outcome.SENT} and sender.answered == ["m.short.0"]
     assert table.find("REPLY#m.short.0")["state"] == "sent"
-    assert invocation(store, sender).answer(doorbells) == {"m.short.0": "already_sent"}
+    assert invocation(store, sender).answer(doorbells) == {"m.short.0": Outcome.ALREADY_SENT}
     assert sender.answered == ["m.short.0"]
 
 
@@ -295,7 +295,7 @@ def conversation_of(table: Any, user: str, *, read_rounds: int) -> tuple[list[st
         ids = [f"m.{user}.{sent_before + n}" for n in range(count)]
         doorbells = store_messages(store, ids, start_ms=start, user=user)
         start += count
-        assert set(pipeline.answer([doorbells[-1]]).values()) == {"sent"}
+        assert set(pipeline.answer([doorbells[-1]]).values()) == {Outcome.SENT}
         outbound = [f"m_out_{n}" for n in range(len(sender.sent) - count + 1, len(sender.sent) + 1)]
         sent_before += count
         return outbound
@@ -406,11 +406,11 @@ def capacity_of_one_more_answer(table: Any, user: str, *, unread_before: int) ->
     start = now_ms() - 60_000
     if unread_before:
         earlier = store_messages(store, [f"m.{user}.{n}" for n in range(unread_before)], start_ms=start, user=user)
-        assert set(invocation(store, sender).answer(earlier[-1:]).values()) == {"sent"}
+        assert set(invocation(store, sender).answer(earlier[-1:]).values()) == {Outcome.SENT}
     doorbell = store_messages(store, [f"m.{user}.last"], start_ms=start + unread_before, user=user)
     client = CapacityClient(table.client)
     measured = invocation(DynamoStore(table.name, client=client), sender)
-    assert measured.answer(doorbell) == {f"m.{user}.last": "sent"}
+    assert measured.answer(doorbell) == {f"m.{user}.last": Outcome.SENT}
     return dict(client.units)
 
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from messenger import webhook
 from messenger.config import get_settings
-from messenger.models import STATUS_RANK, Event, Kind, Provider, conversation_id
+from messenger.events import STATUS_RANK, Event, Kind, Provider, conversation_id
+from messenger.inbound import routes
 from messenger.storage import DynamoStore, OutboundMessage, Turn, UnreadMessage
 from messenger.storage.codec import event_key, message_key
 from tests.helpers import (
@@ -47,7 +47,7 @@ def env(stack_env, monkeypatch):
     """The stack environment with a short retention, so expires_at is easy to check."""
     monkeypatch.setenv("RETENTION_DAYS", str(RETENTION_DAYS))
     get_settings.cache_clear()
-    webhook.event_store.cache_clear()
+    routes.event_store.cache_clear()
     return stack_env
 
 
@@ -171,7 +171,7 @@ def test_batch_with_failed_third_write_is_503_then_redelivery_completes_it(handl
     # Given a Meta batch of five messages, and a table that throttles the third write
     mids = [f"m_batch_{i}" for i in range(1, 6)]
     raw = dumps(meta_body(*(meta_message(mid, f"text {mid}") for mid in mids)))
-    cached = webhook.store_for(get_settings())
+    cached = routes.store_for(get_settings())
     flaky = ThrottleOnNthPut(cached.client, fail_on=3)
     cached.client = flaky
     # When Meta delivers it
@@ -194,7 +194,7 @@ def test_batch_with_failed_third_write_is_503_then_redelivery_completes_it(handl
 
 def test_failed_vonage_write_is_503_then_stored_once(handler, lambda_context, env):
     # Given a table that throttles the first write
-    cached = webhook.store_for(get_settings())
+    cached = routes.store_for(get_settings())
     cached.client = ThrottleOnNthPut(cached.client, fail_on=1)
     raw = dumps(vonage_inbound_v1("aaaaaaaa-bbbb-4ccc-8ddd-00000000f001"))
     # When Vonage delivers, then retries / Then 503 first (retried by Vonage), then 200 and one item
@@ -251,7 +251,7 @@ def test_status_before_outbound_record_is_kept_and_not_undone(table, store):
 
 def test_vonage_status_webhook_submitted_read_delivered_stays_read(handler, lambda_context, env):
     # Given an outbound Vonage message
-    store = webhook.store_for(get_settings())
+    store = routes.store_for(get_settings())
     put_outbound(store, "vonage", "aaaaaaaa-bbbb-4ccc-8ddd-00000000a001", 1_000)
 
     def status(name: str, **extra: Any) -> int:
@@ -288,7 +288,7 @@ def receipt(kind: str, watermark: int, mids: list[str] | None = None, ts: int = 
 
 def test_meta_delivery_with_mids_marks_those_messages(handler, lambda_context, env):
     # Given two outbound Meta messages and a third one not named in the receipt
-    store = webhook.store_for(get_settings())
+    store = routes.store_for(get_settings())
     for mid, sent in (("m_out_1", 1_000), ("m_out_2", 2_000), ("m_out_3", 3_000)):
         put_outbound(store, "meta", mid, sent)
     # When a delivery receipt names the first two
@@ -308,7 +308,7 @@ def test_meta_delivery_with_mids_marks_those_messages(handler, lambda_context, e
 
 def test_meta_delivery_with_only_a_watermark(handler, lambda_context, env):
     # Given three outbound messages sent at 1000, 2000 and 3000 ms
-    store = webhook.store_for(get_settings())
+    store = routes.store_for(get_settings())
     put_sent(store, "meta", [("m_w1", 1_000), ("m_w2", 2_000), ("m_w3", 3_000)])
     # When a delivery with watermark 2000 and no mids arrives
     assert handler(meta_post(dumps(meta_body(receipt("delivery", 2_000)))), lambda_context)["statusCode"] == 200
@@ -321,7 +321,7 @@ def test_meta_delivery_with_only_a_watermark(handler, lambda_context, env):
 
 def test_meta_read_watermark_updates_outbound_items(handler, lambda_context, env):
     # Given outbound messages: one delivered, one submitted, one sent after the watermark, and one failed
-    store = webhook.store_for(get_settings())
+    store = routes.store_for(get_settings())
     put_sent(store, "meta", [("m_r1", 1_000), ("m_r2", 2_000), ("m_r3", 5_000), ("m_r4", 1_500)])
     store.apply_status(conv("meta"), "m_r1", "delivered", at_ms=1_100)
     store.apply_status(conv("meta"), "m_r4", "failed", at_ms=1_600)
@@ -388,7 +388,7 @@ def all_kinds_of_traffic(handler, lambda_context, store) -> None:
 def test_every_item_expires_after_the_retention_period(handler, lambda_context, env):
     # Given RETENTION_DAYS=7 and a mix of events, statuses and outbound messages
     before = int(time.time())
-    all_kinds_of_traffic(handler, lambda_context, webhook.store_for(get_settings()))
+    all_kinds_of_traffic(handler, lambda_context, routes.store_for(get_settings()))
     after = int(time.time())
     items = env.items()
     assert len(items) >= 9
@@ -417,7 +417,7 @@ def test_no_item_contains_a_secret_value(handler, lambda_context, env):
     secrets = [s for s in _leaves(SECRETS) if len(s) >= 8]
     assert len(secrets) >= 6
     # When all kinds of traffic have been stored (signed with those secrets)
-    all_kinds_of_traffic(handler, lambda_context, webhook.store_for(get_settings()))
+    all_kinds_of_traffic(handler, lambda_context, routes.store_for(get_settings()))
     # Then no stored item contains any of them, nor the private key's body
     dumped = json.dumps(env.items(), ensure_ascii=False)
     for secret in secrets:
@@ -475,7 +475,7 @@ def test_a_validation_exception_is_permanent_the_safe_form_is_tried_then_the_eve
 ):
     # Given a table that refuses m_odd while it holds a number attribute, and m_gone in any form
     raw = dumps(meta_body(meta_message("m_ok"), meta_message("m_odd"), meta_message("m_gone")))
-    cached = webhook.store_for(get_settings())
+    cached = routes.store_for(get_settings())
 
     def refuse(item: dict[str, Any]) -> bool:
         mid = item.get("event_id", {}).get("S")

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
+from devkit.memory_store import MemoryStore
 from messenger.errors import TurnLostError
-from messenger.models import Event, Kind, Provider
+from messenger.events import Event, Kind, Provider
 from messenger.storage import NewClaim, OutboundMessage, Turn, UnreadMessage, event_key
-from messenger.storage.memory import MemoryStore
 from tests.helpers import event_ref
 
 pytestmark = pytest.mark.integration

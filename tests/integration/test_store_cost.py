@@ -6,8 +6,8 @@ import pytest
 
 from bench.common import CountingClient
 from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.outbox import ReplyLedger
-from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.ledger import ReplyLedger
+from messenger.reply.pipeline import Outcome, ReplyPipeline
 from messenger.reply.records import inbound_from_record
 from messenger.reply.stats import ReplyStats
 from messenger.storage import DynamoStore
@@ -52,7 +52,7 @@ def test_an_answered_single_part_message_costs_five_writes_and_one_read(table, c
     # Given a new inbound message, stored, as the stream delivers it
     inbound = stored_inbound(table, "m.cost.1")
     # When it is answered
-    assert pipeline.handle(inbound) == "sent" and len(sender.posted) == 1
+    assert pipeline.handle(inbound) == Outcome.SENT and len(sender.posted) == 1
     # Then the table saw: take the turn (it also returns the pause and the cursor), the pending messages
     # (Query), the claim (PutItem), the outbound message, the settle, end the turn (UpdateItems)
     assert dict(client.calls) == {"update_item": 4, "query": 1, "put_item": 1}
@@ -65,7 +65,7 @@ def test_a_redelivered_record_costs_the_turn_an_empty_query_and_a_failed_claim_a
     pipeline.handle(inbound)
     client.reset()
     # When the stream delivers the same record again
-    assert pipeline.handle(inbound) == "already_sent"
+    assert pipeline.handle(inbound) == Outcome.ALREADY_SENT
     # Then: take and end the turn, a Query that finds nothing after the cursor, and the doorbell's own
     # message claimed once more (its failed put returns the settled claim: it might have been stored behind
     # the cursor); no read of the claim, no send
@@ -80,7 +80,7 @@ def test_one_turn_answers_every_pending_message_for_three_writes_each_plus_the_t
     # When it rings
     outcomes = pipeline.answer([inbounds[-1]])
     # Then the turn answered all four in order, and the turn itself (take, Query, end) was paid once
-    assert outcomes == {f"m.cost.b{i}": "sent" for i in range(4)}
+    assert outcomes == {f"m.cost.b{i}": Outcome.SENT for i in range(4)}
     assert [body["text"] for body in sender.posted] == [f"text {i}" for i in range(4)]
     assert dict(client.calls) == {"update_item": 2 + 2 * 4, "query": 1, "put_item": 4}
     assert (client.writes, client.reads) == (2 + 3 * 4, 1)

@@ -11,7 +11,7 @@ import pytest
 
 from devkit.messenger_profile import PROFILE_FILE, ProfileError, load_profile, offers, profile_problems
 from messenger.messages import InboundMessage
-from messenger.responder import RuleResponder
+from messenger.reply.responder import RuleResponder
 from tools.connect.plan import covers
 
 SHIPPED = json.loads(PROFILE_FILE.read_text(encoding="utf-8"))

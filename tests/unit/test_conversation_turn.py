@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import pytest
 
-from messenger.delivery import AmbiguousSendError, RetryPolicy, TransientSendError
+from devkit.memory_store import MemoryStore
 from messenger.errors import RetryLaterError, TurnLostError
+from messenger.events import Event, Kind, Provider
 from messenger.handover import bot_metadata
-from messenger.ingest import ingest
+from messenger.inbound.ingest import ingest
 from messenger.messages import InboundMessage
-from messenger.models import Event, Kind, Provider
-from messenger.outbox import MAX_ATTEMPTS
+from messenger.reply.ledger import MAX_ATTEMPTS
+from messenger.reply.pipeline import Outcome
+from messenger.reply.records import inbound_from_item
 from messenger.reply.turn import CLOCK_MARGIN_MS, LEASE_MS, MAX_POLL_S, RENEW_BELOW_MS, TurnKeeper
+from messenger.sending import AmbiguousSendError, RetryPolicy, TransientSendError
 from messenger.storage import codec
-from messenger.storage.memory import MemoryStore
 from tests.helpers import NOW_MS, inbound_event
 from tests.unit.test_reply_pipeline import FakeSender, pipeline
 
@@ -37,11 +39,9 @@ def stored(store: MemoryStore, *texts_and_times: tuple[str, int]) -> list[Inboun
     for text, ts in texts_and_times:
         event = inbound_event(f"m-{text}", "a", text=text, ts=ts)
         assert store.store_event(event)
-        messages.append(
-            InboundMessage.from_item(
-                {**codec.from_item(codec.event_item(event, now_s=0, retention_s=0)), "conversation_id": CONVERSATION}
-            )
-        )
+        message = inbound_from_item(codec.from_item(codec.event_item(event, now_s=0, retention_s=0)))
+        assert message is not None and message.conversation_id == CONVERSATION
+        messages.append(message)
     return messages
 
 
@@ -59,10 +59,10 @@ def test_doorbells_newest_first_still_answer_in_the_users_order():
     outcomes = p.answer([third])
     # Then its turn answers all three, oldest first
     assert replies(sender) == ["re:one", "re:two", "re:three"]
-    assert outcomes == {first.event_id: "sent", second.event_id: "sent", third.event_id: "sent"}
+    assert outcomes == {first.event_id: Outcome.SENT, second.event_id: Outcome.SENT, third.event_id: Outcome.SENT}
     # And the older records, arriving later (or again), send nothing
-    assert p.answer([first, second]) == {first.event_id: "already_sent", second.event_id: "already_sent"}
-    assert p.handle(third) == "already_sent" and len(sender.posted) == 3
+    assert p.answer([first, second]) == {first.event_id: Outcome.ALREADY_SENT, second.event_id: Outcome.ALREADY_SENT}
+    assert p.handle(third) == Outcome.ALREADY_SENT and len(sender.posted) == 3
 
 
 def test_a_message_stored_behind_what_was_answered_is_still_answered_once():
@@ -74,8 +74,8 @@ def test_a_message_stored_behind_what_was_answered_is_still_answered_once():
     # When a message with an earlier provider time is stored only now (the provider redelivered it late)
     (two,) = stored(store, ("two", NOW_MS - 2_000))
     # Then its own record answers it, once
-    assert p.answer([two]) == {two.event_id: "sent"}
-    assert p.answer([two]) == {two.event_id: "already_sent"}
+    assert p.answer([two]) == {two.event_id: Outcome.SENT}
+    assert p.answer([two]) == {two.event_id: Outcome.ALREADY_SENT}
     assert replies(sender) == ["re:one", "re:three", "re:two"]
 
 
@@ -92,9 +92,9 @@ def test_a_failing_message_holds_back_only_its_conversation_and_its_later_messag
         p.answer([two])
     assert replies(sender) == ["re:one"] and ledger.claim_state(two.event_id) is None
     # And another conversation is not held back by it
-    assert p.answer([other]) == {"m-x": "sent"}
+    assert p.answer([other]) == {"m-x": Outcome.SENT}
     # When the records are delivered again, "one" goes out, then "two"
-    assert p.answer([one, two]) == {one.event_id: "sent", two.event_id: "sent"}
+    assert p.answer([one, two]) == {one.event_id: Outcome.SENT, two.event_id: Outcome.SENT}
     assert replies(sender) == ["re:one", "re:elsewhere", "re:one", "re:two"]
 
 
@@ -109,7 +109,7 @@ def test_after_max_attempts_a_failing_message_is_given_up_and_the_later_ones_are
     # When the last allowed turn fails too
     outcomes = p.answer([two])
     # Then "one" is given up (failed, counted) and "two" answered right after
-    assert outcomes == {one.event_id: "failed", two.event_id: "sent"}
+    assert outcomes == {one.event_id: Outcome.FAILED, two.event_id: Outcome.SENT}
     assert ledger.store.reply_state(CONVERSATION, one.event_id).state == "failed"
     assert p.stats.counts["ReplyGivenUp"] == 1
     assert replies(sender) == ["re:one"] * MAX_ATTEMPTS + ["re:two"]
@@ -143,7 +143,7 @@ def test_an_unclear_send_holds_the_later_replies_until_its_echo_confirms_it():
     p.sleep = echo_arrives
     outcomes = p.answer([two])
     # Then "one" is recorded as sent (confirmed), and "two" was sent only after the confirmation
-    assert outcomes == {one.event_id: "sent", two.event_id: "sent"}
+    assert outcomes == {one.event_id: Outcome.SENT, two.event_id: Outcome.SENT}
     assert replies(sender) == ["re:one", "re:two"] and len(waited) == 3
     assert ledger.store.reply_state(CONVERSATION, one.event_id).message_ids == ["m_echo_1"]
 
@@ -153,7 +153,7 @@ def test_an_unclear_send_never_confirmed_is_given_up_after_the_window_and_not_se
     one, two = stored(store, ("one", NOW_MS - 2_000), ("two", NOW_MS - 1_000))
     sender = Echoing([AmbiguousSendError("read timeout")])
     p, ledger = pipeline(sender, store=store)
-    assert p.answer([one, two]) == {one.event_id: "ambiguous", two.event_id: "sent"}
+    assert p.answer([one, two]) == {one.event_id: Outcome.AMBIGUOUS, two.event_id: Outcome.SENT}
     assert replies(sender) == ["re:one", "re:two"]
     assert sum(p.sleeps) >= ledger.confirm_window_ms / 1000 and p.stats.counts["ReplyAmbiguous"] == 1
 
@@ -166,7 +166,7 @@ def test_a_turn_left_by_a_dead_invocation_is_taken_over_when_its_lease_runs_out(
     sender = Echoing()
     p, _ = pipeline(sender, store=store)
     # When a record rings, it waits for the lease to run out, then answers
-    assert p.answer([one], remaining_ms=lambda: 60_000) == {one.event_id: "sent"}
+    assert p.answer([one], remaining_ms=lambda: 60_000) == {one.event_id: Outcome.SENT}
     assert 20 <= sum(p.sleeps) <= 20 + MAX_POLL_S
 
 

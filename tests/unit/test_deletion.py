@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from messenger import deletion
-from messenger.models import Event, Kind, Provider
-from messenger.storage.memory import MemoryStore
+from devkit.memory_store import MemoryStore
+from messenger.events import Event, Kind, Provider
+from messenger.inbound import deletion
 
 
 def message(event_id: str, user: str, page: str = "p1", provider: Provider = Provider.META) -> Event:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from devkit.memory_store import MemoryStore
 from messenger import handover
-from messenger.models import Event, Kind, Provider
-from messenger.storage.memory import MemoryStore
+from messenger.events import Event, Kind, Provider
 
 
 def event(kind: Kind, ts: int, *, message_type: str | None = None, metadata: str | None = None) -> Event:

@@ -8,17 +8,17 @@ import time
 
 import pytest
 
+from devkit.memory_store import MemoryStore
 from messenger.errors import StorageError, StorageRejectedError
+from messenger.events import Event, Kind, Provider
 from messenger.handover import bot_metadata
-from messenger.ingest import ingest
+from messenger.inbound.ingest import ingest
 from messenger.messages import InboundMessage
-from messenger.models import Event, Kind, Provider
 from messenger.observability import metrics
-from messenger.outbox import ClaimState, ReplyLedger
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta import signature as meta_signature
+from messenger.reply.ledger import ClaimState, ReplyLedger
 from messenger.storage import OutboundMessage, Turn, UnreadMessage, codec
-from messenger.storage.memory import MemoryStore
 from tests.helpers import BIG_TEXT_CHARS, LONG_USER, META, event_ref, unstorable_batch
 
 CONVERSATION = "meta#page#user"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from messenger.errors import BadRequestError, PayloadTooLargeError
-from messenger.models import Kind, Provider, RecordType
+from messenger.events import Kind, Provider, RecordType
 from messenger.providers.meta.events import MAX_EVENTS_PER_POST, PAGE_LEVEL_USER, parse_body
 
 PAGE = "107083064136738"

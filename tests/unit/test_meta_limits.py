@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from messenger.delivery import PermanentSendError
 from messenger.messages import Button, Element, OutgoingMessage, QuickReply, Template
 from messenger.policy import SendPolicy
 from messenger.providers.meta import limits
 from messenger.providers.meta.send import plan_messages
+from messenger.sending import PermanentSendError
 
 POLICY = SendPolicy("RESPONSE")
 

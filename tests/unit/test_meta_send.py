@@ -11,11 +11,11 @@ import pytest
 import requests
 import responses
 
-from messenger.delivery import AmbiguousSendError, PermanentSendError, TransientSendError
 from messenger.handover import BOT_METADATA
 from messenger.messages import InboundMessage, OutgoingMessage, QuickReply
 from messenger.policy import PolicyRefusedError, SendPolicy
 from messenger.providers.meta.send import MetaSendClient, MetaSender, classify_error, plan_messages
+from messenger.sending import AmbiguousSendError, PermanentSendError, TransientSendError
 
 BASE = "https://graph.test"
 URL = f"{BASE}/v25.0/123/messages"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from devkit.memory_store import MemoryStore
 from messenger.messages import InboundMessage
-from messenger.profiles import ProfileCache
-from messenger.storage.memory import MemoryStore
+from messenger.reply.profiles import ProfileCache
 
 INBOUND = InboundMessage("meta", "m1", "message", "page", "user", "meta#page#user", 0, text="hi")
 

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from messenger.errors import MessengerError
-from messenger.http import raw_body
-from messenger.models import Kind
+from messenger.events import Kind
+from messenger.inbound.request import raw_body
 from messenger.providers.meta import events as meta_events
 from messenger.providers.meta.signature import sign, verify_handshake, verify_signature
 from messenger.providers.vonage import events as vonage_events

@@ -8,9 +8,10 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.batch import process_partial_response
 
+from devkit.memory_store import MemoryStore
 from messenger.errors import RetryLaterError
 from messenger.reply.batch import ConversationOrderedProcessor
-from messenger.reply.records import ReplyRecord, decode, inbound_from_record
+from messenger.reply.records import ReplyRecord, decode, inbound_from_item, inbound_from_record
 from tests.helpers import inbound_event, inbound_record, stream_record
 
 record = inbound_record
@@ -112,7 +113,31 @@ def test_the_handler_gets_each_record_decoded_once_with_the_context():
 
 
 def test_an_inbound_item_of_a_kind_we_do_not_answer_is_not_decoded_as_a_message():
-    # The one answerable rule (models.answerable) also guards the reply side, whatever the item says
+    # The one answerable rule (events.answerable) also guards the reply side, whatever the item says
     reaction = stream_record(inbound_event("m.r", "a"), 1, kind="reaction")
     assert decode(reaction).inbound is None
     assert inbound_from_record(stream_record(inbound_event("m.p", "a"), 2, kind="postback")) is not None
+
+
+def test_a_stream_record_and_the_stored_item_decode_to_the_same_message():
+    # Given a message stored as the webhook stores it, and the stream record of that write
+    event = inbound_event("m.same", "a", text="same")
+    store = MemoryStore()
+    assert store.store_event(event)
+    (item,) = store.pending_messages(event.conversation_id, "")
+    # When both are decoded (the doorbell, and the turn's read of the conversation's pending messages)
+    from_record = inbound_from_record(stream_record(event, 1))
+    from_item = inbound_from_item(item)
+    # Then it is one message, with its conversation and its place in the conversation's order
+    assert from_record is not None and from_record == from_item
+    assert (from_record.conversation_id, from_record.event_key) == (item["pk"], item["sk"])
+
+
+def test_an_inbound_item_without_the_fields_a_reply_needs_is_skipped_not_raised():
+    event = inbound_event("m.broken", "a")
+    store = MemoryStore()
+    assert store.store_event(event)
+    (item,) = store.pending_messages(event.conversation_id, "")
+    assert inbound_from_item({k: v for k, v in item.items() if k != "user_id"}) is None
+    assert inbound_from_item({**item, "timestamp_ms": "soon"}) is None
+    assert inbound_from_item({**item, "sk": "MSG#m.broken"}) is None  # not an event item

@@ -6,21 +6,21 @@ from typing import Any
 
 import pytest
 
-from messenger.delivery import (
+from devkit.memory_store import MemoryStore
+from messenger.errors import RetryLaterError
+from messenger.messages import InboundMessage, OutgoingMessage
+from messenger.reply.ledger import ClaimState, ReplyLedger
+from messenger.reply.pipeline import ALREADY, Outcome, ReplyPipeline
+from messenger.reply.profiles import ProfileCache
+from messenger.reply.records import inbound_from_record
+from messenger.reply.stats import ReplyStats
+from messenger.sending import (
     AmbiguousSendError,
     PermanentSendError,
     RetryPolicy,
     SendResult,
     TransientSendError,
 )
-from messenger.errors import RetryLaterError
-from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.outbox import ClaimState, ReplyLedger
-from messenger.profiles import ProfileCache
-from messenger.reply.pipeline import ReplyPipeline
-from messenger.reply.records import inbound_from_record
-from messenger.reply.stats import ReplyStats
-from messenger.storage.memory import MemoryStore
 from tests.helpers import NOW_MS, inbound_record
 
 
@@ -112,7 +112,7 @@ def pipeline(
 def test_transient_errors_are_retried_with_backoff_then_succeed():
     sender = FakeSender([TransientSendError("503"), TransientSendError("503")])
     p, ledger = pipeline(sender)
-    assert p.handle(record(1, "a")) == "sent"
+    assert p.handle(record(1, "a")) == Outcome.SENT
     assert len(sender.posted) == 3 and len(p.sleeps) == 2 and all(0 <= s <= 0.02 for s in p.sleeps)
     assert p.stats.counts == {"ReplyRetried": 2, "RepliesSent": 1}
 
@@ -122,7 +122,7 @@ def test_reply_latency_is_the_users_message_time_to_the_providers_accept():
     sender = FakeSender()
     p, _ = pipeline(sender)
     # When it is answered
-    assert p.handle(record(1, "a", ts=NOW_MS - 2_500)) == "sent"
+    assert p.handle(record(1, "a", ts=NOW_MS - 2_500)) == Outcome.SENT
     # Then the end-to-end latency is recorded, and not for a reply that failed
     assert p.stats.end_to_end == [2_500]
     failing, _ = pipeline(FakeSender([PermanentSendError("bad")]))
@@ -153,7 +153,7 @@ def test_multi_part_reply_resumes_after_the_last_sent_part():
     with pytest.raises(RetryLaterError):
         p.handle(record(1, "a"))
     # When the record is delivered again
-    assert p.handle(record(1, "a")) == "sent"
+    assert p.handle(record(1, "a")) == Outcome.SENT
     # Then part one was not sent twice
     texts = [b["text"] for b in sender.posted]
     assert texts.count("one") == 1 and texts[-2:] == ["two", "three"]
@@ -170,8 +170,8 @@ def test_multi_part_reply_resumes_after_the_last_sent_part():
 def test_permanent_and_ambiguous_are_settled_not_retried(error, state, metric):
     sender = FakeSender([error])
     p, ledger = pipeline(sender)
-    assert p.handle(record(1, "a")) in ("failed", "ambiguous")
-    assert p.handle(record(1, "a")) == f"already_{state.value}"
+    assert p.handle(record(1, "a")) in (Outcome.FAILED, Outcome.AMBIGUOUS)
+    assert p.handle(record(1, "a")) == ALREADY[state]
     assert len(sender.posted) == 1 and ledger.claim_state("m1") == state
     assert p.stats.counts[metric] == 1
 
@@ -179,8 +179,8 @@ def test_permanent_and_ambiguous_are_settled_not_retried(error, state, metric):
 def test_ignored_records_touch_nothing():
     sender = FakeSender()
     p, ledger = pipeline(sender)
-    assert p.handle(record(1, "a", record_type="outbound")) == "ignored"
-    assert p.handle(record(1, "a", name="MODIFY")) == "ignored"
+    assert p.handle(record(1, "a", record_type="outbound")) == Outcome.IGNORED
+    assert p.handle(record(1, "a", name="MODIFY")) == Outcome.IGNORED
     assert ledger.store.items == {} and sender.posted == []
 
 
@@ -211,7 +211,7 @@ def test_the_profile_is_looked_up_only_through_a_sender_that_has_profiles(has_pr
         stats=ReplyStats(),
     )
     # When a message is answered
-    assert p.handle(record(1, "a")) == "sent"
+    assert p.handle(record(1, "a")) == Outcome.SENT
     # Then the name was used (and cached) only when the sender has profiles
     assert sender.posted == [{"text": expected}]
     assert (store.get(("meta#page#a", "PROFILE")) is not None) is has_profiles
@@ -220,6 +220,6 @@ def test_the_profile_is_looked_up_only_through_a_sender_that_has_profiles(has_pr
 def test_the_outbound_item_keeps_the_text_the_sender_reads_from_its_body():
     sender = FakeSender()
     p, ledger = pipeline(sender, "first", "second")
-    assert p.handle(record(1, "a")) == "sent"
+    assert p.handle(record(1, "a")) == Outcome.SENT
     texts = [i.get("text") for i in ledger.store.conversation_items("meta#page#a") if i["sk"].startswith("MSG#")]
     assert texts == ["first", "second"]

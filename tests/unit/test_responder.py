@@ -11,9 +11,9 @@ import pytest
 
 from messenger.errors import ConfigError
 from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.responder import RULES_DIR, Responder, RuleResponder, load_responder
+from messenger.reply.responder import RULES_DIR, Responder, RuleResponder, load_responder
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "layers" / "messenger" / "messenger" / "rules" / "example.json"
+EXAMPLE = Path(__file__).resolve().parents[2] / "layers/messenger/messenger/reply/rules/example.json"
 
 
 def message(text: str | None = None, **fields) -> InboundMessage:

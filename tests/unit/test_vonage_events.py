@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from messenger.errors import BadRequestError
-from messenger.models import Kind, Provider, RecordType
+from messenger.events import Kind, Provider, RecordType
 from messenger.providers.vonage.events import parse_inbound, parse_status
 
 PAGE = "107083064136738"

@@ -11,11 +11,11 @@ import requests
 import responses
 from cryptography.hazmat.primitives import serialization
 
-from messenger.delivery import AmbiguousSendError, PermanentSendError, TransientSendError
 from messenger.messages import InboundMessage, OutgoingMessage, QuickReply
 from messenger.policy import SendPolicy
 from messenger.providers.vonage.auth import AppJwt, AppJwtCache
 from messenger.providers.vonage.send import VonageSendClient, VonageSender, plan_messages
+from messenger.sending import AmbiguousSendError, PermanentSendError, TransientSendError
 from tests.helpers import VONAGE as SECRET
 
 BASE = "https://vonage.test"

@@ -9,7 +9,7 @@ rule of the responder) pauses the conversation the same way (see docs/messenger-
 
 from __future__ import annotations
 
-from messenger.models import Event, Kind, Provider
+from messenger.events import Event, Kind, Provider
 from messenger.storage import OutboundMessage, Store
 
 BOT_METADATA = "messenger-webhook:bot"

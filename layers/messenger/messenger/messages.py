@@ -9,8 +9,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from messenger.models import Kind, RecordType
-
 SENDER_ACTIONS = frozenset({"typing_on", "typing_off", "mark_seen"})
 ATTACHMENT_TYPES = frozenset({"image", "audio", "video", "file"})
 NOTIFICATION_TYPES = frozenset({"REGULAR", "SILENT_PUSH", "NO_PUSH"})
@@ -41,29 +39,6 @@ class InboundMessage:
     message_type: str | None = None
     first_name: str | None = None  # filled in by the optional profile look-up (Meta only)
     event_key: str = ""  # the sort key it is stored under (its place in the conversation's order)
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> InboundMessage:
-        """A plain (already deserialised) item -> message. KeyError/ValueError if it is not an inbound item."""
-        if item.get("record_type") != RecordType.INBOUND.value:
-            raise ValueError("not an inbound item")
-        return cls(
-            provider=str(item["provider"]),
-            event_id=str(item["event_id"]),
-            kind=str(item.get("kind", Kind.MESSAGE.value)),
-            page_id=str(item["page_id"]),
-            user_id=str(item["user_id"]),
-            conversation_id=str(item["conversation_id"]),
-            timestamp_ms=int(item["timestamp_ms"]),
-            text=item.get("text"),
-            attachments=tuple(a for a in item.get("attachments", []) if isinstance(a, dict)),
-            quick_reply_payload=item.get("quick_reply_payload"),
-            postback_title=item.get("postback_title"),
-            postback_payload=item.get("postback_payload"),
-            reply_to_mid=item.get("reply_to_mid"),
-            message_type=item.get("message_type"),
-            event_key=str(item.get("sk", "")),
-        )
 
     @property
     def attachment_types(self) -> list[str]:

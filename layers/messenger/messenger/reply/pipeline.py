@@ -7,10 +7,21 @@ import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from typing import Any
 
 from messenger.config import DEFAULT_HANDOVER_PAUSE_S
-from messenger.delivery import (
+from messenger.errors import MessengerError, RetryLaterError, StorageError, TurnLostError
+from messenger.messages import InboundMessage, OutgoingMessage
+from messenger.observability import logger
+from messenger.policy import PolicyRefusedError, decide
+from messenger.reply.ledger import MAX_ATTEMPTS, Claim, ClaimState, ReplyLedger, Settled
+from messenger.reply.profiles import ProfileCache
+from messenger.reply.records import inbound_from_item
+from messenger.reply.responder import Responder
+from messenger.reply.stats import STATS, ReplyStats
+from messenger.reply.turn import RESERVE_MS, HeldTurn, TurnKeeper
+from messenger.sending import (
     AmbiguousSendError,
     PermanentSendError,
     RetryPolicy,
@@ -19,21 +30,37 @@ from messenger.delivery import (
     SendResult,
     TransientSendError,
 )
-from messenger.errors import MessengerError, RetryLaterError, StorageError, TurnLostError
-from messenger.messages import InboundMessage, OutgoingMessage
-from messenger.observability import logger
-from messenger.outbox import MAX_ATTEMPTS, Claim, ClaimState, ReplyLedger, Settled
-from messenger.policy import PolicyRefusedError, decide
-from messenger.profiles import ProfileCache
-from messenger.reply.stats import STATS, ReplyStats
-from messenger.reply.turn import RESERVE_MS, HeldTurn, TurnKeeper
-from messenger.responder import Responder
 from messenger.storage import UnreadMessage, event_key
 from messenger.storage.codec import still_unread
 
 RemainingMs = Callable[[], int]
 # How often an unclear send looks for its confirmation (an echo or a status callback).
 CONFIRM_POLL_S = 0.5
+
+
+class Outcome(Enum):
+    """What a turn did with one pending message (`ReplyPipeline.answer` returns one per message)."""
+
+    SENT = "sent"  # sent now, or an unclear send the provider confirmed
+    FAILED = "failed"  # refused for good, or a transient failure given up after MAX_ATTEMPTS turns
+    AMBIGUOUS = "ambiguous"  # an unclear send never confirmed: given up, never sent again
+    UNCONFIRMED = "unconfirmed"  # a send whose outcome is unknown (within a turn: it then awaits confirmation)
+    SKIPPED = "skipped"  # the responder had nothing to send
+    PAUSED = "paused"  # a person has the conversation: not answered
+    ALREADY_SENT = "already_sent"  # settled before this turn: nothing sent now
+    ALREADY_FAILED = "already_failed"
+    ALREADY_AMBIGUOUS = "already_ambiguous"
+    ALREADY_SKIPPED = "already_skipped"
+    IGNORED = "ignored"  # not a new inbound message we answer
+
+
+# A reply settled before this turn, by the state it was settled in.
+ALREADY = {
+    ClaimState.SENT: Outcome.ALREADY_SENT,
+    ClaimState.FAILED: Outcome.ALREADY_FAILED,
+    ClaimState.AMBIGUOUS: Outcome.ALREADY_AMBIGUOUS,
+    ClaimState.SKIPPED: Outcome.ALREADY_SKIPPED,
+}
 
 
 @dataclass(slots=True)
@@ -47,31 +74,48 @@ class _Progress:
     keeps_unread: bool = True
 
 
-@dataclass
 class ReplyPipeline:
-    ledger: ReplyLedger
-    responder: Responder
-    senders: Mapping[str, Sender]
-    human_agent_enabled: bool = False
-    handover_pause_s: int = DEFAULT_HANDOVER_PAUSE_S
-    profiles: ProfileCache | None = None
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    clock: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-    stats: ReplyStats = field(default_factory=lambda: STATS)
-    turns: TurnKeeper | None = None
+    """Answers a conversation's pending messages in its turn.
 
-    def __post_init__(self) -> None:
-        if self.turns is None:
-            self.turns = TurnKeeper(self.ledger.store, clock=self.clock, sleep=self.sleep)
+    A plain class, not a dataclass: `@dataclass` compiles its methods at import, a cost every cold start pays
+    (docs/design.md, "Cold start: bytecode, a lean import path").
+    """
 
-    def handle(self, inbound: InboundMessage | None, remaining_ms: RemainingMs | None = None) -> str:
-        """`answer` for one doorbell: that message's outcome ("ignored" for a record we do not answer)."""
-        return self.answer([inbound], remaining_ms).get(inbound.event_id if inbound else "", "ignored")
+    def __init__(
+        self,
+        *,
+        ledger: ReplyLedger,
+        responder: Responder,
+        senders: Mapping[str, Sender],
+        human_agent_enabled: bool = False,
+        handover_pause_s: int = DEFAULT_HANDOVER_PAUSE_S,
+        profiles: ProfileCache | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        stats: ReplyStats = STATS,
+        turns: TurnKeeper | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.responder = responder
+        self.senders = senders
+        self.human_agent_enabled = human_agent_enabled
+        self.handover_pause_s = handover_pause_s
+        self.profiles = profiles
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.clock = clock
+        self.sleep = sleep
+        self.stats = stats
+        # The conversation's turn: the one given, else on the ledger's table with this pipeline's clock.
+        self.turns = turns if turns is not None else TurnKeeper(ledger.store, clock=clock, sleep=sleep)
+
+    def handle(self, inbound: InboundMessage | None, remaining_ms: RemainingMs | None = None) -> Outcome:
+        """`answer` for one doorbell: that message's outcome (IGNORED for a record we do not answer)."""
+        return self.answer([inbound], remaining_ms).get(inbound.event_id if inbound else "", Outcome.IGNORED)
 
     def answer(
         self, doorbells: Sequence[InboundMessage | None], remaining_ms: RemainingMs | None = None
-    ) -> dict[str, str]:
+    ) -> dict[str, Outcome]:
         """Answer the conversation these stream records rang for: take its turn, then every pending message
         in key order (the rung ones among them, also one stored behind what was already answered).
 
@@ -83,7 +127,6 @@ class ReplyPipeline:
             self.stats.inc("RecordsSkipped", len(doorbells) - len(rung))
         if not rung:
             return {}
-        assert self.turns is not None
         turn = self.turns.take(rung[0].conversation_id, remaining_ms() if remaining_ms else None)
         state = turn.state
         progress = _Progress(
@@ -92,7 +135,7 @@ class ReplyPipeline:
             state.paused_until_ms,
             keeps_unread=rung[0].provider == "meta",
         )
-        outcomes: dict[str, str] = {}
+        outcomes: dict[str, Outcome] = {}
         try:
             for key, inbound in self._in_order(turn, rung):
                 outcomes[inbound.event_id] = self._answer_in_turn(inbound, key, turn, progress, remaining_ms)
@@ -113,12 +156,8 @@ class ReplyPipeline:
         """The pending messages after the cursor, and any rung message stored behind it, in key order."""
         found: dict[str, tuple[str, InboundMessage]] = {}
         for item in self.ledger.store.pending_messages(turn.conversation, turn.state.answered_through):
-            try:
-                message = InboundMessage.from_item(item)
-            except (KeyError, ValueError, TypeError):
-                logger.warning("stored inbound message without the fields a reply needs", extra={"sk": item.get("sk")})
-                continue
-            if message.provider in self.senders:
+            message = inbound_from_item(item)
+            if message is not None and message.provider in self.senders:
                 found[message.event_id] = (message.event_key, message)
         for message in rung:
             found.setdefault(message.event_id, (message.event_key or _key(message), message))
@@ -126,8 +165,7 @@ class ReplyPipeline:
 
     def _answer_in_turn(
         self, inbound: InboundMessage, key: str, turn: HeldTurn, progress: _Progress, remaining_ms: RemainingMs | None
-    ) -> str:
-        assert self.turns is not None
+    ) -> Outcome:
         self.turns.keep(turn)  # a turn that ran out stops here, before it claims anything more
         # A message past the cursor the turn started from is not on the unread list yet, even if answered.
         outcome = self._answer_one(inbound, turn, progress, remaining_ms, key > turn.state.answered_through)
@@ -142,21 +180,21 @@ class ReplyPipeline:
         progress: _Progress,
         remaining_ms: RemainingMs | None,
         past_cursor: bool,
-    ) -> str:
+    ) -> Outcome:
         sender = self.senders[inbound.provider]
         log = {"conversation_id": inbound.conversation_id, "event_id": inbound.event_id, "provider": inbound.provider}
         claim = self.ledger.claim(inbound)
         if isinstance(claim, Settled):
             self.stats.inc("RecordsSkipped")
             logger.debug("reply already settled; nothing sent", extra={**log, "state": claim.state})
-            if claim.state == ClaimState.SENT and past_cursor:  # answered by a turn that died before it ended
+            if claim.state is ClaimState.SENT and past_cursor:  # answered by a turn that died before it ended
                 self._unread(progress, claim.message_ids, claim.settled_at_ms)
-            return f"already_{claim.state}"
+            return ALREADY[claim.state]
         if claim.confirm_by_ms is not None:
             return self._await_confirmation(claim, turn, progress, log, remaining_ms)
         if progress.paused_until_ms > self.clock() * 1000:
             logger.info("bot paused for this conversation; not answering", extra=log)
-            return self._skipped(claim, "bot paused: a person has this conversation", "paused")
+            return self._skipped(claim, "bot paused: a person has this conversation", Outcome.PAUSED)
         if self.profiles is not None and sender.has_profiles:
             inbound = replace(inbound, first_name=self.profiles.first_name(inbound, sender.first_name))
         try:
@@ -170,11 +208,11 @@ class ReplyPipeline:
                 claim, {"error_class": "PrepareError", "code": "prepare_failed"}, log, "reply not prepared; will retry"
             )
         if not bodies:
-            return self._skipped(claim, "the responder returned nothing to send", "skipped")
+            return self._skipped(claim, "the responder returned nothing to send", Outcome.SKIPPED)
         outcome = self._send(sender, inbound, claim, bodies, log, turn, remaining_ms)
-        if outcome == "unconfirmed":
+        if outcome is Outcome.UNCONFIRMED:
             return self._await_confirmation(claim, turn, progress, log, remaining_ms)
-        if outcome == "sent":
+        if outcome is Outcome.SENT:
             self._unread(progress, claim.message_ids, int(self.clock() * 1000))
             sent = {**log, "message_ids": claim.message_ids, "attempts": claim.attempts}
             if any(reply.handover for reply in replies):
@@ -197,11 +235,11 @@ class ReplyPipeline:
 
     def _await_confirmation(
         self, claim: Claim, turn: HeldTurn, progress: _Progress, log: dict[str, Any], remaining_ms: RemainingMs | None
-    ) -> str:
+    ) -> Outcome:
         """Wait for Meta's echo or Vonage's status to confirm an unclear send; the conversation's later
         replies wait meanwhile. Past `confirm_by_ms` it is given up as ambiguous (counted, alarmed), never
         sent again. Out of time in this invocation: RetryLaterError (the next turn waits on)."""
-        assert self.turns is not None and claim.confirm_by_ms is not None
+        assert claim.confirm_by_ms is not None
         while True:
             if self.ledger.confirmed(claim):
                 self.ledger.finish(claim, ClaimState.SENT, {"reconciled_by": "echo"})
@@ -210,13 +248,13 @@ class ReplyPipeline:
                 # When it went out, on the provider's clock as a read watermark is (else: when we sent it)
                 sent_at = claim.confirmed_at_ms or claim.confirm_by_ms - self.ledger.confirm_window_ms
                 self._unread(progress, claim.message_ids, sent_at)
-                return "sent"
+                return Outcome.SENT
             if self.clock() * 1000 >= claim.confirm_by_ms:
                 # The provider's error code stays on the claim; `given_up` says why it is settled.
                 self.ledger.finish(claim, ClaimState.AMBIGUOUS, {"given_up": "unconfirmed"})
                 self.stats.inc("ReplyAmbiguous")
                 logger.warning("unclear send never confirmed; given up, not re-sent", extra=log)
-                return "ambiguous"
+                return Outcome.AMBIGUOUS
             if remaining_ms is not None and remaining_ms() < RESERVE_MS:
                 raise RetryLaterError("waiting for an unclear send's confirmation")
             self.turns.keep(turn)
@@ -237,8 +275,7 @@ class ReplyPipeline:
         log: dict[str, Any],
         turn: HeldTurn,
         remaining_ms: RemainingMs | None,
-    ) -> str:
-        assert self.turns is not None
+    ) -> Outcome:
         for index in range(claim.parts_done, len(bodies)):
             try:
                 self.turns.keep(turn)
@@ -276,7 +313,7 @@ class ReplyPipeline:
         self.stats.reply_latency(self.clock() * 1000 - inbound.timestamp_ms)
         self.ledger.finish(claim, ClaimState.SENT, {"parts_total": len(bodies), "attempts": claim.attempts})
         self.stats.inc("RepliesSent")
-        return "sent"
+        return Outcome.SENT
 
     def _part_sent(
         self,
@@ -329,25 +366,25 @@ class ReplyPipeline:
             self.stats.latency(result.latency_ms)
             return result
 
-    def _skipped(self, claim: Claim, reason: str, outcome: str) -> str:
+    def _skipped(self, claim: Claim, reason: str, outcome: Outcome) -> Outcome:
         self.ledger.finish(claim, ClaimState.SKIPPED, {"reason": reason})
         self.stats.inc("RecordsSkipped")
         return outcome
 
-    def _retry_later(self, claim: Claim, details: dict[str, Any], log: dict[str, Any], message: str) -> str:
+    def _retry_later(self, claim: Claim, details: dict[str, Any], log: dict[str, Any], message: str) -> Outcome:
         """A transient failure: retried with the conversation's records (RetryLaterError), or, after
         MAX_ATTEMPTS turns, given up as failed (counted and alarmed) so the later messages are answered."""
         if claim.attempts >= MAX_ATTEMPTS:
             self.ledger.finish(claim, ClaimState.FAILED, {**details, "given_up": "retries_exhausted"})
             self.stats.inc("ReplyGivenUp")
             logger.error("reply failed transiently too often; given up", extra={**log, "attempts": claim.attempts})
-            return "failed"
+            return Outcome.FAILED
         self.ledger.finish(claim, ClaimState.RETRYABLE, details)
         self.stats.inc("ReplyFailedTransient")
         logger.warning(message, extra=log)
         raise RetryLaterError(str(details.get("reason") or details.get("code") or "transient failure"))
 
-    def _failed(self, claim: Claim, exc: SendError | PolicyRefusedError, log: dict[str, Any]) -> str:
+    def _failed(self, claim: Claim, exc: SendError | PolicyRefusedError, log: dict[str, Any]) -> Outcome:
         details = (
             exc.details()
             if isinstance(exc, SendError)
@@ -356,15 +393,15 @@ class ReplyPipeline:
         self.ledger.finish(claim, ClaimState.FAILED, details)
         self.stats.inc("ReplyFailedPermanent")
         logger.warning("reply failed permanently; not retried", extra={**log, **details})
-        return "failed"
+        return Outcome.FAILED
 
-    def _ambiguous(self, claim: Claim, details: dict[str, Any], log: dict[str, Any]) -> str:
+    def _ambiguous(self, claim: Claim, details: dict[str, Any], log: dict[str, Any]) -> Outcome:
         """The request may have been delivered: recorded as unconfirmed, then confirmed or given up."""
         self.ledger.unconfirmed(claim, details)
         logger.warning(
             "reply outcome unknown (may have been delivered); awaiting confirmation", extra={**log, **details}
         )
-        return "unconfirmed"
+        return Outcome.UNCONFIRMED
 
 
 def _key(message: InboundMessage) -> str:

@@ -1,13 +1,15 @@
-"""Stream records of the events table as the reply side sees them: each decoded once, then passed along."""
+"""The reply side's one decode path: a stream record, or a stored item the conversation's turn reads, to the
+`InboundMessage` it answers (None for anything it does not answer). Each record is decoded once, then passed
+along."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from messenger.events import Kind, RecordType, answerable
 from messenger.messages import InboundMessage
-from messenger.models import answerable
 from messenger.observability import logger
-from messenger.storage import new_inbound, record_conversation
+from messenger.storage.codec import EVENT, from_item, record_conversation
 
 
 class ReplyRecord(NamedTuple):
@@ -26,14 +28,41 @@ def decode(record: dict[str, Any]) -> ReplyRecord:
 
 
 def inbound_from_record(record: dict[str, Any]) -> InboundMessage | None:
-    """The inbound message of an INSERT of an answerable inbound item; None for anything else."""
+    """The message of a stream INSERT of an inbound item; None for anything else (an update, a removal, an
+    outbound, status or state item), which is told from the raw image without deserialising it."""
+    if record.get("eventName") != "INSERT":
+        return None
+    image = (record.get("dynamodb") or {}).get("NewImage") or {}
+    if image.get("record_type", {}).get("S") != RecordType.INBOUND.value:
+        return None
+    return inbound_from_item(from_item(image))
+
+
+def inbound_from_item(item: dict[str, Any]) -> InboundMessage | None:
+    """A stored (deserialised) inbound event item -> the message we answer. None for any other item, for a
+    kind we do not answer, and (logged) for an item without the fields a reply needs."""
+    if item.get("record_type") != RecordType.INBOUND.value or not str(item.get("sk", "")).startswith(EVENT):
+        return None
     try:
-        item = new_inbound(record)
-        if item is None:
-            return None
-        message = InboundMessage.from_item(item)
+        message = InboundMessage(
+            provider=str(item["provider"]),
+            event_id=str(item["event_id"]),
+            kind=str(item.get("kind", Kind.MESSAGE.value)),
+            page_id=str(item["page_id"]),
+            user_id=str(item["user_id"]),
+            conversation_id=str(item["pk"]),  # the partition key is the conversation
+            timestamp_ms=int(item["timestamp_ms"]),
+            text=item.get("text"),
+            attachments=tuple(a for a in item.get("attachments", []) if isinstance(a, dict)),
+            quick_reply_payload=item.get("quick_reply_payload"),
+            postback_title=item.get("postback_title"),
+            postback_payload=item.get("postback_payload"),
+            reply_to_mid=item.get("reply_to_mid"),
+            message_type=item.get("message_type"),
+            event_key=str(item["sk"]),
+        )
     except (KeyError, ValueError, TypeError):
-        logger.warning("inbound record without the fields a reply needs", extra={"event_id": record.get("eventID")})
+        logger.warning("inbound item without the fields a reply needs", extra={"sk": item.get("sk")})
         return None
     return message if answerable(message.kind) else None
 

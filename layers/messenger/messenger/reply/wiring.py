@@ -8,16 +8,16 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from messenger.config import Settings, get_settings
-from messenger.delivery import Sender
-from messenger.outbox import ReplyLedger
-from messenger.profiles import ProfileCache
 from messenger.providers.meta.send import MetaSendClient, MetaSender
 from messenger.providers.vonage.send import VonageSendClient, VonageSender
 from messenger.reply.batch import DEFAULT_WORKERS
-from messenger.reply.pipeline import ReplyPipeline
+from messenger.reply.ledger import ReplyLedger
+from messenger.reply.pipeline import Outcome, ReplyPipeline
+from messenger.reply.profiles import ProfileCache
 from messenger.reply.records import ReplyRecord
-from messenger.responder import load_responder
+from messenger.reply.responder import load_responder
 from messenger.secrets import MetaSecret, VonageSecret, get_meta_secret, get_vonage_secret
+from messenger.sending import Sender
 from messenger.storage import DynamoStore, dynamodb_client
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ def current_pipeline() -> ReplyPipeline:
     return pipeline_for(get_settings())
 
 
-def conversation_handler(records: list[ReplyRecord], lambda_context: LambdaContext | None = None) -> dict[str, str]:
+def conversation_handler(records: list[ReplyRecord], lambda_context: LambdaContext | None = None) -> dict[str, Outcome]:
     """The records of one conversation in a batch: answer its pending messages (outcomes by event id)."""
     remaining = lambda_context.get_remaining_time_in_millis if lambda_context is not None else None
     return current_pipeline().answer([record.inbound for record in records], remaining)

@@ -2,15 +2,16 @@
 
 - `port.py`: the `Store` Protocol and the records it exchanges;
 - `codec.py`: keys and the item codec (boto3's TypeSerializer/TypeDeserializer);
-- `dynamodb.py`: `DynamoStore`, the only code that writes a DynamoDB expression;
-- `memory.py`: `MemoryStore`, the in-memory twin for unit tests and benchmarks (imported from there).
+- `dynamodb.py`: `DynamoStore`, the only code that writes a DynamoDB expression.
+
+Its in-memory twin for unit tests and benchmarks, `MemoryStore`, is dev support (devkit/memory_store.py):
+it is not deployed.
 """
 
 from messenger.storage.codec import (
     event_item,
     event_key,
     from_item,
-    new_inbound,
     record_conversation,
     stream_keys,
     to_item,
@@ -31,7 +32,6 @@ __all__ = [
     "event_item",
     "event_key",
     "from_item",
-    "new_inbound",
     "record_conversation",
     "stream_keys",
     "to_item",

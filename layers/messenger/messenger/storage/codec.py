@@ -19,7 +19,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
-from messenger.models import STATUS_RANK, Event, RecordType
+from messenger.events import STATUS_RANK, Event, RecordType
 from messenger.storage.port import NewClaim, OutboundMessage, Turn, UnreadMessage
 
 EVENT = "EVT#"
@@ -302,20 +302,6 @@ def record_conversation(record: dict[str, Any]) -> str | None:
     return pk if pk and not pk.startswith(f"{DELETION}#") else None
 
 
-def new_inbound(record: dict[str, Any]) -> dict[str, Any] | None:
-    """The decoded item of a stream INSERT of an inbound event (with its `conversation_id`); None otherwise."""
-    if record.get("eventName") != "INSERT":
-        return None
-    image = (record.get("dynamodb") or {}).get("NewImage") or {}
-    if image.get("record_type", {}).get("S") != RecordType.INBOUND.value:
-        return None
-    if not image.get("sk", {}).get("S", "").startswith(EVENT):
-        return None
-    item = from_item(image)
-    item["conversation_id"] = item["pk"]
-    return item
-
-
 OUTBOUND_TEXT_LIMIT = 2000
 
 
@@ -370,7 +356,7 @@ UNREAD = "unread"
 # item every turn writes twice, and a write costs a unit per KB of the item: for a user who reads, the list
 # holds the last reply or two (1 KB); for one who never reads, 20 Meta message ids make it about 2.5 KB.
 UNREAD_LIMIT = 20
-# Claim states an echo or a status callback with our reference settles as sent (outbox.ClaimState).
+# Claim states an echo or a status callback with our reference settles as sent (reply/ledger.py, ClaimState).
 CONFIRMABLE = ("unconfirmed", "ambiguous")
 
 

@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from messenger.aws import aws_client
 from messenger.errors import StorageError, StorageRejectedError, TurnLostError
-from messenger.models import STATUS_RANK, Event, RecordType
+from messenger.events import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key, from_item, key_attributes, to_attribute, to_item
 from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Turn, UnreadMessage

@@ -3,8 +3,8 @@
 Immutable records are NamedTuples: a class statement costs a fraction of a dataclass's at each cold start.
 
 Two implementations keep to it: `DynamoStore` (storage/dynamodb.py, the table) and `MemoryStore`
-(storage/memory.py, for unit tests and benchmarks). Conversations are the ids of
-`models.conversation_id(provider, page_id, user_id)`.
+(devkit/memory_store.py, for unit tests and benchmarks). Conversations are the ids of
+`events.conversation_id(provider, page_id, user_id)`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
-from messenger.models import Event
+from messenger.events import Event
 
 
 class NewClaim(NamedTuple):
@@ -27,7 +27,7 @@ class NewClaim(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ReplyState:
-    """A stored reply claim (see outbox.py for the states)."""
+    """A stored reply claim (see reply/ledger.py for the states)."""
 
     state: str
     token: str

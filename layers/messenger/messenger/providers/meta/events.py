@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 from messenger.errors import BadRequestError, PayloadTooLargeError
-from messenger.models import Attachment, Event, Kind, Provider
+from messenger.events import Attachment, Event, Kind, Provider
 from messenger.parsing import epoch_ms, load_json_object, obj, opt_int, opt_obj, opt_str, stable_id
 
 # Meta batches "a maximum of 1000 updates" per POST (Graph API webhooks, "Batching"); each messaging/standby

@@ -15,14 +15,14 @@ from typing import Any
 
 import requests
 
-from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
 from messenger.handover import BOT_METADATA, bot_metadata
 from messenger.messages import Button, InboundMessage, OutgoingMessage, Template, split_text
 from messenger.observability import logger, tracer
 from messenger.policy import MESSAGE_TAG, SendPolicy
-from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.providers.meta.limits import MAX_QUICK_REPLIES, QUICK_REPLY_TITLE_MAX, TEXT_MAX, message_problems
+from messenger.providers.session import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.secrets import MetaSecret
+from messenger.sending import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
 
 TRANSIENT_CODES = frozenset({1, 2, 4, 17, 32, 341, 613, 80006, 1200})
 THROTTLE_CODES = frozenset({4, 17, 32, 341, 613, 80006})

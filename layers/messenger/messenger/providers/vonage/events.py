@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from messenger.errors import BadRequestError
-from messenger.models import Attachment, Event, Kind, Provider
+from messenger.events import Attachment, Event, Kind, Provider
 from messenger.parsing import ident, load_json_object, opt_obj, opt_str
 
 MEDIA_TYPES = ("image", "audio", "video", "file")

@@ -12,13 +12,13 @@ from typing import Any
 
 import requests
 
-from messenger.delivery import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
 from messenger.messages import InboundMessage, OutgoingMessage, split_text
 from messenger.observability import logger, tracer
 from messenger.policy import MESSAGE_TAG, SendPolicy
-from messenger.providers.http import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
+from messenger.providers.session import DEFAULT_TIMEOUT, failed_before_sending, pooled_session, scrub
 from messenger.providers.vonage.auth import AppJwtCache
 from messenger.secrets import VonageSecret
+from messenger.sending import AmbiguousSendError, PermanentSendError, SendResult, TransientSendError
 
 TEXT_LIMIT = 640
 CLIENT_REF_LIMIT = 100

@@ -1,9 +1,11 @@
-"""HTTP details shared by the webhook routes: the raw body bytes and the error -> status mapping."""
+"""The HTTP request as the webhook routes read it: the raw body bytes, form fields, the public base URL, and
+the error -> status mapping."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -20,6 +22,20 @@ from messenger.errors import (
     StorageError,
     UnsignedCallbackError,
 )
+
+
+class Post:
+    """A POST as its route reads it: the exact bytes the provider signed (size-checked, base64-decoded if need
+    be), its headers (names in any case) and the API Gateway event it came in. (A plain class: a dataclass or
+    a NamedTuple costs every cold start more, docs/design.md.)"""
+
+    __slots__ = ("body", "event", "headers")
+
+    def __init__(self, body: bytes, headers: Mapping[str, str], event: Mapping[str, Any]) -> None:
+        self.body = body
+        self.headers = headers
+        self.event = event
+
 
 STATUS_BY_ERROR: dict[type[MessengerError], int] = {
     BadRequestError: 400,
@@ -42,7 +58,7 @@ def status_for(error: MessengerError) -> int:
     return 500
 
 
-def raw_body(event: dict[str, Any], max_bytes: int) -> bytes:
+def raw_body(event: Mapping[str, Any], max_bytes: int) -> bytes:
     """The exact bytes the provider signed: API Gateway base64-encodes bodies it does not treat as text."""
     body = event.get("body") or ""
     if not isinstance(body, str):
@@ -73,7 +89,7 @@ def form_fields(body: bytes) -> dict[str, list[str]]:
         raise BadRequestError("form body has too many fields") from None
 
 
-def public_base_url(event: dict[str, Any]) -> str:
+def public_base_url(event: Mapping[str, Any]) -> str:
     """The URL callers used to reach this API (for links we hand back, like the deletion status page)."""
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     host = headers.get("host") or event.get("requestContext", {}).get("domainName", "localhost")

@@ -4,7 +4,7 @@
 in order, then answers per kind (postback, quick reply, sticker, attachment), then a polite fallback.
 Rules come from the JSON file named by RESPONDER_RULES_FILE (validated on the first invocation, with an
 error naming the file and the rule), or the built-in `rules/default.json`. A relative name is looked up in
-this package's `rules/` folder, which ships in the layer (so `example.json` works once deployed); an
+the `rules/` folder beside this module, which ships in the layer (so `example.json` works once deployed); an
 absolute path is used as it is. A custom class is plugged in with RESPONDER_CLASS=package.module:ClassName
 (see docs/replying.md).
 """

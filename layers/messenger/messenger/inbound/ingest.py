@@ -24,7 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from messenger import handover
 from messenger.errors import StorageError, StorageRejectedError
-from messenger.models import STATUS_RANK, Event, Kind
+from messenger.events import STATUS_RANK, Event, Kind
 from messenger.observability import logger, metrics
 from messenger.storage import Store
 

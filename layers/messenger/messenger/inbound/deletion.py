@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from typing import Any
 
-from messenger.models import Provider, conversation_id
+from messenger.events import Provider, conversation_id
 from messenger.storage import Store
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from devkit.memory_store import MemoryStore
 from messenger.messages import InboundMessage
-from messenger.outbox import Claim, ClaimBusyError, ClaimState, ReplyLedger, Settled
-from messenger.storage.memory import MemoryStore
+from messenger.reply.ledger import Claim, ClaimBusyError, ClaimState, ReplyLedger, Settled
 
 CONVERSATION = "meta#page#user"
 

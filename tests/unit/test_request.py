@@ -8,7 +8,7 @@ import pytest
 
 from messenger import errors
 from messenger.errors import BadRequestError, MessengerError, PayloadTooLargeError
-from messenger.http import STATUS_BY_ERROR, raw_body, status_for
+from messenger.inbound.request import STATUS_BY_ERROR, raw_body, status_for
 
 LIMIT = 1024
 

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from messenger.errors import StorageRejectedError, TurnLostError
-from messenger.models import STATUS_RANK, Event, RecordType
+from messenger.events import STATUS_RANK, Event, RecordType
 from messenger.storage import codec
 from messenger.storage.codec import Key
 from messenger.storage.port import CachedProfile, NewClaim, OutboundMessage, ReplyState, Turn, UnreadMessage

@@ -8,7 +8,7 @@ Claim states (attribute `state`):
                         \\--(no confirmation by `confirm_by_ms`)--> ambiguous (given up, alarmed)
 
 Every update after the claim is fenced by the owner's `claim_token`, so two workers can never both send.
-Claims are only made by the holder of the conversation's reply turn (reply/conversation.py), so a
+Claims are only made by the holder of the conversation's reply turn (reply/turn.py), so a
 `claimed` item found by the next holder belongs to an invocation that ended mid-send (its turn ran out):
 whether the request left is unknown, so it becomes `unconfirmed` and is never sent again blindly.
 """
@@ -72,7 +72,7 @@ class Claim:
 class Settled:
     """The reply was already settled: nothing to send. `message_ids` are what it sent (for read receipts)."""
 
-    state: str
+    state: ClaimState
     message_ids: tuple[str, ...] = ()
     settled_at_ms: int = 0
 
@@ -104,7 +104,7 @@ class ReplyLedger:
         if existing is None:
             return Claim(conversation, event_id, token, attempts=1)
         if existing.state in TERMINAL:
-            return Settled(existing.state, tuple(existing.message_ids), existing.updated_at_ms)
+            return Settled(ClaimState(existing.state), tuple(existing.message_ids), existing.updated_at_ms)
         claim = Claim(conversation, event_id, token, existing.attempts, existing.parts_done, list(existing.message_ids))
         values: dict[str, Any] = {"claim_token": token, "updated_at_ms": now_ms}
         if existing.state == ClaimState.RETRYABLE:
