@@ -990,7 +990,13 @@ def _by_volume(title: str, first: str, volumes: list[Volume], lines: Any, per_mo
     heads = " | ".join(("USD a month at " if per_month else "") + _column(v) for v in volumes)
     out = ["", title, ""] if title else [""]
     out += [f"| {first} | {heads} | basis |", "|---|" + "---:|" * len(volumes) + "---|"]
-    names = list(dict.fromkeys(line.name for v in volumes for line in lines(v)))
+    names: list[str] = []
+    for v in volumes:  # each volume's own order: a name the volumes before lack goes before its next known one
+        own = [line.name for line in lines(v)]
+        for index, name in enumerate(own):
+            if name not in names:
+                after = [n for n in own[index + 1 :] if n in names]
+                names.insert(names.index(after[0]) if after else len(names), name)
     for name in names:
         found = [next((line for line in lines(v) if line.name == name), None) for v in volumes]
         cells = " | ".join(f"{line.usd_per_million:,.2f}" if line else "" for line in found)

@@ -282,3 +282,19 @@ def test_the_doc_table_has_a_column_for_the_auto_scaled_stack_and_blanks_where_a
     assert "| per 1M messages | 1M a month | 30M a month | 30M a month, AutoScaled | basis |" in text
     row = next(line for line in text.splitlines() if line.startswith("| DynamoDB write request units |"))
     assert row.split(" | ")[3] == ""  # on demand only
+
+
+def test_the_auto_scaled_capacity_rows_sit_where_the_request_unit_rows_do():
+    v = [volume(1_000_000), volume(30_000_000), volume(30_000_000, table_capacity="AutoScaled")]
+    m = measurement()
+    text = cost.markdown(v, cost.memory_choices(cost.per_message(m), INIT, 250), INIT, cost.units_by_call(m), "s")
+    rows = [line.split(" | ")[0].lstrip("| ") for line in text.splitlines() if line.startswith("| ")]
+    order = [r for r in rows if r.startswith(("DynamoDB", "Lambda duration", "fixed monthly"))][:6]
+    assert order == [
+        "Lambda duration (arm64)",
+        "DynamoDB write request units",
+        "DynamoDB read request units",
+        "DynamoDB write capacity (auto scaled)",
+        "DynamoDB read capacity (auto scaled)",
+        "DynamoDB storage",
+    ]
