@@ -63,6 +63,15 @@ def handle_messenger_error(error: MessengerError) -> Response[Any]:
     return Response(status, content_types.APPLICATION_JSON, {"error": error.code})
 
 
+@app.not_found
+def handle_not_found(error: Exception) -> Response[Any]:
+    """A path or method the template does not route (API Gateway answers those itself; `sam local`, the local
+    stack and a direct invoke reach here): 404, not the catch-all's 500."""
+    metrics.add_metric(name="Rejected404", unit=MetricUnit.Count, value=1)
+    logger.warning("no such route", extra={"status": 404, "path": app.current_event.path})
+    return Response(404, content_types.APPLICATION_JSON, {"error": "not_found"})
+
+
 @app.exception_handler(Exception)
 def handle_unexpected(error: Exception) -> Response[Any]:
     logger.exception("unexpected failure", extra={"path": app.current_event.path})

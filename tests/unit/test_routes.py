@@ -27,7 +27,8 @@ def test_the_handler_dispatches_each_post_route_through_the_table(monkeypatch, l
     handler = load_handler("webhook").lambda_handler
     # When the route is called
     response = handler(http_event("POST", path, b"{}", {"content-type": "application/json"}), lambda_context)
-    # Then its action ran: it asked for its provider's secret (a path outside the table runs no action)
+    # Then its action ran: it asked for its provider's secret
     assert (response["statusCode"], json.loads(response["body"])) == (500, {"error": "configuration_error"})
+    # And a path outside the table runs no action: 404
     unknown = handler(http_event("POST", path + "-not", b"{}", {}), lambda_context)
-    assert json.loads(unknown["body"]) == {"error": "internal_error"}
+    assert (unknown["statusCode"], json.loads(unknown["body"])) == (404, {"error": "not_found"})
