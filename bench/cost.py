@@ -83,10 +83,11 @@ FREE_TIER = {
     "dynamodb_wcu": 25,  # provisioned capacity units, all month
     "dynamodb_rcu": 25,
 }
-# TableCapacity=AutoScaled: target tracking keeps consumed / provisioned near 70%; it scales in only after
-# 15 minutes well below the target, so each hour is priced at the higher of its own and the last hour's
-# need. Never below the template's 5 units. Application Auto Scaling makes 4 CloudWatch alarms per policy.
-AUTO_SCALING_TARGET, AUTO_SCALING_MIN_UNITS, AUTO_SCALING_ALARMS_PER_POLICY = 0.70, 5, 4
+# TableCapacity=AutoScaled: target tracking keeps consumed / provisioned near the template's target; it
+# scales in only after 15 minutes well below it, so each hour is priced at the higher of its own and the
+# last hour's need, never below the template's minimum. Application Auto Scaling makes 4 CloudWatch alarms
+# per target-tracking policy.
+AUTO_SCALING_ALARMS_PER_POLICY = 4
 # CloudWatch Logs bills each event's UTF-8 bytes plus 26 bytes of metadata.
 LOG_EVENT_OVERHEAD = 26
 # Lambda's X-Ray sampling, which a function cannot change: the first request each second, then 5%.
@@ -193,8 +194,11 @@ def item_kind(params: dict[str, Any]) -> str:
         sort_keys = [str(key.get("sk", {}).get("S", "?"))]
     else:  # a Query: the sort key's bounds are among its expression values
         sort_keys = [str(v.get("S", "")) for v in (params.get("ExpressionAttributeValues") or {}).values()]
+    from messenger.storage import codec  # the layer's own names for its items (imported late: see metered())
+
+    prefixes = (codec.EVENT, codec.MESSAGE, codec.REPLY, codec.STATE, codec.PROFILE, codec.DELETION)
     for sort_key in sort_keys:
-        for prefix in ("EVT#", "MSG#", "REPLY#", "STATE", "PROFILE", "DEL"):
+        for prefix in prefixes:
             if sort_key.startswith(prefix):
                 return prefix
     return "?"
@@ -511,7 +515,10 @@ class Settings:
     alarm_metrics: int
     dashboards: int
     secrets: int
-    table_capacity: str = "OnDemand"
+    table_capacity: str
+    scaling_policies: int  # TableCapacity=AutoScaled: the template's target-tracking policies,
+    scaling_target: float  # their target use (a share of provisioned capacity)
+    scaling_min_units: int  # and the fewest units their scalable targets keep
 
 
 def template_settings() -> Settings:
@@ -526,6 +533,8 @@ def template_settings() -> Settings:
         if resource.get("Type") == "AWS::CloudWatch::Alarm":
             queries = resource["Properties"].get("Metrics")
             alarm_metrics += sum("MetricStat" in q for q in queries) if queries else 1
+    policies = [r["Properties"] for r in res.values() if r.get("Type") == "AWS::ApplicationAutoScaling::ScalingPolicy"]
+    scalable = [r for r in res.values() if r.get("Type") == "AWS::ApplicationAutoScaling::ScalableTarget"]
     return Settings(
         memory_mb={fid: function_spec(fid).memory_mb for fid in functions},
         tracing_active=defaults.get("Tracing", "Active") == "Active",
@@ -536,6 +545,9 @@ def template_settings() -> Settings:
         dashboards=sum(r.get("Type") == "AWS::CloudWatch::Dashboard" for r in res.values()),
         secrets=sum(r.get("Type") == "AWS::SecretsManager::Secret" for r in res.values()),
         table_capacity=defaults.get("TableCapacity", "OnDemand"),
+        scaling_policies=len(policies),
+        scaling_target=max(p["TargetTrackingScalingPolicyConfiguration"]["TargetValue"] for p in policies) / 100,
+        scaling_min_units=min(r["Properties"]["MinCapacity"] for r in scalable),
     )
 
 
@@ -566,13 +578,14 @@ class Volume:
         return sum(line.usd_per_million for line in self.lines)
 
 
-def provisioned_units(units_per_message: float, messages_per_month: int) -> list[float]:
-    """TableCapacity=AutoScaled: the capacity units provisioned in each hour of a day (see AUTO_SCALING_TARGET)."""
-    need = [rate * units_per_message / AUTO_SCALING_TARGET for rate in hourly_rates(messages_per_month)]
-    return [max(AUTO_SCALING_MIN_UNITS, need[hour], need[hour - 1]) for hour in range(len(need))]
+def provisioned_units(units_per_message: float, messages_per_month: int, settings: Settings) -> list[float]:
+    """TableCapacity=AutoScaled: the capacity units provisioned in each hour of a day (see
+    AUTO_SCALING_ALARMS_PER_POLICY's comment)."""
+    need = [rate * units_per_message / settings.scaling_target for rate in hourly_rates(messages_per_month)]
+    return [max(settings.scaling_min_units, need[hour], need[hour - 1]) for hour in range(len(need))]
 
 
-def table_request_lines(pm: PerMessage, messages_per_month: int, table_capacity: str) -> list[Line]:
+def table_request_lines(pm: PerMessage, messages_per_month: int, table_capacity: str, settings: Settings) -> list[Line]:
     """The table's writes and reads: per request on demand, or capacity-hours when auto scaled."""
     if table_capacity != "AutoScaled":
         return [
@@ -589,13 +602,13 @@ def table_request_lines(pm: PerMessage, messages_per_month: int, table_capacity:
         ]
     lines = []
     for kind, units, price in (("write", pm.wru, "dynamodb_wcu_hour"), ("read", pm.rru, "dynamodb_rcu_hour")):
-        hourly = provisioned_units(units, messages_per_month)
+        hourly = provisioned_units(units, messages_per_month, settings)
         usd_month = sum(hourly) * MONTH_DAYS * PRICES[price]
         lines.append(
             Line(
                 f"DynamoDB {kind} capacity (auto scaled)",
                 usd_month / (messages_per_month / 1e6),
-                f"{units:.2f} units a message at {AUTO_SCALING_TARGET:.0%} use: {min(hourly):,.0f} to "
+                f"{units:.2f} units a message at {settings.scaling_target:.0%} use: {min(hourly):,.0f} to "
                 f"{max(hourly):,.0f} units provisioned over the day",
             )
         )
@@ -746,7 +759,7 @@ def model(
     lines.append(
         Line("Lambda duration (arm64)", gb_s_per_message * 1e6 * PRICES["lambda_gb_s_arm64"], "; ".join(basis))
     )
-    lines += table_request_lines(pm, messages_per_month, capacity)
+    lines += table_request_lines(pm, messages_per_month, capacity, settings)
     # Steady state: each message's items stay `retention_days` (TTL deletes are free), so the table holds
     # retention_days of messages; billed by the GB-month, PITR on the same size.
     table_gb = pm.stored_bytes * messages_per_month * settings.retention_days / MONTH_DAYS / 1e9
@@ -881,8 +894,9 @@ def fixed_costs(
         [
             Line(
                 "DynamoDB auto scaling alarms",
-                2 * AUTO_SCALING_ALARMS_PER_POLICY * PRICES["alarm_metric_month"],
-                f"{AUTO_SCALING_ALARMS_PER_POLICY} alarms for each of the 2 target-tracking policies",
+                settings.scaling_policies * AUTO_SCALING_ALARMS_PER_POLICY * PRICES["alarm_metric_month"],
+                f"{AUTO_SCALING_ALARMS_PER_POLICY} alarms for each of the {settings.scaling_policies} target-tracking "
+                "policies",
             )
         ]
         if table_capacity == "AutoScaled"

@@ -60,6 +60,10 @@ SETTINGS = cost.Settings(
     alarm_metrics=11,
     dashboards=1,
     secrets=2,
+    table_capacity="OnDemand",
+    scaling_policies=2,
+    scaling_target=0.70,
+    scaling_min_units=5,
 )
 INIT = {
     "WebhookFunction": {"cpu": 0.3, "wall": 0.4, "rss_mb": 90.0},
@@ -207,6 +211,9 @@ def test_the_template_settings_are_what_the_model_prices():
     assert (settings.tracing_active, settings.pitr, settings.retention_days) == (False, False, 14)
     # 8 single-metric alarms and 2 metric-math alarms reading 2 metrics each
     assert settings.alarm_metrics == 8 + 2 * 2 and settings.dashboards == 1 and settings.secrets == 2
+    # TableCapacity: on demand by default; auto scaled, 2 target-tracking policies at 70%, never under 5 units
+    assert settings.table_capacity == "OnDemand"
+    assert (settings.scaling_policies, settings.scaling_target, settings.scaling_min_units) == (2, 0.70, 5)
 
 
 def test_markdown_has_both_volumes_and_the_doc_section_is_rewritten(tmp_path, monkeypatch):
@@ -261,7 +268,7 @@ def test_auto_scaled_capacity_is_priced_by_the_hour_at_70_percent_with_the_last_
     rates = cost.hourly_rates(30_000_000)
     # Then each hour provisions the higher of its own and the last hour's need at 70%, at least 5 units
     hourly = [max(5, r * 9 / 0.7, rates[h - 1] * 9 / 0.7) for h, r in enumerate(rates)]
-    assert cost.provisioned_units(9, 30_000_000) == pytest.approx(hourly)
+    assert cost.provisioned_units(9, 30_000_000, SETTINGS) == pytest.approx(hourly)
     writes = sum(hourly) * 30 * cost.PRICES["dynamodb_wcu_hour"] / 30
     assert got["DynamoDB write capacity (auto scaled)"].usd_per_million == pytest.approx(writes)
     # And it is cheaper than on demand for this steady a day, but not free of the hours it waits for
