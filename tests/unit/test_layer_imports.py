@@ -4,43 +4,23 @@ imports go down: each function's side (inbound/, reply/) imports itself and the 
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-LAYER = ROOT / "layers" / "messenger"
+from tests.import_graph import ROOT, imports_of, modules
+
 HANDLERS = [ROOT / "functions" / "webhook" / "app.py", ROOT / "functions" / "reply" / "app.py"]
 PACKAGE = "messenger"
 
 
 def layer_modules() -> dict[str, Path]:
     """Dotted name -> file of every module of the package (a package is its __init__.py)."""
-    found = {}
-    for path in (LAYER / PACKAGE).rglob("*.py"):
-        parts = path.relative_to(LAYER).with_suffix("").parts
-        found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    return found
+    return {name: path for name, path in modules().items() if name.split(".")[0] == PACKAGE}
 
 
-def runtime_imports(tree: ast.AST) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement that runs (in a function too: a lazy import still loads), not those under
-    `if TYPE_CHECKING:`."""
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom) and id(n) not in skipped]
-
-
-def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
-    """The package's modules an import of `path` loads directly (a module loads its parent packages too)."""
-    names: set[str] = set()
-    for node in runtime_imports(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from pkg import module`
+def imported_modules(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The package's modules an import of `path` (module `name`) loads directly (a module loads its parent
+    packages too); not those under `if TYPE_CHECKING:`, which never run."""
+    names = {edge.target for edge in imports_of(name, path, modules, root=path.parent, runtime_only=True)}
     loaded = set()
     for name in names:
         parts = name.split(".")
@@ -50,12 +30,12 @@ def imported_modules(path: Path, modules: dict[str, Path]) -> set[str]:
 
 def import_closure(roots: list[Path], modules: dict[str, Path]) -> set[str]:
     seen: set[str] = set()
-    todo = [name for root in roots for name in imported_modules(root, modules)]
+    todo = [name for root in roots for name in imported_modules(root.stem, root, modules)]
     while todo:
         name = todo.pop()
         if name not in seen:
             seen.add(name)
-            todo.extend(imported_modules(modules[name], modules) - seen)
+            todo.extend(imported_modules(name, modules[name], modules) - seen)
     return seen
 
 
@@ -97,7 +77,7 @@ def test_each_side_imports_only_itself_and_the_kernels_below_it():
     upward = [
         (name, imported)
         for name, path in modules.items()
-        for imported in imported_modules(path, modules)
+        for imported in imported_modules(name, path, modules)
         if side(imported) not in ("kernel", side(name))
     ]
     # Then no kernel imports a side and neither side imports the other
